@@ -1,0 +1,79 @@
+// Command rotator is the flowkey rotation Lambda. It only reads the
+// configuration, builds the clients and starts the Lambda loop; the
+// rotation lives in internal/rotation.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/flowkey/flowkey/internal/config"
+	"github.com/flowkey/flowkey/internal/dispatch"
+	"github.com/flowkey/flowkey/internal/graph"
+	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/rotation"
+)
+
+// The SDK clients must satisfy the interfaces the packages declare.
+var (
+	_ rotation.SecretsAPI = (*secretsmanager.Client)(nil)
+	_ keypair.KMSAPI      = (*kms.Client)(nil)
+	_ rotation.GraphAPI   = (*graph.Client)(nil)
+)
+
+func main() {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		fail(slog.New(slog.NewJSONHandler(os.Stderr, nil)), "invalid configuration", err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	h, err := build(context.Background(), cfg, log)
+	if err != nil {
+		fail(log, "start-up failed", err)
+	}
+	lambda.Start(h.Handle)
+}
+
+func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.Handler, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keys rotation.KeyGenerator = keypair.LocalGenerator{}
+	if cfg.KMSKeyID != "" {
+		keys = keypair.NewKMSGenerator(kms.NewFromConfig(awsCfg), cfg.KMSKeyID)
+	}
+	gc, err := graph.New(&http.Client{}, graph.Options{
+		BaseURL:        cfg.GraphBaseURL,
+		MaxAttempts:    cfg.GraphMaxAttempts,
+		RequestTimeout: cfg.GraphRequestTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rot, err := rotation.New(secretsmanager.NewFromConfig(awsCfg), keys, gc, rotation.Options{
+		AccessTokenSecretID: cfg.AccessTokenSecretID,
+		GraphVersion:        cfg.GraphVersion,
+		Concurrency:         cfg.GraphConcurrency,
+		VerifyTimeout:       cfg.VerifyTimeout,
+		Logger:              log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dispatch.New(rot), nil
+}
+
+// fail reports a start-up error and exits, so Lambda records an init
+// failure that names the problem instead of failing each step later.
+func fail(log *slog.Logger, msg string, err error) {
+	log.Error(msg, "error", err.Error())
+	os.Exit(1)
+}

@@ -1,0 +1,283 @@
+package rotation
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowkey/flowkey/internal/graph"
+	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/secretdoc"
+)
+
+// NumberResult is what one step did to one phone number.
+type NumberResult struct {
+	PhoneNumberID string
+	Err           error
+	// Held and Status are what Meta last reported (testSecret only).
+	Held   string // fingerprint, short form; "" when blank or unreadable
+	Status string
+	// definite means the failure certainly changed nothing at Meta.
+	definite bool
+}
+
+func (n NumberResult) describe() string {
+	var ge *graph.Error
+	if errors.As(n.Err, &ge) {
+		s := fmt.Sprintf("%s (graph code %d", n.PhoneNumberID, ge.Code)
+		if ge.Subcode != 0 {
+			s += fmt.Sprintf(" subcode %d", ge.Subcode)
+		}
+		if ge.HTTPStatus != 0 {
+			s += fmt.Sprintf(", HTTP %d", ge.HTTPStatus)
+		}
+		return s + "): " + n.Err.Error()
+	}
+	return n.PhoneNumberID + ": " + n.Err.Error()
+}
+
+// StepError reports, per phone number, why setSecret or testSecret failed
+// and what the rollback did.
+type StepError struct {
+	Step, Secret, Token string
+	Total               int
+	Failed              []NumberResult
+	RolledBack          []string
+	RollbackFailed      []NumberResult
+	Note                string
+}
+
+func (e *StepError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d of %d phone numbers failed: ", len(e.Failed), e.Total)
+	for i, f := range e.Failed {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.describe())
+	}
+	if len(e.RolledBack) > 0 {
+		fmt.Fprintf(&b, ". Put the AWSCURRENT key back on %d numbers (%s)", len(e.RolledBack), strings.Join(e.RolledBack, ", "))
+	}
+	if len(e.RollbackFailed) > 0 {
+		fmt.Fprintf(&b, ". Could not put the AWSCURRENT key back on %d numbers: ", len(e.RollbackFailed))
+		for i, f := range e.RollbackFailed {
+			if i > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(f.describe())
+		}
+	}
+	if e.Note != "" {
+		b.WriteString(". " + e.Note)
+	}
+	return b.String()
+}
+
+// phoneNumbers resolves the numbers a rotation covers: the configured list,
+// or the WABA's numbers narrowed by the include and exclude lists.
+func (r *Rotator) phoneNumbers(ctx context.Context, inv *invocation, auth graph.Auth, cfg secretdoc.Config) ([]string, error) {
+	if cfg.WABAID == "" {
+		return cfg.PhoneNumberIDs, nil
+	}
+	listed, err := r.graph.PhoneNumbers(ctx, auth, cfg.WABAID)
+	if err != nil {
+		return nil, fmt.Errorf("list phone numbers of WABA %s: %w", cfg.WABAID, err)
+	}
+	ids := make([]string, 0, len(listed))
+	for _, n := range listed {
+		if len(cfg.IncludePhoneNumberIDs) > 0 && !slices.Contains(cfg.IncludePhoneNumberIDs, n.ID) {
+			continue
+		}
+		if slices.Contains(cfg.ExcludePhoneNumberIDs, n.ID) {
+			continue
+		}
+		ids = append(ids, n.ID)
+	}
+	inv.log.Info("phone numbers discovered", "waba_id", cfg.WABAID, "listed", len(listed), "selected", len(ids))
+	if len(ids) == 0 {
+		return nil, &InputError{Field: "config.waba_id", Problem: fmt.Sprintf("WABA %s has no phone numbers left after the include and exclude lists", cfg.WABAID),
+			Fix: "check the WABA ID and the include_phone_number_ids/exclude_phone_number_ids lists"}
+	}
+	return ids, nil
+}
+
+// forEach runs fn for every number, at most Concurrency at once, and
+// returns the results in the order of numbers.
+func (r *Rotator) forEach(ctx context.Context, numbers []string, fn func(context.Context, string) NumberResult) []NumberResult {
+	results := make([]NumberResult, len(numbers))
+	sem := make(chan struct{}, r.opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, id := range numbers {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i] = fn(ctx, id)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+func failures(results []NumberResult) []NumberResult {
+	var out []NumberResult
+	for _, r := range results {
+		if r.Err != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// switchedOrUnknown lists the numbers an upload attempt may have switched:
+// those that succeeded, and those whose failure leaves Meta's state unknown
+// (a timeout or a 5xx may have landed).
+func switchedOrUnknown(results []NumberResult) []string {
+	var ids []string
+	for _, r := range results {
+		if r.Err == nil || !r.definite {
+			ids = append(ids, r.PhoneNumberID)
+		}
+	}
+	return ids
+}
+
+// definiteFailure reports whether err is Graph refusing the call, which
+// changes nothing at Meta.
+func definiteFailure(err error) bool {
+	var ge *graph.Error
+	return errors.As(err, &ge) && ge.HTTPStatus >= 400 && ge.HTTPStatus < 500
+}
+
+func (r *Rotator) upload(ctx context.Context, inv *invocation, auth graph.Auth, numbers []string, pem, action string) []NumberResult {
+	return r.forEach(ctx, numbers, func(ctx context.Context, id string) NumberResult {
+		start := r.opts.Now()
+		err := r.graph.UploadPublicKey(ctx, auth, id, pem)
+		r.logNumber(inv, action, id, start, err)
+		return NumberResult{PhoneNumberID: id, Err: err, definite: err != nil && definiteFailure(err)}
+	})
+}
+
+// rollback puts the AWSCURRENT key back on numbers and returns the step's
+// error. Without a current key (the first rotation) there is nothing to put
+// back; the numbers keep the pending key, which AWSPENDING still holds.
+func (r *Rotator) rollback(ctx context.Context, inv *invocation, auth graph.Auth, p pair, step string, failed []NumberResult, numbers []string) error {
+	e := &StepError{Step: step, Secret: inv.secret.arn, Token: inv.ev.ClientRequestToken, Failed: failed}
+	e.Total = len(numbers)
+	if t := len(failed); t > e.Total {
+		e.Total = t
+	}
+	switch {
+	case p.current.Key == nil:
+		e.Note = "there is no AWSCURRENT key to put back (first rotation); the numbers keep the new key, whose private key stays in AWSPENDING version " + inv.ev.ClientRequestToken + ": do not remove that label"
+	case len(numbers) == 0:
+		e.Note = "no number was switched, so nothing was put back"
+	default:
+		// The current PEM was read back from AWSCURRENT by loadPair.
+		for _, res := range r.upload(ctx, inv, auth, numbers, p.current.Key.PublicKeyPEM, "rollback") {
+			if res.Err != nil {
+				e.RollbackFailed = append(e.RollbackFailed, res)
+			} else {
+				e.RolledBack = append(e.RolledBack, res.PhoneNumberID)
+			}
+		}
+		e.Note = "AWSPENDING version " + inv.ev.ClientRequestToken + " keeps the new private key; Secrets Manager will retry the rotation"
+	}
+	return e
+}
+
+// verify checks every number against want, polling each one until it holds
+// want with status VALID or the verification deadline passes.
+func (r *Rotator) verify(ctx context.Context, inv *invocation, auth graph.Auth, numbers []string, want *secretdoc.Key) []NumberResult {
+	deadline := r.opts.Now().Add(r.opts.VerifyTimeout)
+	if d, ok := ctx.Deadline(); ok {
+		// Keep time back to roll back if verification fails.
+		if limit := d.Add(-r.opts.RollbackReserve); limit.Before(deadline) {
+			deadline = limit
+		}
+	}
+	return r.forEach(ctx, numbers, func(ctx context.Context, id string) NumberResult {
+		start := r.opts.Now()
+		res := r.verifyNumber(ctx, auth, id, want, deadline)
+		r.logNumber(inv, "verify", id, start, res.Err, "held", res.Held, "status", res.Status)
+		return res
+	})
+}
+
+// MismatchError is a number that does not hold the expected key with
+// status VALID.
+type MismatchError struct {
+	Want, Held, Status string
+}
+
+func (e *MismatchError) Error() string {
+	held := e.Held
+	if held == "" {
+		held = "no readable key"
+	}
+	return fmt.Sprintf("Meta holds %s with status %q, want %s with status VALID", held, e.Status, e.Want)
+}
+
+func (r *Rotator) verifyNumber(ctx context.Context, auth graph.Auth, id string, want *secretdoc.Key, deadline time.Time) NumberResult {
+	wantPair := want.Pair()
+	backoff := r.opts.VerifyBackoff
+	res := NumberResult{PhoneNumberID: id}
+	for {
+		reg, err := r.graph.GetPublicKey(ctx, auth, id)
+		switch {
+		case err != nil:
+			res.Err = err
+			var ge *graph.Error
+			if !errors.As(err, &ge) || !ge.Retryable {
+				return res
+			}
+		default:
+			res.Status = reg.Status
+			res.Held = ""
+			if reg.PublicKey != nil {
+				res.Held = keypair.FingerprintOf(reg.PublicDER).Short()
+			}
+			if reg.PublicKey != nil && bytes.Equal(reg.PublicDER, wantPair.PublicDER()) && reg.Status == graph.StatusValid {
+				// Encrypt with the key Meta returned, as a WhatsApp client
+				// does, and decrypt with the stored private key.
+				if err := wantPair.ProveDecrypt(r.opts.Random, reg.PublicKey); err != nil {
+					res.Err = fmt.Errorf("the key Meta holds does not round-trip with the stored private key: %w", err)
+					return res
+				}
+				res.Err = nil
+				return res
+			}
+			res.Err = &MismatchError{Want: wantPair.Fingerprint().Short(), Held: res.Held, Status: reg.Status}
+		}
+		if r.opts.Now().Add(backoff).After(deadline) {
+			return res
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res
+		case <-t.C:
+		}
+		backoff = min(2*backoff, r.opts.VerifyMaxBackoff)
+	}
+}
+
+func (r *Rotator) logNumber(inv *invocation, action, id string, start time.Time, err error, extra ...any) {
+	attrs := append([]any{"action", action, "phone_number_id", id, "duration_ms", r.opts.Now().Sub(start).Milliseconds()}, extra...)
+	if err == nil {
+		inv.log.Info("phone number done", attrs...)
+		return
+	}
+	var ge *graph.Error
+	if errors.As(err, &ge) {
+		attrs = append(attrs, "graph_code", ge.Code, "graph_subcode", ge.Subcode, "http_status", ge.HTTPStatus, "fbtrace_id", ge.FBTraceID)
+	}
+	inv.log.Warn("phone number failed", append(attrs, "error", err.Error())...)
+}

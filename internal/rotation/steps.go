@@ -1,0 +1,234 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/flowkey/flowkey/internal/secretdoc"
+)
+
+// createSecret stores a new pair as AWSPENDING, carrying the configuration
+// over from AWSCURRENT. A version that already has a value is kept, so a
+// repeated step never replaces a key Meta may already hold.
+func (r *Rotator) createSecret(ctx context.Context, inv *invocation) error {
+	arn, token := inv.secret.arn, inv.ev.ClientRequestToken
+	current, err := r.loadDocument(ctx, arn, "", StageCurrent)
+	if err != nil {
+		return err
+	}
+	if done, err := r.pendingExists(ctx, arn, token); done || err != nil {
+		if done {
+			inv.log.Info("pending version already holds a key", "reason", "repeated createSecret")
+		}
+		return err
+	}
+
+	gen, err := r.keys.Generate(ctx, arn)
+	if err != nil {
+		return fmt.Errorf("generate key pair: %w", err)
+	}
+	doc := &secretdoc.Document{
+		SchemaVersion: secretdoc.SchemaVersion,
+		Config:        current.Config,
+		Key:           secretdoc.NewKey(gen, r.opts.Now().UTC()),
+	}
+	body, err := doc.Marshal()
+	if err != nil {
+		return fmt.Errorf("encode pending version: %w", err)
+	}
+	in := &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String(arn),
+		// Never nil: the SDK would fill in a random token, and the value
+		// would land on a version that is not the rotation's.
+		ClientRequestToken: aws.String(token),
+		SecretString:       aws.String(string(body)),
+		VersionStages:      []string{StagePending},
+	}
+	if inv.ev.RotationToken != "" {
+		in.RotationToken = aws.String(inv.ev.RotationToken)
+	}
+	if _, err := r.sm.PutSecretValue(ctx, in); err != nil {
+		var exists *types.ResourceExistsException
+		if errors.As(err, &exists) {
+			// A concurrent createSecret stored its own pair under this token
+			// first. Use that one: it is the one any later step will read.
+			if done, rerr := r.pendingExists(ctx, arn, token); done {
+				inv.log.Info("pending version was stored concurrently", "reason", "ResourceExistsException")
+				return nil
+			} else if rerr != nil {
+				return rerr
+			}
+		}
+		return fmt.Errorf("store pending version: %w", err)
+	}
+	inv.log.Info("pending key stored", "fingerprint", gen.Pair.Fingerprint().Short(), "generated_by", gen.Method)
+	return nil
+}
+
+// pendingExists reports whether the token's AWSPENDING version holds a
+// valid document with a key.
+func (r *Rotator) pendingExists(ctx context.Context, arn, token string) (bool, error) {
+	doc, err := r.loadDocument(ctx, arn, token, StagePending)
+	switch {
+	case isNotFound(err):
+		// Secrets Manager staged AWSPENDING on an empty version.
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("%w; fix: remove the AWSPENDING label from version %s and start a new rotation", err, token)
+	case doc.Key == nil:
+		return false, &GuardError{arn, token, "the AWSPENDING version holds no key",
+			"remove the AWSPENDING label from this version and start a new rotation"}
+	}
+	return true, nil
+}
+
+// pair is the pending and current documents of one rotation.
+type pair struct {
+	pending, current *secretdoc.Document
+}
+
+// verifyOnly is the RotateImmediately=false case: Secrets Manager copied
+// the current value to AWSPENDING and runs testSecret alone.
+func (p pair) verifyOnly() bool {
+	if p.pending.Key == nil {
+		return true
+	}
+	return p.current.Key != nil && p.current.Key.FingerprintSHA256 == p.pending.Key.FingerprintSHA256
+}
+
+func (r *Rotator) loadPair(ctx context.Context, inv *invocation) (pair, error) {
+	pending, err := r.loadDocument(ctx, inv.secret.arn, inv.ev.ClientRequestToken, StagePending)
+	if err != nil {
+		return pair{}, err
+	}
+	current, err := r.loadDocument(ctx, inv.secret.arn, "", StageCurrent)
+	if err != nil {
+		return pair{}, err
+	}
+	return pair{pending: pending, current: current}, nil
+}
+
+// setSecret uploads the pending public key to every phone number. If any
+// number still fails after retries, it puts the current key back on the
+// numbers this attempt may have switched and fails with a per-number report.
+func (r *Rotator) setSecret(ctx context.Context, inv *invocation) (stepStats, error) {
+	p, err := r.loadPair(ctx, inv)
+	if err != nil {
+		return stepStats{}, err
+	}
+	if p.verifyOnly() {
+		inv.log.Info("nothing to upload", "reason", "the pending version holds the current key")
+		return stepStats{}, nil
+	}
+	auth, err := r.authFor(ctx, inv, p.pending.Config)
+	if err != nil {
+		return stepStats{}, err
+	}
+	numbers, err := r.phoneNumbers(ctx, inv, auth, p.pending.Config)
+	if err != nil {
+		return stepStats{}, err
+	}
+	// The PEM comes from the version just read back from AWSPENDING, so
+	// Meta never receives a key whose private half is not stored.
+	results := r.upload(ctx, inv, auth, numbers, p.pending.Key.PublicKeyPEM, "upload")
+	failed := failures(results)
+	st := stepStats{uploaded: len(results) - len(failed), failed: len(failed)}
+	if len(failed) == 0 {
+		return st, nil
+	}
+	return st, r.rollback(ctx, inv, auth, p, StepSet, failed, switchedOrUnknown(results))
+}
+
+// testSecret proves that every number holds exactly the pending key with
+// status VALID, and that the pending private key decrypts what a WhatsApp
+// client would encrypt with the key Meta returned. On failure it rolls back
+// as setSecret does. When the pending version holds the current key
+// (RotateImmediately=false) it verifies the current registration and
+// uploads nothing.
+func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, error) {
+	p, err := r.loadPair(ctx, inv)
+	if err != nil {
+		return stepStats{}, err
+	}
+	auth, err := r.authFor(ctx, inv, p.pending.Config)
+	if err != nil {
+		return stepStats{}, err
+	}
+	numbers, err := r.phoneNumbers(ctx, inv, auth, p.pending.Config)
+	if err != nil {
+		return stepStats{}, err
+	}
+	want := p.pending.Key
+	if p.verifyOnly() {
+		want = p.current.Key
+	}
+	results := r.verify(ctx, inv, auth, numbers, want)
+	failed := failures(results)
+	st := stepStats{verified: len(results) - len(failed), failed: len(failed)}
+	if len(failed) > 0 {
+		if p.verifyOnly() {
+			return st, &StepError{Step: StepTest, Secret: inv.secret.arn, Token: inv.ev.ClientRequestToken, Total: len(results), Failed: failed,
+				Note: "verification only (the pending version holds the current key); nothing was uploaded or rolled back"}
+		}
+		return st, r.rollback(ctx, inv, auth, p, StepTest, failed, numbers)
+	}
+	if !p.verifyOnly() {
+		if err := r.markVerified(ctx, inv); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// markVerified moves VerifiedStage to the pending version. finishSecret
+// checks for it.
+func (r *Rotator) markVerified(ctx context.Context, inv *invocation) error {
+	token := inv.ev.ClientRequestToken
+	holder := inv.secret.versionWith(VerifiedStage)
+	if holder == token {
+		return nil
+	}
+	in := &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId:        aws.String(inv.secret.arn),
+		VersionStage:    aws.String(VerifiedStage),
+		MoveToVersionId: aws.String(token),
+	}
+	if holder != "" {
+		in.RemoveFromVersionId = aws.String(holder)
+	}
+	if _, err := r.sm.UpdateSecretVersionStage(ctx, in); err != nil {
+		return fmt.Errorf("label version %s %s: %w", token, VerifiedStage, err)
+	}
+	return nil
+}
+
+// finishSecret makes the pending version AWSCURRENT. Secrets Manager moves
+// AWSPREVIOUS to the old version; AWSPENDING may stay on the new current
+// version, which is a valid end state.
+func (r *Rotator) finishSecret(ctx context.Context, inv *invocation) error {
+	token := inv.ev.ClientRequestToken
+	if !has(inv.secret.stages[token], VerifiedStage) {
+		// Promoting an unverified key could leave numbers on a key that
+		// only AWSPREVIOUS holds: the invariant forbids it.
+		return &GuardError{inv.secret.arn, token, "testSecret has not verified this version on every phone number",
+			"run testSecret for this version first (it labels the version " + VerifiedStage + ")"}
+	}
+	in := &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId:        aws.String(inv.secret.arn),
+		VersionStage:    aws.String(StageCurrent),
+		MoveToVersionId: aws.String(token),
+	}
+	if cur := inv.secret.versionWith(StageCurrent); cur != "" {
+		in.RemoveFromVersionId = aws.String(cur)
+	}
+	if _, err := r.sm.UpdateSecretVersionStage(ctx, in); err != nil {
+		return fmt.Errorf("move AWSCURRENT to version %s: %w", token, err)
+	}
+	inv.log.Info("pending version promoted", "previous_version", aws.ToString(in.RemoveFromVersionId))
+	return nil
+}
