@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -70,8 +71,11 @@ type Error struct {
 	Subcode    int
 	Type       string
 	Message    string // Meta's message (never contains the token)
-	FBTraceID  string
-	Attempts   int
+	// Details is error_data.details or error_user_msg when Meta sent one
+	// that adds to Message (never contains the token).
+	Details   string
+	FBTraceID string
+	Attempts  int
 	// Retryable says whether a later attempt could succeed (transient or rate limit).
 	Retryable bool
 	// RateLimited is set for codes 4, 80007 and 130429.
@@ -79,9 +83,12 @@ type Error struct {
 	// RegainAccessIn is X-Business-Use-Case-Usage's estimated_time_to_regain_access.
 	RegainAccessIn time.Duration
 	Err            error // transport or decoding cause, if any
+
+	// graphError records that the body held a Graph error object, so that
+	// code 0 ("cannot authenticate the app user") prints as a code.
+	graphError bool
 }
 
-func (e *Error) Error() string { panic("TODO") }
 func (e *Error) Unwrap() error { return e.Err }
 
 // Call describes one HTTP attempt, for metrics and logs.
@@ -96,11 +103,11 @@ type Call struct {
 
 // Options tune the client. Zero values take the defaults noted.
 type Options struct {
-	BaseURL        string        // DefaultBaseURL; http:// only to loopback
-	MaxAttempts    int           // 5
-	BaseBackoff    time.Duration // 200ms
-	MaxBackoff     time.Duration // 10s
-	RequestTimeout time.Duration // 10s per attempt
+	BaseURL        string         // DefaultBaseURL; http:// only to loopback
+	MaxAttempts    int            // 5
+	BaseBackoff    time.Duration  // 200ms
+	MaxBackoff     time.Duration  // 10s
+	RequestTimeout time.Duration  // 10s per attempt
 	Jitter         func() float64 // in [0,1); math/rand/v2 by default
 	Observe        func(Call)     // called after every attempt; nil for none
 }
@@ -109,25 +116,8 @@ type Options struct {
 type Client struct {
 	hc   *http.Client
 	opts Options
-}
-
-// New validates opts and returns a client that uses hc.
-func New(hc *http.Client, opts Options) (*Client, error) { panic("TODO") }
-
-// ValidateVersion checks a Graph API version such as "v24.0".
-func ValidateVersion(v string) error { panic("TODO") }
-
-// UploadPublicKey is POST /{version}/{phoneNumberID}/whatsapp_business_encryption.
-func (c *Client) UploadPublicKey(ctx context.Context, auth Auth, phoneNumberID, publicKeyPEM string) error {
-	panic("TODO")
-}
-
-// GetPublicKey is GET /{version}/{phoneNumberID}/whatsapp_business_encryption.
-func (c *Client) GetPublicKey(ctx context.Context, auth Auth, phoneNumberID string) (*Registration, error) {
-	panic("TODO")
-}
-
-// PhoneNumbers is GET /{version}/{wabaID}/phone_numbers, following paging.
-func (c *Client) PhoneNumbers(ctx context.Context, auth Auth, wabaID string) ([]PhoneNumber, error) {
-	panic("TODO")
+	base *url.URL // scheme and host only
+	// sleep waits between attempts; tests replace it to observe waits
+	// without spending them.
+	sleep func(ctx context.Context, d time.Duration) error
 }
