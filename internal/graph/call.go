@@ -217,6 +217,9 @@ func permanentTransport(err error) bool {
 	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &certInvalid),
 		errors.As(err, &verify), errors.As(err, &record):
 		return true
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http replaces the tls.RecordHeaderError with a plain error.
+		return true
 	case errors.As(err, &dns):
 		return dns.IsNotFound
 	}
