@@ -1,0 +1,469 @@
+package secretsemu
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+type createSecretInput struct {
+	Name               string
+	ClientRequestToken *string
+	Description        *string
+	KmsKeyId           *string
+	SecretString       *string
+	SecretBinary       []byte
+}
+
+type createSecretOutput struct {
+	ARN       string
+	Name      string
+	VersionId *string `json:",omitempty"`
+}
+
+func (s *Server) createSecret(in createSecretInput) (any, error) {
+	if err := validateName(in.Name); err != nil {
+		return nil, err
+	}
+	if in.Description != nil && len(*in.Description) > maxDescription {
+		return nil, errInvalidParameter(fmt.Sprintf("Description is %d characters; the maximum is %d.", len(*in.Description), maxDescription))
+	}
+	val, err := valueOf(in.SecretString, in.SecretBinary)
+	if err != nil {
+		return nil, err
+	}
+	if in.ClientRequestToken != nil {
+		if err := validateToken(*in.ClientRequestToken); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.secrets[in.Name]; ok {
+		if !old.deletion.IsZero() {
+			return nil, errInvalidRequest(msgNameScheduled)
+		}
+		// A retried request (same token, same value) succeeds again.
+		if in.ClientRequestToken != nil && val != nil {
+			if v := old.version(*in.ClientRequestToken); v != nil && v.value.equal(val) {
+				return createSecretOutput{ARN: old.arn, Name: old.name, VersionId: &v.id}, nil
+			}
+		}
+		return nil, errSecretExists(in.Name)
+	}
+	arn, err := s.newARN(in.Name)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	sec := &secret{arn: arn, name: in.Name, created: now, lastChanged: now}
+	if in.Description != nil {
+		sec.description = *in.Description
+	}
+	if in.KmsKeyId != nil {
+		sec.kmsKeyID = *in.KmsKeyId
+	}
+	out := createSecretOutput{ARN: arn, Name: in.Name}
+	if val != nil {
+		id, err := s.tokenOrNew(in.ClientRequestToken)
+		if err != nil {
+			return nil, err
+		}
+		sec.versions = []*version{{id: id, value: val, stages: []string{stageCurrent}, created: now}}
+		out.VersionId = &id
+	}
+	s.secrets[in.Name] = sec
+	return out, nil
+}
+
+// tokenOrNew is the caller's ClientRequestToken or, as the SDK and CLI
+// would have sent, a new UUID. The caller holds s.mu.
+func (s *Server) tokenOrNew(tok *string) (string, error) {
+	if tok != nil {
+		return *tok, nil
+	}
+	return s.newID()
+}
+
+type secretIDInput struct {
+	SecretId string
+}
+
+type describeSecretOutput struct {
+	ARN                string
+	Name               string
+	Description        *string             `json:",omitempty"`
+	KmsKeyId           *string             `json:",omitempty"`
+	RotationEnabled    *bool               `json:",omitempty"`
+	RotationLambdaARN  *string             `json:",omitempty"`
+	RotationRules      *rotationRules      `json:",omitempty"`
+	LastRotatedDate    *epoch              `json:",omitempty"`
+	LastChangedDate    *epoch              `json:",omitempty"`
+	LastAccessedDate   *epoch              `json:",omitempty"`
+	NextRotationDate   *epoch              `json:",omitempty"`
+	CreatedDate        *epoch              `json:",omitempty"`
+	DeletedDate        *epoch              `json:",omitempty"`
+	VersionIdsToStages map[string][]string `json:",omitempty"`
+}
+
+func (s *Server) describeSecret(in secretIDInput) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.lookup(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	out := describeSecretOutput{
+		ARN:                sec.arn,
+		Name:               sec.name,
+		LastRotatedDate:    timePtr(sec.lastRotated),
+		LastChangedDate:    timePtr(sec.lastChanged),
+		LastAccessedDate:   timePtr(sec.lastAccessed),
+		NextRotationDate:   timePtr(sec.nextRotation),
+		CreatedDate:        timePtr(sec.created),
+		DeletedDate:        timePtr(sec.deletion),
+		VersionIdsToStages: sec.versionIDsToStages(),
+	}
+	if sec.description != "" {
+		out.Description = &sec.description
+	}
+	if sec.kmsKeyID != "" {
+		out.KmsKeyId = &sec.kmsKeyID
+	}
+	if sec.rotationSet {
+		enabled := sec.rotationEnabled
+		out.RotationEnabled = &enabled
+	}
+	if sec.lambdaARN != "" {
+		out.RotationLambdaARN = &sec.lambdaARN
+	}
+	if sec.rules != nil {
+		rules := *sec.rules
+		// DescribeSecret reports AutomaticallyAfterDays for a schedule in days.
+		if rules.AutomaticallyAfterDays == nil && sec.sched.cron == nil && sec.sched.every >= day && sec.sched.every%day == 0 {
+			n := int64(sec.sched.every / day)
+			rules.AutomaticallyAfterDays = &n
+		}
+		out.RotationRules = &rules
+	}
+	return out, nil
+}
+
+type getSecretValueInput struct {
+	SecretId     string
+	VersionId    *string
+	VersionStage *string
+}
+
+type getSecretValueOutput struct {
+	ARN           string
+	Name          string
+	VersionId     string
+	SecretString  *string `json:",omitempty"`
+	SecretBinary  []byte  `json:",omitempty"`
+	VersionStages []string
+	CreatedDate   *epoch `json:",omitempty"`
+}
+
+func (s *Server) getSecretValue(in getSecretValueInput) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.lookupLive(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	var v *version
+	switch {
+	case in.VersionId != nil:
+		if v = sec.version(*in.VersionId); v == nil {
+			return nil, errValueNotFoundForVersion(*in.VersionId)
+		}
+		if in.VersionStage != nil && !v.has(*in.VersionStage) {
+			return nil, errInvalidRequest("You provided a VersionStage that is not associated to the provided VersionId.")
+		}
+	default:
+		stage := stageCurrent
+		if in.VersionStage != nil {
+			stage = *in.VersionStage
+		}
+		if v = sec.holder(stage); v == nil {
+			return nil, errValueNotFoundForStage(stage)
+		}
+	}
+	if v.value == nil {
+		if in.VersionStage != nil || in.VersionId == nil {
+			stage := stageCurrent
+			if in.VersionStage != nil {
+				stage = *in.VersionStage
+			}
+			return nil, errValueNotFoundForStage(stage)
+		}
+		return nil, errValueNotFoundForVersion(v.id)
+	}
+	now := s.now().UTC()
+	// AWS reports the access date only, without the time.
+	sec.lastAccessed = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	return getSecretValueOutput{
+		ARN:           sec.arn,
+		Name:          sec.name,
+		VersionId:     v.id,
+		SecretString:  v.value.str,
+		SecretBinary:  v.value.bin,
+		VersionStages: slices.Clone(v.stages),
+		CreatedDate:   timePtr(v.created),
+	}, nil
+}
+
+type putSecretValueInput struct {
+	SecretId           string
+	ClientRequestToken *string
+	SecretString       *string
+	SecretBinary       []byte
+	VersionStages      *[]string
+	RotationToken      *string
+}
+
+type putSecretValueOutput struct {
+	ARN           string
+	Name          string
+	VersionId     string
+	VersionStages []string
+}
+
+func (s *Server) putSecretValue(in putSecretValueInput) (any, error) {
+	if in.ClientRequestToken == nil {
+		return nil, errInvalidRequest(msgTokenRequired)
+	}
+	tok := *in.ClientRequestToken
+	if err := validateToken(tok); err != nil {
+		return nil, err
+	}
+	val, err := valueOf(in.SecretString, in.SecretBinary)
+	if err != nil {
+		return nil, err
+	}
+	if val == nil {
+		return nil, errInvalidParameter("PutSecretValue needs a value: set SecretString or SecretBinary.")
+	}
+	stages := []string{stageCurrent}
+	if in.VersionStages != nil {
+		stages = slices.Compact(slices.Sorted(slices.Values(*in.VersionStages)))
+		if len(stages) == 0 || len(stages) > maxStages {
+			return nil, errInvalidParameter(fmt.Sprintf("VersionStages has %d labels; give 1 to %d, or leave it out to get AWSCURRENT.", len(stages), maxStages))
+		}
+		for _, st := range stages {
+			if err := validateStage(st); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.lookupLive(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	if in.RotationToken != nil && sec.rot != nil && *in.RotationToken != sec.rot.rotationToken {
+		return nil, errInvalidRequest("The RotationToken doesn't match the rotation in progress on this secret; pass on the RotationToken of the rotation event you are handling.")
+	}
+	out := func(v *version) putSecretValueOutput {
+		return putSecretValueOutput{ARN: sec.arn, Name: sec.name, VersionId: v.id, VersionStages: slices.Clone(v.stages)}
+	}
+	v := sec.version(tok)
+	switch {
+	case v != nil && v.value != nil && v.value.equal(val):
+		return out(v), nil // a retry: the request is ignored
+	case v != nil && v.value != nil:
+		return nil, errResourceExists(fmt.Sprintf(
+			"Version %s already exists with a different value. You can't modify a secret version; put the new value with a new ClientRequestToken.", tok))
+	}
+	pending, current := sec.pendingIncomplete(), sec.holder(stageCurrent)
+	now := s.now()
+	if v == nil {
+		v = &version{id: tok, created: now}
+		sec.versions = append(sec.versions, v)
+	}
+	v.value = val
+	for _, st := range stages {
+		sec.attach(st, v)
+	}
+	sec.lastChanged = now
+	if nc := sec.holder(stageCurrent); pending != nil && nc != current && nc != pending {
+		// A value written by hand while a rotation is incomplete replaces it:
+		// Secrets Manager drops AWSPENDING so the rotation is not resumed.
+		pending.remove(stagePending)
+		s.abandonLocked(sec, pending.id, fmt.Sprintf("PutSecretValue moved AWSCURRENT to version %s while the rotation to version %s was incomplete", nc.id, pending.id))
+	}
+	return out(v), nil
+}
+
+type updateSecretVersionStageInput struct {
+	SecretId            string
+	VersionStage        string
+	RemoveFromVersionId *string
+	MoveToVersionId     *string
+}
+
+type arnNameOutput struct {
+	ARN  string
+	Name string
+}
+
+func (s *Server) updateSecretVersionStage(in updateSecretVersionStageInput) (any, error) {
+	if err := validateStage(in.VersionStage); err != nil {
+		return nil, err
+	}
+	stage := in.VersionStage
+	if in.MoveToVersionId == nil && in.RemoveFromVersionId == nil {
+		return nil, errInvalidParameter("Set MoveToVersionId to attach the staging label, RemoveFromVersionId to detach it, or both to move it.")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.lookupLive(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	var to, from *version
+	if in.MoveToVersionId != nil {
+		if to = sec.version(*in.MoveToVersionId); to == nil {
+			return nil, errValueNotFoundForVersion(*in.MoveToVersionId)
+		}
+	}
+	holder := sec.holder(stage)
+	if in.RemoveFromVersionId != nil {
+		if from = sec.version(*in.RemoveFromVersionId); from == nil {
+			return nil, errValueNotFoundForVersion(*in.RemoveFromVersionId)
+		}
+		if holder != from {
+			return nil, errInvalidParameter(fmt.Sprintf(
+				"When you move staging label %s, if you specify RemoveFromVersionId, it must be set to the version that currently has the staging label %s.", stage, stage))
+		}
+	}
+	switch {
+	case to != nil:
+		if holder != nil && holder != to && from == nil {
+			return nil, errInvalidParameter(fmt.Sprintf(
+				"The parameter RemoveFromVersionId can't be empty. Staging label %s is currently attached to version %s, so you must explicitly reference that version in RemoveFromVersionId.", stage, holder.id))
+		}
+		if !to.has(stage) && len(to.stages) >= maxStages {
+			return nil, errInvalidParameter(fmt.Sprintf("Version %s already has %d staging labels, the maximum.", to.id, maxStages))
+		}
+		sec.attach(stage, to)
+	case stage == stageCurrent:
+		return nil, errInvalidParameter(fmt.Sprintf(
+			"You can't remove the staging label AWSCURRENT from version %s without attaching it elsewhere: set MoveToVersionId too.", from.id))
+	default:
+		from.remove(stage)
+	}
+	sec.lastChanged = s.now()
+	return arnNameOutput{ARN: sec.arn, Name: sec.name}, nil
+}
+
+type listSecretVersionIdsInput struct {
+	SecretId          string
+	MaxResults        *int64
+	NextToken         *string
+	IncludeDeprecated *bool
+}
+
+type versionListEntry struct {
+	VersionId     string
+	VersionStages []string `json:",omitempty"`
+	CreatedDate   *epoch   `json:",omitempty"`
+}
+
+type listSecretVersionIdsOutput struct {
+	ARN       string
+	Name      string
+	Versions  []versionListEntry
+	NextToken *string `json:",omitempty"`
+}
+
+func (s *Server) listSecretVersionIds(in listSecretVersionIdsInput) (any, error) {
+	limit := 100
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 100 {
+			return nil, errInvalidParameter(fmt.Sprintf("MaxResults is %d; use 1 to 100.", *in.MaxResults))
+		}
+		limit = int(*in.MaxResults)
+	}
+	start := 0
+	if in.NextToken != nil {
+		n, err := strconv.Atoi(*in.NextToken)
+		if err != nil || n < 0 {
+			return nil, newAPIError("InvalidNextTokenException", fmt.Sprintf("NextToken %q did not come from ListSecretVersionIds.", *in.NextToken))
+		}
+		start = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.lookup(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	var all []versionListEntry
+	for _, v := range sec.versions {
+		if len(v.stages) == 0 && (in.IncludeDeprecated == nil || !*in.IncludeDeprecated) {
+			continue
+		}
+		all = append(all, versionListEntry{VersionId: v.id, VersionStages: slices.Clone(v.stages), CreatedDate: timePtr(v.created)})
+	}
+	out := listSecretVersionIdsOutput{ARN: sec.arn, Name: sec.name, Versions: []versionListEntry{}}
+	if start < len(all) {
+		end := min(start+limit, len(all))
+		out.Versions = all[start:end]
+		if end < len(all) {
+			next := strconv.Itoa(end)
+			out.NextToken = &next
+		}
+	}
+	return out, nil
+}
+
+type deleteSecretInput struct {
+	SecretId                   string
+	RecoveryWindowInDays       *int64
+	ForceDeleteWithoutRecovery *bool
+}
+
+type deleteSecretOutput struct {
+	ARN          string
+	Name         string
+	DeletionDate *epoch
+}
+
+func (s *Server) deleteSecret(in deleteSecretInput) (any, error) {
+	force := in.ForceDeleteWithoutRecovery != nil && *in.ForceDeleteWithoutRecovery
+	if force && in.RecoveryWindowInDays != nil {
+		return nil, errInvalidParameter("You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.")
+	}
+	window := int64(30)
+	if in.RecoveryWindowInDays != nil {
+		window = *in.RecoveryWindowInDays
+		if window < 7 || window > 30 {
+			return nil, errInvalidParameter(fmt.Sprintf(
+				"The RecoveryWindowInDays value must be between 7 and 30 days (inclusive); it is %d. Use ForceDeleteWithoutRecovery to delete at once.", window))
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sec, err := s.lookupLive(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	if sec.rot != nil {
+		s.stopLocked(sec.rot, RotationCancelled, "DeleteSecret")
+	}
+	now := s.now()
+	deletion := now
+	if force {
+		delete(s.secrets, sec.name)
+	} else {
+		deletion = now.Add(time.Duration(window) * day)
+		sec.deletion = deletion
+		sec.lastChanged = now
+	}
+	return deleteSecretOutput{ARN: sec.arn, Name: sec.name, DeletionDate: timePtr(deletion)}, nil
+}
