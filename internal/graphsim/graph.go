@@ -109,6 +109,7 @@ func (s *Sim) serveGraph(rw http.ResponseWriter, r *http.Request) {
 	w := &statusWriter{ResponseWriter: rw}
 	rt := s.parseRoute(r)
 	outcome := "ok"
+	var dropped io.Closer
 	defer func() {
 		if w.status == 0 && outcome == "ok" {
 			outcome = "client gone"
@@ -120,6 +121,11 @@ func (s *Sim) serveGraph(rw http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.recordLocked(req)
 		s.mu.Unlock()
+		if dropped != nil {
+			// Closed only once the call is on record, so a client that sees
+			// the connection go also sees the log entry.
+			_ = dropped.Close()
+		}
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "graphsim: graph call",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("op", string(rt.op)),
 			slog.String("object", rt.object), slog.Int("status", w.status), slog.Int("code", w.code),
@@ -138,7 +144,7 @@ func (s *Sim) serveGraph(rw http.ResponseWriter, r *http.Request) {
 	if faulted {
 		outcome = "fault: " + string(f.Kind)
 		if f.Kind != FaultDelay {
-			s.applyFault(w, r, rt, f)
+			dropped = s.applyFault(w, rt, f)
 			return
 		}
 		if !wait(r.Context(), f.Delay) {
@@ -605,7 +611,8 @@ func (s *Sim) randomID(n int) string {
 }
 
 // applyFault answers a call with a scripted fault (every kind but delay).
-func (s *Sim) applyFault(w *statusWriter, r *http.Request, rt route, f Fault) {
+// For a drop it returns the hijacked connection, for the caller to close.
+func (s *Sim) applyFault(w *statusWriter, rt route, f Fault) io.Closer {
 	switch f.Kind {
 	case FaultGraphError:
 		ge := newGraphError(f.Code, f.Subcode, f.Message)
@@ -629,14 +636,16 @@ func (s *Sim) applyFault(w *statusWriter, r *http.Request, rt route, f Fault) {
 		w.WriteHeader(f.Status)
 		_, _ = io.WriteString(w, body)
 	case FaultDrop:
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			_ = conn.Close()
-			return
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			// HTTP/2 cannot hand over the connection; aborting the handler
+			// is the only way left to send no response, and net/http
+			// expects it.
+			panic(http.ErrAbortHandler)
 		}
-		// HTTP/2 cannot hand over the connection; aborting the handler is
-		// the only way left to send no response, and net/http expects it.
-		panic(http.ErrAbortHandler)
+		return conn
 	}
+	return nil
 }
 
 func malformedBody(op Op, f Fault) (body, ctype string) {
