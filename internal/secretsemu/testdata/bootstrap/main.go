@@ -13,6 +13,9 @@ import (
 )
 
 type event struct {
+	// Step is set on Secrets Manager rotation events; the step named by the
+	// FAIL_STEP environment variable fails like mode "error".
+	Step string `json:"Step"`
 	Mode string `json:"mode"`
 	// Hold is a TCP address; in "hold" mode the function connects to it and
 	// blocks until the test writes a byte, so the test controls how long the
@@ -26,6 +29,9 @@ type result struct {
 }
 
 func handle(ctx context.Context, ev event) (result, error) {
+	if ev.Step != "" && ev.Step == os.Getenv("FAIL_STEP") {
+		ev.Mode = "error"
+	}
 	switch ev.Mode {
 	case "error":
 		return result{}, errors.New("boom: step refused")
