@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -366,24 +368,49 @@ func decodeOne(field, text string) (*pem.Block, error) {
 }
 
 // noHeaders rejects PEM headers, which no format this package accepts uses.
-// Header names are not secret; their values may be, so only names are shown.
+// Only well-known header names are repeated: anything else in the input
+// could be a fragment of the key.
 func noHeaders(field string, block *pem.Block) error {
 	if len(block.Headers) == 0 {
 		return nil
 	}
-	names := make([]string, 0, len(block.Headers))
-	for k := range block.Headers {
-		names = append(names, k)
-	}
-	if strings.EqualFold(block.Headers["Proc-Type"], "4,ENCRYPTED") || block.Headers["DEK-Info"] != "" {
+	if strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") || block.Headers["DEK-Info"] != "" {
 		return &Error{Field: field, Problem: "is an encrypted PEM", Fix: fixEncrypted}
 	}
-	return &Error{Field: field, Problem: fmt.Sprintf("has PEM headers %q, which %q blocks do not have", names, block.Type),
+	var names []string
+	for k := range block.Headers {
+		if slices.Contains(knownHeaders, k) {
+			names = append(names, k)
+		} else {
+			names = append(names, "(unrecognised)")
+		}
+	}
+	slices.Sort(names)
+	return &Error{Field: field, Problem: fmt.Sprintf("has PEM header lines %s, which PEM blocks of %s do not have", strings.Join(names, ", "), labelName(block.Type)),
 		Fix: "remove the header lines between -----BEGIN and the base64 body"}
 }
 
+// knownHeaders are RFC 1421/7468 header names worth repeating.
+var knownHeaders = []string{"Proc-Type", "DEK-Info", "Comment", "Content-Domain", "Originator-ID-Symmetric", "Recipient-ID-Symmetric", "Key-Info"}
+
+// knownLabels are PEM types an operator is likely to paste. Other labels are
+// described, not quoted: they are copied from the input.
+var knownLabels = []string{
+	pemPrivatePKCS8, pemPrivatePKCS1, pemPublicPKIX, "RSA PUBLIC KEY", "ENCRYPTED PRIVATE KEY", "EC PRIVATE KEY",
+	"DSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "CERTIFICATE", "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST",
+	"TRUSTED CERTIFICATE", "X509 CRL", "EC PARAMETERS", "PKCS7", "SSH2 PUBLIC KEY",
+	"PGP PUBLIC KEY BLOCK", "PGP PRIVATE KEY BLOCK", "PGP MESSAGE", "PGP SIGNATURE",
+}
+
+func labelName(label string) string {
+	if slices.Contains(knownLabels, label) {
+		return "type " + strconv.Quote(label)
+	}
+	return fmt.Sprintf("an unrecognised type (%d characters)", len(label))
+}
+
 func wrongPublicType(field, found string) error {
-	e := &Error{Field: field, Problem: fmt.Sprintf("is a %q PEM block, expected %q", clip(found), pemPublicPKIX), Fix: fixPublicOf}
+	e := &Error{Field: field, Problem: fmt.Sprintf("is a PEM block of %s, expected %q", labelName(found), pemPublicPKIX), Fix: fixPublicOf}
 	switch found {
 	case "RSA PUBLIC KEY":
 		e.Problem += " (PKCS#1)"
@@ -398,7 +425,7 @@ func wrongPublicType(field, found string) error {
 
 func wrongPrivateType(field, found string) error {
 	e := &Error{Field: field,
-		Problem: fmt.Sprintf("is a %q PEM block, expected %q (PKCS#8) or %q (PKCS#1)", clip(found), pemPrivatePKCS8, pemPrivatePKCS1),
+		Problem: fmt.Sprintf("is a PEM block of %s, expected %q (PKCS#8) or %q (PKCS#1)", labelName(found), pemPrivatePKCS8, pemPrivatePKCS1),
 		Fix:     "convert it with `openssl pkcs8 -topk8 -nocrypt -in key.pem -out private.pem`"}
 	switch found {
 	case "ENCRYPTED PRIVATE KEY":
@@ -414,15 +441,6 @@ func wrongPrivateType(field, found string) error {
 		e.Fix = "convert it with `ssh-keygen -p -m PKCS8 -N '' -f key` (on a copy), or " + fixGenerate
 	}
 	return e
-}
-
-// clip bounds a PEM type label copied into a message.
-func clip(s string) string {
-	const max = 40
-	if len(s) > max {
-		return s[:max] + "..."
-	}
-	return s
 }
 
 func keyTypeName(key any) string {
