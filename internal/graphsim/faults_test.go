@@ -76,9 +76,11 @@ func TestFaultKinds(t *testing.T) {
 			status: 502,
 		},
 		{
-			name:   "truncated JSON",
-			fault:  Fault{Op: OpGet, Kind: FaultMalformed, Times: 1},
-			rq:     func(f *fixture, t *testing.T) response { return f.do(t, request{method: http.MethodGet, path: encPath(numA)}) },
+			name:  "truncated JSON",
+			fault: Fault{Op: OpGet, Kind: FaultMalformed, Times: 1},
+			rq: func(f *fixture, t *testing.T) response {
+				return f.do(t, request{method: http.MethodGet, path: encPath(numA)})
+			},
 			status: 200,
 			check: func(t *testing.T, r response) {
 				var v any
@@ -108,9 +110,11 @@ func TestFaultKinds(t *testing.T) {
 			},
 		},
 		{
-			name:   "custom body: the guide's flat GET shape",
-			fault:  Fault{Op: OpGet, Kind: FaultMalformed, Body: `{"business_public_key":" ","business_public_key_signature_status":"MISMATCH"}`, Times: 1},
-			rq:     func(f *fixture, t *testing.T) response { return f.do(t, request{method: http.MethodGet, path: encPath(numA)}) },
+			name:  "custom body: the guide's flat GET shape",
+			fault: Fault{Op: OpGet, Kind: FaultMalformed, Body: `{"business_public_key":" ","business_public_key_signature_status":"MISMATCH"}`, Times: 1},
+			rq: func(f *fixture, t *testing.T) response {
+				return f.do(t, request{method: http.MethodGet, path: encPath(numA)})
+			},
 			status: 200,
 			check: func(t *testing.T, r response) {
 				if string(r.body) != `{"business_public_key":" ","business_public_key_signature_status":"MISMATCH"}` || r.header.Get("Content-Type") != "application/json; charset=UTF-8" {

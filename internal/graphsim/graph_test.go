@@ -262,7 +262,7 @@ func TestVersions(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.Versions = []string{"v23.0", "v24.0"}; o.DefaultVersion = "v23.0" })
 	f.upload(t, numA, ks.pems[0])
 	for path, want := range map[string]int{
-		encPath(numA):                                      200,
+		encPath(numA): 200,
 		"/v23.0/" + numA + "/whatsapp_business_encryption": 200,
 		"/" + numA + "/whatsapp_business_encryption":       200, // Graph serves the default version
 		"/v99.0/" + numA + "/whatsapp_business_encryption": 400,

@@ -294,3 +294,39 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+func newServer(t *testing.T, s *Sim) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type quietResponse struct {
+	status int
+	body   []byte
+	err    error
+}
+
+// doQuiet is do for goroutines: it reports failures instead of calling t.Fatal.
+func doQuiet(base string, rq request) quietResponse {
+	req, err := http.NewRequestWithContext(context.Background(), rq.method, base+rq.path, strings.NewReader(rq.body))
+	if err != nil {
+		return quietResponse{err: err}
+	}
+	if rq.ctype != "" {
+		req.Header.Set("Content-Type", rq.ctype)
+	}
+	if rq.auth == "" {
+		req.Header.Set("Authorization", "Bearer "+testToken)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return quietResponse{err: err}
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return quietResponse{status: res.StatusCode, body: b, err: err}
+}
+
+func urlEscape(s string) string { return url.QueryEscape(s) }

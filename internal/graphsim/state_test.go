@@ -52,10 +52,7 @@ func (f *fixture) pathOf(t *testing.T, abs string) string {
 
 func TestListPagesWithCursors(t *testing.T) {
 	f := newFixture(t, nil)
-	var want []string
-	for _, pn := range []string{numA, numB, numC} {
-		want = append(want, pn)
-	}
+	want := []string{numA, numB, numC}
 	for i := range 4 { // 7 numbers: pages of 2, 2, 2, 1
 		id := "2000000000000" + string(rune('0'+i))
 		if err := f.sim.AddPhoneNumber(testWABA, id, "+1 202-555-019"+string(rune('0'+i)), "Other"); err != nil {
