@@ -125,18 +125,17 @@ func (s *Server) describeSecret(in secretIDInput) (any, error) {
 		DeletedDate:        timePtr(sec.deletion),
 		VersionIdsToStages: sec.versionIDsToStages(),
 	}
-	if sec.description != "" {
-		out.Description = &sec.description
+	// Copies: the response is encoded after s.mu is released.
+	ptr := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
 	}
-	if sec.kmsKeyID != "" {
-		out.KmsKeyId = &sec.kmsKeyID
-	}
+	out.Description, out.KmsKeyId, out.RotationLambdaARN = ptr(sec.description), ptr(sec.kmsKeyID), ptr(sec.lambdaARN)
 	if sec.rotationSet {
 		enabled := sec.rotationEnabled
 		out.RotationEnabled = &enabled
-	}
-	if sec.lambdaARN != "" {
-		out.RotationLambdaARN = &sec.lambdaARN
 	}
 	if sec.rules != nil {
 		rules := *sec.rules
