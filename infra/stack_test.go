@@ -1,0 +1,608 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/flowkey/flowkey/internal/config"
+	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/secretdoc"
+)
+
+// Template helpers. Expected values are written the way CloudFormation
+// JSON spells them and compared whole, so an extra action, resource or
+// condition fails the test.
+
+func ref(id string) any          { return map[string]any{"Ref": id} }
+func getAtt(id, attr string) any { return map[string]any{"Fn::GetAtt": []any{id, attr}} }
+
+// partitionARN: with a concrete region, cdk.json's
+// @aws-cdk/core:enablePartitionLiterals writes the partition literally.
+func partitionARN(rest string) any { return "arn:aws" + rest }
+func join(parts ...any) any        { return map[string]any{"Fn::Join": []any{"", parts}} }
+
+// normalize makes Go literals comparable with the decoded template
+// ([]string becomes []any, int becomes float64).
+func normalize(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func assertEqual(t *testing.T, what string, got, want any) {
+	t.Helper()
+	g, w := normalize(t, got), normalize(t, want)
+	if !reflect.DeepEqual(g, w) {
+		gb, _ := json.MarshalIndent(g, "", "  ")
+		wb, _ := json.MarshalIndent(w, "", "  ")
+		t.Errorf("%s:\n got: %s\nwant: %s", what, gb, wb)
+	}
+}
+
+func resources(t *testing.T, typ string) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for id, r := range synthesized.template["Resources"].(map[string]any) {
+		res := r.(map[string]any)
+		if res["Type"] == typ {
+			out[id] = res
+		}
+	}
+	return out
+}
+
+// only returns the one resource of a type, failing if there are others: a
+// second policy or permission would escape the exact checks.
+func only(t *testing.T, typ string) (string, map[string]any) {
+	t.Helper()
+	rs := resources(t, typ)
+	if len(rs) != 1 {
+		t.Fatalf("%d resources of type %s, want 1: %v", len(rs), typ, slices.Sorted(mapsKeys(rs)))
+	}
+	for id, r := range rs {
+		return id, r
+	}
+	panic("unreachable")
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func properties(r map[string]any) map[string]any { return r["Properties"].(map[string]any) }
+
+// ids of the resources the expectations refer to.
+type logicalIDs struct {
+	key, secret, role, fn, logs, topic, rule, alarm, permission string
+}
+
+func ids(t *testing.T) logicalIDs {
+	t.Helper()
+	var l logicalIDs
+	l.key, _ = only(t, "AWS::KMS::Key")
+	l.secret, _ = only(t, "AWS::SecretsManager::Secret")
+	l.role, _ = only(t, "AWS::IAM::Role")
+	l.fn, _ = only(t, "AWS::Lambda::Function")
+	l.logs, _ = only(t, "AWS::Logs::LogGroup")
+	l.topic, _ = only(t, "AWS::SNS::Topic")
+	l.rule, _ = only(t, "AWS::Events::Rule")
+	l.alarm, _ = only(t, "AWS::CloudWatch::Alarm")
+	l.permission, _ = only(t, "AWS::Lambda::Permission")
+	return l
+}
+
+var (
+	accountRoot      = map[string]any{"AWS": partitionARN(":iam::" + testAccount + ":root")}
+	secretARNPattern = partitionARN(":secretsmanager:" + testRegion + ":" + testAccount + ":secret:" + testSecretName + "-??????")
+	topicARN         = partitionARN(":sns:" + testRegion + ":" + testAccount + ":" + testStackName + "-alerts")
+	alarmARN         = partitionARN(":cloudwatch:" + testRegion + ":" + testAccount + ":alarm:" + testStackName + "-rotator-errors")
+)
+
+func TestKey(t *testing.T) {
+	l := ids(t)
+	_, key := only(t, "AWS::KMS::Key")
+	p := properties(key)
+	if p["EnableKeyRotation"] != true {
+		t.Errorf("EnableKeyRotation = %v, want true", p["EnableKeyRotation"])
+	}
+	if key["DeletionPolicy"] != "Retain" || key["UpdateReplacePolicy"] != "Retain" {
+		t.Errorf("key DeletionPolicy/UpdateReplacePolicy = %v/%v, want Retain: it protects the live private key", key["DeletionPolicy"], key["UpdateReplacePolicy"])
+	}
+	for _, k := range []string{"KeySpec", "KeyUsage", "MultiRegion"} {
+		if v, ok := p[k]; ok {
+			t.Errorf("%s = %v, want the default (symmetric ENCRYPT_DECRYPT, single region)", k, v)
+		}
+	}
+	_, alias := only(t, "AWS::KMS::Alias")
+	assertEqual(t, "alias", properties(alias), map[string]any{
+		"AliasName":   "alias/flowkey/" + testStackName,
+		"TargetKeyId": getAtt(l.key, "Arn"),
+	})
+	assertEqual(t, "key policy", p["KeyPolicy"], map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{
+			map[string]any{
+				"Sid": "KeyAdministration", "Effect": "Allow", "Principal": accountRoot, "Resource": "*",
+				"Action": []string{
+					"kms:CancelKeyDeletion", "kms:CreateAlias", "kms:Delete*", "kms:Describe*",
+					"kms:Disable*", "kms:Enable*", "kms:Get*", "kms:List*", "kms:Put*",
+					"kms:Revoke*", "kms:RotateKeyOnDemand", "kms:ScheduleKeyDeletion",
+					"kms:TagResource", "kms:UntagResource", "kms:Update*",
+				},
+			},
+			map[string]any{
+				"Sid": "UseThroughSecretsManagerForThisSecretOnly", "Effect": "Allow", "Principal": accountRoot, "Resource": "*",
+				"Action": []string{"kms:Decrypt", "kms:GenerateDataKey"},
+				"Condition": map[string]any{
+					"StringEquals": map[string]any{"kms:CallerAccount": testAccount, "kms:ViaService": "secretsmanager." + testRegion + ".amazonaws.com"},
+					"StringLike":   map[string]any{"kms:EncryptionContext:SecretARN": secretARNPattern},
+				},
+			},
+			map[string]any{
+				"Sid": "RotatorGeneratesKeyPairsForThisSecretOnly", "Effect": "Allow", "Resource": "*",
+				"Principal": map[string]any{"AWS": getAtt(l.role, "Arn")},
+				"Action":    "kms:GenerateDataKeyPair",
+				"Condition": map[string]any{
+					"StringEquals": map[string]any{"kms:DataKeyPairSpec": "RSA_2048"},
+					"StringLike":   map[string]any{"kms:EncryptionContext:" + keypair.EncryptionContextKey: secretARNPattern},
+				},
+			},
+			map[string]any{
+				"Sid": "EventBridgePublishesToAlertTopic", "Effect": "Allow", "Resource": "*",
+				"Principal": map[string]any{"Service": "events.amazonaws.com"},
+				"Action":    []string{"kms:Decrypt", "kms:GenerateDataKey*"},
+				"Condition": map[string]any{"StringEquals": map[string]any{"kms:EncryptionContext:aws:sns:topicArn": topicARN}},
+			},
+			map[string]any{
+				"Sid": "CloudWatchAlarmPublishesToAlertTopic", "Effect": "Allow", "Resource": "*",
+				"Principal": map[string]any{"Service": "cloudwatch.amazonaws.com"},
+				"Action":    []string{"kms:Decrypt", "kms:GenerateDataKey*"},
+				"Condition": map[string]any{
+					"StringEquals": map[string]any{"kms:EncryptionContext:aws:sns:topicArn": topicARN, "aws:SourceAccount": testAccount},
+					"ArnEquals":    map[string]any{"aws:SourceArn": alarmARN},
+				},
+			},
+		},
+	})
+}
+
+// The key policy names the topic and alarm by constructed ARNs; they must
+// be the ARNs of the resources actually created.
+func TestConstructedARNsMatchResources(t *testing.T) {
+	_, topic := only(t, "AWS::SNS::Topic")
+	if got := properties(topic)["TopicName"]; got != testStackName+"-alerts" {
+		t.Errorf("TopicName = %v, want %s-alerts (the key policy's aws:sns:topicArn)", got, testStackName)
+	}
+	_, alarm := only(t, "AWS::CloudWatch::Alarm")
+	if got := properties(alarm)["AlarmName"]; got != testStackName+"-rotator-errors" {
+		t.Errorf("AlarmName = %v, want %s-rotator-errors (the key policy's aws:SourceArn)", got, testStackName)
+	}
+	if !strings.HasPrefix(testSecretName, "flowkey/") {
+		t.Fatal("fixture changed")
+	}
+	_, secret := only(t, "AWS::SecretsManager::Secret")
+	if got := properties(secret)["Name"]; got != testSecretName {
+		t.Errorf("secret Name = %v, want %s (the key policy's SecretARN pattern)", got, testSecretName)
+	}
+}
+
+func TestSecret(t *testing.T) {
+	l := ids(t)
+	_, secret := only(t, "AWS::SecretsManager::Secret")
+	p := properties(secret)
+	assertEqual(t, "secret KmsKeyId", p["KmsKeyId"], getAtt(l.key, "Arn"))
+	if secret["DeletionPolicy"] != "Retain" || secret["UpdateReplacePolicy"] != "Retain" {
+		t.Errorf("secret DeletionPolicy/UpdateReplacePolicy = %v/%v, want Retain", secret["DeletionPolicy"], secret["UpdateReplacePolicy"])
+	}
+	if _, ok := p["GenerateSecretString"]; ok {
+		t.Error("GenerateSecretString set: the first version must be the configuration document")
+	}
+	s, ok := p["SecretString"].(string)
+	if !ok {
+		t.Fatalf("SecretString = %#v, want a literal JSON document", p["SecretString"])
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	var doc secretdoc.Document
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("SecretString is not a secret document: %v", err)
+	}
+	if doc.SchemaVersion != secretdoc.SchemaVersion {
+		t.Errorf("schema_version = %d, want %d", doc.SchemaVersion, secretdoc.SchemaVersion)
+	}
+	if doc.Key != nil || strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, `"key"`) {
+		t.Errorf("the initial value holds key material: %s", s)
+	}
+	assertEqual(t, "secret config", doc.Config, secretdoc.Config{
+		PhoneNumberIDs:      testPhoneIDs,
+		AccessTokenSecretID: testTokenARN,
+		GraphAPIVersion:     testGraphVerion,
+	})
+}
+
+func TestFunction(t *testing.T) {
+	l := ids(t)
+	_, fn := only(t, "AWS::Lambda::Function")
+	p := properties(fn)
+	for k, want := range map[string]any{
+		"Runtime":       "provided.al2023",
+		"Architectures": []string{"arm64"},
+		"Handler":       "bootstrap",
+		"Timeout":       rotatorTimeoutSeconds,
+		"MemorySize":    rotatorMemoryMB,
+		"TracingConfig": map[string]any{"Mode": "Active"},
+		"LoggingConfig": map[string]any{"LogGroup": ref(l.logs)},
+		"Role":          getAtt(l.role, "Arn"),
+	} {
+		assertEqual(t, "function "+k, p[k], want)
+	}
+	for _, k := range []string{"ReservedConcurrentExecutions", "VpcConfig", "KmsKeyArn"} {
+		if v, ok := p[k]; ok {
+			t.Errorf("function %s = %v, want unset", k, v)
+		}
+	}
+	for _, r := range resources(t, "AWS::Lambda::EventInvokeConfig") {
+		t.Errorf("EventInvokeConfig %v: rotation invocations are synchronous, it would do nothing", r)
+	}
+	vars := p["Environment"].(map[string]any)["Variables"].(map[string]any)
+	assertEqual(t, "environment variable names", slices.Sorted(mapsKeys(vars)), sorted(config.Names()))
+	assertEqual(t, "environment", vars, map[string]any{
+		config.EnvKMSKeyID:            getAtt(l.key, "Arn"),
+		config.EnvAccessTokenSecretID: testTokenARN,
+		config.EnvGraphBaseURL:        "https://graph.facebook.com",
+		config.EnvGraphVersion:        testGraphVerion,
+		config.EnvGraphConcurrency:    "8",
+		config.EnvGraphMaxAttempts:    "5",
+		config.EnvGraphRequestTimeout: "10s",
+		config.EnvVerifyTimeout:       "90s",
+		config.EnvSecretID:            ref(l.secret),
+		config.EnvLogLevel:            "INFO",
+	})
+
+	_, logs := only(t, "AWS::Logs::LogGroup")
+	if got := properties(logs)["RetentionInDays"]; got != float64(365) {
+		t.Errorf("log RetentionInDays = %v, want 365", got)
+	}
+}
+
+// The rotator must accept the environment the stack gives it, and the
+// function's timeout must cover testSecret's worst case under it.
+func TestFunctionEnvironmentLoadsAndFitsTheTimeout(t *testing.T) {
+	_, fn := only(t, "AWS::Lambda::Function")
+	vars := properties(fn)["Environment"].(map[string]any)["Variables"].(map[string]any)
+	env := map[string]string{}
+	for k, v := range vars {
+		s, ok := v.(string)
+		if !ok {
+			s = "resolved-at-deploy" // a Ref or GetAtt: an ARN at deploy time
+		}
+		env[k] = s
+	}
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("config.Load on the stack's environment: %v", err)
+	}
+	timeout := time.Duration(properties(fn)["Timeout"].(float64)) * time.Second
+	// testSecret: verification polling, then a rollback whose uploads are
+	// each retried GraphMaxAttempts times; a minute for cold start and the
+	// Secrets Manager calls.
+	worst := cfg.VerifyTimeout + time.Duration(cfg.GraphMaxAttempts)*cfg.GraphRequestTimeout + time.Minute
+	if worst > timeout {
+		t.Errorf("testSecret may need %s but the function times out after %s", worst, timeout)
+	}
+}
+
+func TestExecutionRole(t *testing.T) {
+	l := ids(t)
+	_, role := only(t, "AWS::IAM::Role")
+	p := properties(role)
+	assertEqual(t, "trust policy", p["AssumeRolePolicyDocument"], map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Action": "sts:AssumeRole", "Effect": "Allow",
+			"Principal": map[string]any{"Service": "lambda.amazonaws.com"},
+		}},
+	})
+	for _, k := range []string{"ManagedPolicyArns", "Policies", "PermissionsBoundary"} {
+		if v, ok := p[k]; ok {
+			t.Errorf("role %s = %v, want none: every permission is in the one policy below", k, v)
+		}
+	}
+	for _, typ := range []string{"AWS::IAM::ManagedPolicy", "AWS::IAM::User", "AWS::IAM::Group"} {
+		if rs := resources(t, typ); len(rs) != 0 {
+			t.Errorf("unexpected %s: %v", typ, slices.Sorted(mapsKeys(rs)))
+		}
+	}
+	_, policy := only(t, "AWS::IAM::Policy")
+	pp := properties(policy)
+	assertEqual(t, "policy roles", pp["Roles"], []any{ref(l.role)})
+	assertEqual(t, "execution role policy", pp["PolicyDocument"], map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{
+			map[string]any{
+				"Sid": "RotateThisSecret", "Effect": "Allow", "Resource": ref(l.secret),
+				"Action": []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"},
+			},
+			map[string]any{
+				"Sid": "ReadGraphAccessToken", "Effect": "Allow", "Resource": testTokenARN,
+				"Action": "secretsmanager:GetSecretValue",
+			},
+			map[string]any{
+				"Sid": "GenerateKeyPairsForThisSecret", "Effect": "Allow", "Resource": getAtt(l.key, "Arn"),
+				"Action": "kms:GenerateDataKeyPair",
+				"Condition": map[string]any{"StringEquals": map[string]any{
+					"kms:EncryptionContext:" + keypair.EncryptionContextKey: ref(l.secret),
+					"kms:DataKeyPairSpec": "RSA_2048",
+				}},
+			},
+			map[string]any{
+				"Sid": "UseKeyThroughSecretsManagerForThisSecret", "Effect": "Allow", "Resource": getAtt(l.key, "Arn"),
+				"Action": []string{"kms:Decrypt", "kms:GenerateDataKey"},
+				"Condition": map[string]any{"StringEquals": map[string]any{
+					"kms:ViaService":                  "secretsmanager." + testRegion + ".amazonaws.com",
+					"kms:EncryptionContext:SecretARN": ref(l.secret),
+				}},
+			},
+			map[string]any{
+				"Sid": "WriteOwnLogs", "Effect": "Allow", "Resource": getAtt(l.logs, "Arn"),
+				"Action": []string{"logs:CreateLogStream", "logs:PutLogEvents"},
+			},
+			map[string]any{
+				"Effect": "Allow", "Resource": "*",
+				"Action": []string{"xray:PutTelemetryRecords", "xray:PutTraceSegments"},
+			},
+		},
+	})
+}
+
+func TestInvokePermissionAndSchedule(t *testing.T) {
+	l := ids(t)
+	_, perm := only(t, "AWS::Lambda::Permission")
+	assertEqual(t, "invoke permission", properties(perm), map[string]any{
+		"Action":        "lambda:InvokeFunction",
+		"FunctionName":  getAtt(l.fn, "Arn"),
+		"Principal":     "secretsmanager.amazonaws.com",
+		"SourceAccount": testAccount,
+		"SourceArn":     ref(l.secret),
+	})
+	_, schedule := only(t, "AWS::SecretsManager::RotationSchedule")
+	assertEqual(t, "rotation schedule", properties(schedule), map[string]any{
+		"SecretId":                  ref(l.secret),
+		"RotationLambdaARN":         getAtt(l.fn, "Arn"),
+		"RotationRules":             map[string]any{"ScheduleExpression": testSchedule, "Duration": testWindow},
+		"RotateImmediatelyOnUpdate": false,
+	})
+	deps, _ := schedule["DependsOn"].([]any)
+	if !slices.Contains(deps, any(l.permission)) {
+		t.Errorf("schedule DependsOn = %v, want it to include the invoke permission %s (aws-cdk #26481)", schedule["DependsOn"], l.permission)
+	}
+}
+
+func TestAlerts(t *testing.T) {
+	l := ids(t)
+	_, topic := only(t, "AWS::SNS::Topic")
+	assertEqual(t, "topic", properties(topic), map[string]any{
+		"TopicName":      testStackName + "-alerts",
+		"DisplayName":    "flowkey rotation alerts",
+		"KmsMasterKeyId": getAtt(l.key, "Arn"),
+	})
+	_, sub := only(t, "AWS::SNS::Subscription")
+	assertEqual(t, "subscription", properties(sub), map[string]any{
+		"Protocol": "email", "Endpoint": testAlertEmail, "TopicArn": ref(l.topic),
+	})
+	_, topicPolicy := only(t, "AWS::SNS::TopicPolicy")
+	assertEqual(t, "topic policy", properties(topicPolicy), map[string]any{
+		"Topics": []any{ref(l.topic)},
+		"PolicyDocument": map[string]any{
+			"Version": "2012-10-17",
+			"Statement": []any{
+				map[string]any{
+					"Sid": "AllowPublishThroughSSLOnly", "Effect": "Deny", "Principal": "*",
+					"Action": "sns:Publish", "Resource": ref(l.topic),
+					"Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+				},
+				map[string]any{
+					"Sid": "RotationFailedRulePublishes", "Effect": "Allow",
+					"Principal": map[string]any{"Service": "events.amazonaws.com"},
+					"Action":    "sns:Publish", "Resource": ref(l.topic),
+					"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": getAtt(l.rule, "Arn")}},
+				},
+				map[string]any{
+					"Sid": "RotatorErrorsAlarmPublishes", "Effect": "Allow",
+					"Principal": map[string]any{"Service": "cloudwatch.amazonaws.com"},
+					"Action":    "sns:Publish", "Resource": ref(l.topic),
+					"Condition": map[string]any{
+						"ArnEquals":    map[string]any{"aws:SourceArn": getAtt(l.alarm, "Arn")},
+						"StringEquals": map[string]any{"aws:SourceAccount": testAccount},
+					},
+				},
+			},
+		},
+	})
+
+	_, rule := only(t, "AWS::Events::Rule")
+	rp := properties(rule)
+	assertEqual(t, "rule pattern", rp["EventPattern"], map[string]any{
+		"source":      []string{"aws.secretsmanager"},
+		"detail-type": []string{"AWS Service Event via CloudTrail"},
+		"detail": map[string]any{
+			"eventSource":         []string{"secretsmanager.amazonaws.com"},
+			"eventName":           []string{"RotationFailed", "RotationAbandoned"},
+			"additionalEventData": map[string]any{"SecretId": []any{ref(l.secret)}},
+		},
+	})
+	assertEqual(t, "rule targets", rp["Targets"], []any{map[string]any{"Id": "AlertTopic", "Arn": ref(l.topic)}})
+	if rp["State"] != "ENABLED" {
+		t.Errorf("rule State = %v, want ENABLED", rp["State"])
+	}
+	if _, ok := rp["EventBusName"]; ok {
+		t.Errorf("rule EventBusName = %v: AWS service events arrive on the default bus", rp["EventBusName"])
+	}
+
+	_, alarm := only(t, "AWS::CloudWatch::Alarm")
+	ap := properties(alarm)
+	delete(ap, "AlarmDescription")
+	assertEqual(t, "alarm", ap, map[string]any{
+		"AlarmName":          testStackName + "-rotator-errors",
+		"Namespace":          "AWS/Lambda",
+		"MetricName":         "Errors",
+		"Dimensions":         []any{map[string]any{"Name": "FunctionName", "Value": ref(l.fn)}},
+		"Statistic":          "Sum",
+		"Period":             300,
+		"EvaluationPeriods":  1,
+		"Threshold":          1,
+		"ComparisonOperator": "GreaterThanOrEqualToThreshold",
+		"TreatMissingData":   "notBreaching",
+		"AlarmActions":       []any{ref(l.topic)},
+	})
+}
+
+func TestOutputs(t *testing.T) {
+	l := ids(t)
+	outputs := synthesized.template["Outputs"].(map[string]any)
+	want := map[string]any{
+		"SecretArn":           ref(l.secret),
+		"KeyArn":              getAtt(l.key, "Arn"),
+		"RotatorFunctionName": ref(l.fn),
+		"RotatorLogGroupName": ref(l.logs),
+		"AlertTopicArn":       ref(l.topic),
+		"RotateSecretCommand": join("aws secretsmanager rotate-secret --region "+testRegion+" --secret-id ", ref(l.secret)),
+	}
+	got := map[string]any{}
+	for k, o := range outputs {
+		got[k] = o.(map[string]any)["Value"]
+	}
+	assertEqual(t, "outputs", got, want)
+}
+
+// cdk-nag's AwsSolutions pack finds nothing, and the only suppression is
+// the reviewed one.
+func TestNag(t *testing.T) {
+	a := assertions.Annotations_FromStack(synthesized.stack)
+	for _, m := range annotationTexts(t, a.FindError(jsii.String("*"), assertions.Match_AnyValue())) {
+		t.Errorf("error annotation: %s", m)
+	}
+	for _, m := range annotationTexts(t, a.FindWarning(jsii.String("*"), assertions.Match_AnyValue())) {
+		t.Errorf("warning annotation: %s", m)
+	}
+
+	type suppression struct{ Resource, Rule, AppliesTo string }
+	var got []suppression
+	for id, r := range synthesized.template["Resources"].(map[string]any) {
+		md, _ := r.(map[string]any)["Metadata"].(map[string]any)
+		nag, _ := md["cdk_nag"].(map[string]any)
+		rules, _ := nag["rules_to_suppress"].([]any)
+		for _, rule := range rules {
+			rm := rule.(map[string]any)
+			if reason, _ := rm["reason"].(string); len(reason) < 40 {
+				t.Errorf("%s suppresses %v with a reason a reviewer cannot judge: %q", id, rm["id"], reason)
+			}
+			applies, _ := json.Marshal(rm["applies_to"])
+			got = append(got, suppression{id, rm["id"].(string), string(applies)})
+		}
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].Resource < got[j].Resource })
+	l := ids(t)
+	policyID, _ := only(t, "AWS::IAM::Policy")
+	// The role's suppression is inherited by its policy, where the
+	// statement is; it covers only Resource::* (the X-Ray statement).
+	want := []suppression{
+		{l.role, "AwsSolutions-IAM5", `["Resource::*"]`},
+		{policyID, "AwsSolutions-IAM5", `["Resource::*"]`},
+	}
+	sort.Slice(want, func(i, j int) bool { return want[i].Resource < want[j].Resource })
+	assertEqual(t, "cdk-nag suppressions", got, want)
+}
+
+// Invalid settings fail synthesis with a readable annotation, never a panic.
+func TestInvalidPropsBecomeAnErrorAnnotation(t *testing.T) {
+	app := newTestApp(t.TempDir(), map[string]any{})
+	stack := NewRotationStack(app, "Invalid", &RotationStackProps{SecretName: testSecretName, CodePath: synthesized.codeDir})
+	errs := annotationTexts(t, assertions.Annotations_FromStack(stack).FindError(jsii.String("*"), assertions.Match_AnyValue()))
+	if len(errs) != 1 {
+		t.Fatalf("%d error annotations, want 1: %q", len(errs), errs)
+	}
+	msg := errs[0]
+	for _, want := range []string{settingPhoneNumberIDs.Context, settingTokenSecretARN.Env, "fix:"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("annotation %q does not mention %q", msg, want)
+		}
+	}
+}
+
+// annotationTexts renders synthesis messages as "path: text" through their
+// JSON form (the Go fields are deprecated aliases).
+func annotationTexts[M any](t *testing.T, msgs *[]M) []string {
+	t.Helper()
+	b, err := json.Marshal(msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded []struct {
+		ID    string `json:"id"`
+		Entry struct {
+			Data any `json:"data"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(b, &decoded); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]string, 0, len(decoded))
+	for _, m := range decoded {
+		out = append(out, fmt.Sprintf("%s: %v", m.ID, m.Entry.Data))
+	}
+	return out
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
+
+// Nothing beyond what the tests above check: no helper Lambda (log
+// retention, custom resources), no second policy, permission or topic.
+func TestResourceInventory(t *testing.T) {
+	got := map[string]int{}
+	for _, r := range synthesized.template["Resources"].(map[string]any) {
+		got[r.(map[string]any)["Type"].(string)]++
+	}
+	assertEqual(t, "resource types", got, map[string]int{
+		"AWS::KMS::Key":                         1,
+		"AWS::KMS::Alias":                       1,
+		"AWS::SecretsManager::Secret":           1,
+		"AWS::SecretsManager::RotationSchedule": 1,
+		"AWS::IAM::Role":                        1,
+		"AWS::IAM::Policy":                      1,
+		"AWS::Logs::LogGroup":                   1,
+		"AWS::Lambda::Function":                 1,
+		"AWS::Lambda::Permission":               1,
+		"AWS::SNS::Topic":                       1,
+		"AWS::SNS::TopicPolicy":                 1,
+		"AWS::SNS::Subscription":                1,
+		"AWS::Events::Rule":                     1,
+		"AWS::CloudWatch::Alarm":                1,
+	})
+}
