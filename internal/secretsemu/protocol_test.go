@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -227,5 +228,37 @@ func TestNewValidatesOptions(t *testing.T) {
 				t.Errorf("New: %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestLogsAreJSONAndCarryNoSecretValue(t *testing.T) {
+	var buf syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	e, _ := rotEmu(t, Options{Logger: logger})
+	const value = "-----BEGIN PRIVATE KEY-----MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+	arn, _ := e.create(t, "s", value)
+	e.put(t, arn, token("v2"), value+"2")
+	e.value(t, arn, "AWSCURRENT")
+	if _, err := e.client.RotateSecret(ctxT(t), &secretsmanager.RotateSecretInput{SecretId: aws.String(arn), RotationLambdaARN: aws.String(lambdaARN)}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitEvent(t, arn, RotationSucceeded, 0)
+	e.srv.Close()
+	out := buf.String()
+	if strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "MIIEvQ") {
+		t.Errorf("a secret value reached the log:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var sawRequest, sawEvent bool
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		sawRequest = sawRequest || m["msg"] == "request"
+		sawEvent = sawEvent || m["msg"] == "rotation event"
+	}
+	if !sawRequest || !sawEvent {
+		t.Errorf("want request and rotation event lines, got:\n%s", out)
 	}
 }

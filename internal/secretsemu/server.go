@@ -71,6 +71,7 @@ type Server struct {
 	now             func() time.Time
 	log             *slog.Logger
 	rand            io.Reader
+	ops             map[string]func([]byte) (any, error) // by X-Amz-Target operation; read-only
 
 	// mu guards the store, Rand and closed; never held while invoking.
 	mu      sync.Mutex
@@ -136,6 +137,7 @@ func New(opts Options) (*Server, error) {
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
+	s.ops = s.operations()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -167,7 +169,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op, known := strings.CutPrefix(target, "secretsmanager.")
 	start := time.Now()
 	out, err := s.serve(r, op, known)
-	s.log.Info("request", "op", op, "requestId", requestID, "error", errorType(err), "elapsed", time.Since(start))
+	attrs := []any{"op", op, "requestId", requestID, "elapsed", time.Since(start)}
+	if err != nil {
+		attrs = append(attrs, "error", errorType(err))
+	}
+	s.log.Info("request", attrs...)
 	if err != nil {
 		var ae *apiError
 		if !errors.As(err, &ae) {
@@ -184,10 +190,7 @@ func errorType(err error) string {
 	if errors.As(err, &ae) {
 		return ae.Type
 	}
-	if err != nil {
-		return "InternalServiceError"
-	}
-	return ""
+	return "InternalServiceError"
 }
 
 func (s *Server) serve(r *http.Request, op string, known bool) (any, error) {
@@ -198,7 +201,7 @@ func (s *Server) serve(r *http.Request, op string, known bool) (any, error) {
 	if r.Header.Get("Authorization") == "" {
 		return nil, newAPIError("MissingAuthenticationTokenException", "Missing Authentication Token")
 	}
-	h, ok := s.handlers()[op]
+	h, ok := s.ops[op]
 	if !known || !ok {
 		return nil, newAPIError("UnknownOperationException",
 			fmt.Sprintf("X-Amz-Target %q is not an operation this emulator knows; it serves secretsmanager.{%s}", r.Header.Get("X-Amz-Target"), strings.Join(operationNames, ",")))
@@ -219,7 +222,7 @@ var operationNames = []string{
 	"ListSecretVersionIds", "RotateSecret", "CancelRotateSecret", "DeleteSecret",
 }
 
-func (s *Server) handlers() map[string]func([]byte) (any, error) {
+func (s *Server) operations() map[string]func([]byte) (any, error) {
 	return map[string]func([]byte) (any, error){
 		"CreateSecret":             decoded(s.createSecret),
 		"DescribeSecret":           decoded(s.describeSecret),
