@@ -10,7 +10,27 @@
 // Manager's wording is known, messages are AWS's. SigV4 signatures are not
 // verified, but an Authorization header must be present, as AWS requires.
 //
-// GET /_emulator/events serves the rotation timeline as JSON.
+// GET /_emulator/events serves the rotation timeline as JSON; Events and
+// WaitEvent serve it in process.
+//
+// Where AWS leaves behaviour open, the emulator decides as follows:
+//   - RotateSecret returns at once and drives createSecret, setSecret,
+//     testSecret, finishSecret; a failed step ends the attempt and the whole
+//     rotation is reattempted with the same ClientRequestToken and
+//     RotationToken after Options.RetryDelay, up to Options.RotationAttempts.
+//     After the last attempt AWSPENDING stays: the rotation is incomplete.
+//   - With RotateImmediately=false only testSecret runs, once, on a new
+//     AWSPENDING version holding a copy of the current value; that version is
+//     removed afterwards whatever the outcome.
+//   - CancelRotateSecret and DeleteSecret let a running step finish (cutting
+//     an RIE invocation short would leave the RIE busy) and then stop; Close
+//     cuts it short.
+//   - PutSecretValue with a RotationToken different from the rotation in
+//     progress is rejected (InvalidRequestException); without a rotation in
+//     progress any RotationToken is accepted.
+//   - NextRotationDate is reported but scheduled rotations never start by
+//     themselves.
+//   - AWSCURRENT can only be moved, never removed outright.
 package secretsemu
 
 import (
@@ -46,7 +66,7 @@ type Options struct {
 	RetryDelay time.Duration
 	// Now is the clock for every date the emulator reports. Default time.Now.
 	Now func() time.Time
-	// Logger receives one JSON line per request and per rotation event, never
+	// Logger receives one record per request and per rotation event, never
 	// a secret value. Default: discard.
 	Logger *slog.Logger
 	// Rand is the source of version ids, ARN suffixes and rotation tokens.
