@@ -1,12 +1,16 @@
 package secretsemu
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 )
+
+// maxStepDuration bounds one step: no Lambda invocation runs longer.
+const maxStepDuration = 15 * time.Minute
 
 // The four rotation steps, in the order Secrets Manager runs them.
 var rotationSteps = []string{"createSecret", "setSecret", "testSecret", "finishSecret"}
@@ -300,9 +304,11 @@ func (s *Server) runSteps(r *rotation, steps []string) (outcome, string, string)
 		if err != nil {
 			return failed, step, "encoding the rotation event: " + err.Error()
 		}
+		ctx, cancel := context.WithTimeout(s.ctx, maxStepDuration)
 		start := time.Now()
-		_, err = s.invoker.Invoke(s.ctx, r.lambda, payload)
+		_, err = s.invoker.Invoke(ctx, r.lambda, payload)
 		took := time.Since(start)
+		cancel()
 		if s.ctx.Err() != nil {
 			return interrupted, "", ""
 		}
