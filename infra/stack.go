@@ -358,6 +358,7 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 	out("KeyArn", "The KMS key of the secret; consumers need kms:Decrypt on it", key.KeyArn())
 	out("RotatorFunctionName", "The rotation Lambda; its logs are in RotatorLogGroupName", fn.FunctionName())
 	out("RotatorLogGroupName", "The rotation Lambda's log group", logGroup.LogGroupName())
+	out("RotatorRoleArn", "The rotator's execution role, for key policies outside this stack (a token secret under its own KMS key)", role.RoleArn())
 	out("AlertTopicArn", "Rotation failures and rotator errors are published here", topic.TopicArn())
 	out("RotateSecretCommand", "Starts a rotation now", jsii.String("aws secretsmanager rotate-secret --region "+*region+" --secret-id "+*secretARN))
 	return stack

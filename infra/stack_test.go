@@ -487,6 +487,7 @@ func TestOutputs(t *testing.T) {
 		"KeyArn":              getAtt(l.key, "Arn"),
 		"RotatorFunctionName": ref(l.fn),
 		"RotatorLogGroupName": ref(l.logs),
+		"RotatorRoleArn":      getAtt(l.role, "Arn"),
 		"AlertTopicArn":       ref(l.topic),
 		"RotateSecretCommand": join("aws secretsmanager rotate-secret --region "+testRegion+" --secret-id ", ref(l.secret)),
 	}
