@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	builds := [][]string{
 		// The RIE imports testify outside its tests; this tag keeps the
 		// build off go.yaml.in/yaml/v3, which go.sum does not list.
-		{"build", "-tags", "testify_yaml_custom", "-o", testBinaries.rie, "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"},
+		{"build", "-o", testBinaries.rie, "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"},
 		{"build", "-o", testBinaries.bootstrap, "./testdata/bootstrap"},
 	}
 	for _, args := range builds {
