@@ -35,8 +35,6 @@ func TestMain(m *testing.M) {
 	testBinaries.rie = filepath.Join(dir, "aws-lambda-rie")
 	testBinaries.bootstrap = filepath.Join(dir, "bootstrap")
 	builds := [][]string{
-		// The RIE imports testify outside its tests; this tag keeps the
-		// build off go.yaml.in/yaml/v3, which go.sum does not list.
 		{"build", "-o", testBinaries.rie, "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"},
 		{"build", "-o", testBinaries.bootstrap, "./testdata/bootstrap"},
 	}
