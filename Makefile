@@ -26,7 +26,7 @@ build-arm64: $(ARM64_BIN) ## build the Lambda bootstrap (linux/arm64) that infra
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
-	@out=$$(gofmt -l functions internal infra); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
@@ -37,3 +37,30 @@ test: lint ## every test: unit, emulator, integration (real bootstrap under the 
 .PHONY: bench
 bench: ## speed and memory benchmarks
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+
+# --- deploy: CDK (infra/) and SAM (template.yaml, events/) ---
+CDK_DIR := infra
+CDK     := $(CDK_DIR)/node_modules/.bin/cdk
+
+# npm ci restores 1985 mtimes from the tarball; touch keeps make from reinstalling every time.
+$(CDK): $(CDK_DIR)/package.json $(CDK_DIR)/package-lock.json
+	cd $(CDK_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: synth deploy sam-invoke
+# Placeholders let `make synth` run without an AWS account or settings; set the
+# FLOWKEY_* variables (README) to synthesize your own stack.
+synth: export FLOWKEY_PHONE_NUMBER_IDS ?= 106540352242922
+synth: export FLOWKEY_ACCESS_TOKEN_SECRET_ARN ?= arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/graph-token-AbCdEf
+synth: $(ARM64_BIN) $(CDK) ## cdk synth with the pinned CLI into infra/cdk.out; cdk-nag findings fail it
+	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --ci --no-notices --quiet --output cdk.out
+
+deploy: $(ARM64_BIN) $(CDK) ## cdk deploy: needs AWS credentials, cdk bootstrap and the FLOWKEY_* settings (README)
+	cd $(CDK_DIR) && ./node_modules/.bin/cdk deploy --no-notices --require-approval broadening
+
+STEP ?= createSecret
+SAM_ENV_VARS ?= events/env.json
+sam-invoke: $(ARM64_BIN) ## one rotation step under sam local (SAM and Docker): make sam-invoke STEP=createSecret
+	@case '$(STEP)' in createSecret|setSecret|testSecret|finishSecret) ;; \
+	  *) echo "STEP must be createSecret, setSecret, testSecret or finishSecret, not '$(STEP)'" >&2; exit 2 ;; esac
+	sam local invoke RotatorFunction --template template.yaml --event events/$(STEP).json --env-vars $(SAM_ENV_VARS)

@@ -2,6 +2,8 @@ module github.com/flowkey/flowkey
 
 go 1.26.8
 
+ignore ./infra/node_modules
+
 require (
 	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c // indirect
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect
