@@ -67,6 +67,16 @@ func TestErrorClasses(t *testing.T) {
 		{name: "code 100 subcode 33", handler: graphErr(400, 100, 33), want: want{calls: 1, status: 400, code: 100}},
 		{name: "code 33 deleted", handler: graphErr(400, 33, 0), want: want{calls: 1, status: 400, code: 33}},
 		{name: "code 100 on HTTP 500 is still permanent", handler: graphErr(500, 100, 0), want: want{calls: 1, status: 500, code: 100}},
+		// A permanent code wins over a 5xx status.
+		{name: "code 0 on HTTP 500", handler: graphErr(500, 0, 0), want: want{calls: 1, status: 500}},
+		{name: "code 3 on HTTP 500", handler: graphErr(500, 3, 0), want: want{calls: 1, status: 500, code: 3}},
+		{name: "code 10 on HTTP 500", handler: graphErr(500, 10, 0), want: want{calls: 1, status: 500, code: 10}},
+		{name: "code 190 on HTTP 500", handler: graphErr(500, 190, 0), want: want{calls: 1, status: 500, code: 190}},
+		{name: "code 200 on HTTP 500", handler: graphErr(500, 200, 0), want: want{calls: 1, status: 500, code: 200}},
+		{name: "code 299 on HTTP 500", handler: graphErr(500, 299, 0), want: want{calls: 1, status: 500, code: 299}},
+		{name: "code 33 on HTTP 500", handler: graphErr(500, 33, 0), want: want{calls: 1, status: 500, code: 33}},
+		{name: "subcode 33 under a retryable code", handler: graphErr(500, 131000, 33), want: want{calls: 1, status: 500, code: 131000}},
+		{name: "code 300 on HTTP 500 is retried", handler: graphErr(500, 300, 0), want: want{calls: 3, status: 500, code: 300, retryable: true}},
 		{name: "other 4xx code", handler: graphErr(400, 1, 0), want: want{calls: 1, status: 400, code: 1}},
 		{name: "HTTP 404 html", handler: status(404, "<html>not found</html>"), want: want{calls: 1, status: 404}},
 		{name: "code 4 app rate limit", handler: graphErr(400, 4, 0), want: want{calls: 3, status: 400, code: 4, retryable: true, rateLimited: true}},
@@ -87,8 +97,17 @@ func TestErrorClasses(t *testing.T) {
 		{name: "malformed JSON on 200", handler: status(200, `{"data":[`), want: want{calls: 3, status: 200, retryable: true, errIs: ErrMalformedResponse}},
 		{name: "html on 200", handler: status(200, `<html>captive portal</html>`), want: want{calls: 3, status: 200, retryable: true, errIs: ErrMalformedResponse}},
 		{name: "null on 200", handler: status(200, `null`), want: want{calls: 3, status: 200, retryable: true, errIs: ErrMalformedResponse}},
+		{name: "endless 200 body", handler: func(_ *testing.T, _ int, w http.ResponseWriter, _ *http.Request) {
+			chunk := []byte(strings.Repeat("a", 64<<10))
+			for {
+				if _, err := w.Write(chunk); err != nil {
+					return // the client hung up after its cap
+				}
+			}
+		}, want: want{calls: 3, status: 200, retryable: true, errIs: ErrMalformedResponse}},
 		{name: "malformed once then success", handler: failThenOK(1, status(200, `{`)), want: want{calls: 2, ok: true}},
-		{name: "oversized 200", handler: status(200, `{"x":"`+strings.Repeat("a", maxBody)+`"}`), want: want{calls: 3, status: 200, retryable: true, errIs: ErrMalformedResponse}},
+		// Valid JSON, so only the size cap can reject it.
+		{name: "oversized 200", handler: status(200, `{"data":[],"x":"`+strings.Repeat("a", maxBody)+`"}`), want: want{calls: 3, status: 200, retryable: true, errIs: ErrMalformedResponse}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,6 +195,8 @@ func TestErrorText(t *testing.T) {
 			"graph get 1: HTTP 400 code 80007: Rate limit hit after 1 attempt; rate limited, retry after ~2 min"},
 		{Error{Op: "get", Object: "1", HTTPStatus: 429, Attempts: 3, RateLimited: true, Retryable: true, Err: errors.New("no Graph error object in the body (empty body)")},
 			"graph get 1: HTTP 429: no Graph error object in the body (empty body) after 3 attempts; rate limited, retry later"},
+		{Error{Op: "get", Object: "1", HTTPStatus: 500, Code: 131000, Attempts: 1, Retryable: true, RegainAccessIn: 5 * time.Minute, graphError: true},
+			"graph get 1: HTTP 500 code 131000 after 1 attempt; Meta's usage header says access returns in ~5 min"},
 		{Error{Op: "list", Object: "2", Attempts: 5, Retryable: true, Err: io.EOF},
 			"graph list 2: no response: EOF after 5 attempts"},
 		{Error{Op: "get", Object: "1", Err: context.Canceled},
@@ -427,7 +448,19 @@ func TestCancelDuringBackoff(t *testing.T) {
 			}
 		}
 	})
-	_, err := c.GetPublicKey(ctx, testAuth(), phoneID)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.GetPublicKey(ctx, testAuth(), phoneID)
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		// A guard, not synchronisation: without it a broken wait would
+		// hang the package for go test's 10-minute timeout.
+		t.Fatal("GetPublicKey still waiting 10s after the context was canceled")
+	}
 	var ge *Error
 	if !errors.As(err, &ge) || ge.Attempts != 1 || ge.HTTPStatus != 503 || !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want the 503 of attempt 1 and context.Canceled", err)

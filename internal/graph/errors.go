@@ -62,11 +62,14 @@ func (e *Error) Error() string {
 	default:
 		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
 	}
+	regain := int(math.Ceil(e.RegainAccessIn.Minutes()))
 	switch {
-	case e.RegainAccessIn > 0:
-		fmt.Fprintf(&b, "; rate limited, retry after ~%d min", int(math.Ceil(e.RegainAccessIn.Minutes())))
+	case e.RateLimited && regain > 0:
+		fmt.Fprintf(&b, "; rate limited, retry after ~%d min", regain)
 	case e.RateLimited:
 		b.WriteString("; rate limited, retry later")
+	case regain > 0:
+		fmt.Fprintf(&b, "; Meta's usage header says access returns in ~%d min", regain)
 	}
 	return b.String()
 }

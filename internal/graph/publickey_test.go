@@ -99,6 +99,24 @@ func TestUploadResponses(t *testing.T) {
 	})
 }
 
+func TestUploadRetriesDroppedConnection(t *testing.T) {
+	pemText := pkixPEM(t, &key2048().PublicKey)
+	s := newServer(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		// Every attempt must carry the whole form again.
+		if err := r.ParseForm(); err != nil || r.PostForm.Get("business_public_key") != pemText {
+			t.Errorf("attempt %d: form incomplete (%v)", n, err)
+		}
+		if n <= 2 {
+			drop(t)(w)
+			return
+		}
+		writeJSON(w, 200, map[string]bool{"success": true})
+	})
+	if err := newClient(t, s).UploadPublicKey(t.Context(), testAuth(), phoneID, pemText); err != nil || s.n() != 3 {
+		t.Errorf("err = %v after %d calls, want success on the 3rd", err, s.n())
+	}
+}
+
 func TestUploadRejectsBadKeysWithoutIO(t *testing.T) {
 	s := newServer(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, 200, map[string]bool{"success": true})
