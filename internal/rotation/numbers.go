@@ -210,6 +210,16 @@ func (r *Rotator) verify(ctx context.Context, inv *invocation, auth graph.Auth, 
 	})
 }
 
+// checkAccess reads every number once and fails only on Graph errors.
+func (r *Rotator) checkAccess(ctx context.Context, inv *invocation, auth graph.Auth, numbers []string) []NumberResult {
+	return r.forEach(ctx, numbers, func(ctx context.Context, id string) NumberResult {
+		start := r.opts.Now()
+		_, err := r.graph.GetPublicKey(ctx, auth, id)
+		r.logNumber(inv, "check_access", id, start, err)
+		return NumberResult{PhoneNumberID: id, Err: err}
+	})
+}
+
 // MismatchError is a number that does not hold the expected key with
 // status VALID.
 type MismatchError struct {

@@ -212,7 +212,10 @@ func TestGuards(t *testing.T) {
 		{name: "rotation disabled", setup: func(h *harness) { h.sm.secrets[h.arn].rotationEnabled = aws.Bool(false) }, ev: Event{Step: StepCreate, ClientRequestToken: "v1"}, wantErr: "rotation is not enabled", wantCalls: 1},
 		{name: "token not a version", ev: Event{Step: StepSet, ClientRequestToken: "nope"}, wantErr: "no version with this ID", wantCalls: 1},
 		{name: "token already current succeeds doing nothing", ev: Event{Step: StepSet, ClientRequestToken: "v0-flowkey/key"}, wantCalls: 1},
-		{name: "token not pending fails", setup: func(h *harness) { h.sm.stagePending(h.arn, "v1", nil); h.sm.removeLabel(h.sm.secrets[h.arn], StagePending) }, ev: Event{Step: StepTest, ClientRequestToken: "v1"}, wantErr: "not staged AWSPENDING", wantCalls: 1},
+		{name: "token not pending fails", setup: func(h *harness) {
+			s := h.sm.secrets[h.arn]
+			s.values["old"], s.stages["old"] = aws.String(configOnly(phones...)), []string{StagePrevious}
+		}, ev: Event{Step: StepTest, ClientRequestToken: "old"}, wantErr: "not staged AWSPENDING", wantCalls: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -528,5 +531,23 @@ func TestWABANumbersAreDiscoveredAndFiltered(t *testing.T) {
 	}
 	if h.g.uploads[phones[0]] != 1 || h.g.uploads[phones[1]] != 1 {
 		t.Error("included numbers were not uploaded once each")
+	}
+}
+
+func TestTestSecretAloneOnAConfigurationOnlySecretChecksAccess(t *testing.T) {
+	// What CloudFormation runs at deploy: RotateImmediately=false before
+	// any key exists.
+	h := newHarness(t, configOnly(phones...), phones...)
+	cur, _ := h.sm.GetSecretValue(context.Background(), secretsGet(h.arn, StageCurrent))
+	h.sm.stagePending(h.arn, "check", cur.SecretString)
+	if err := h.step(StepTest, "check"); err != nil {
+		t.Fatalf("testSecret on a configuration-only secret: %v", err)
+	}
+	if up, get := h.g.counts(); up != 0 || get != len(phones) {
+		t.Errorf("made %d uploads and %d reads, want 0 and %d", up, get, len(phones))
+	}
+	h.g.fault("get", phones[2], graphErr("get", phones[2], 403, 10, 0, false))
+	if err := h.step(StepTest, "check"); err == nil || !strings.Contains(err.Error(), "graph code 10") {
+		t.Fatalf("want the permission error reported, got %v", err)
 	}
 }

@@ -167,7 +167,15 @@ func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, e
 	if p.verifyOnly() {
 		want = p.current.Key
 	}
-	results := r.verify(ctx, inv, auth, numbers, want)
+	var results []NumberResult
+	if want == nil {
+		// A configuration-only secret (as deployed, before its first
+		// rotation): there is no key to check yet, so prove what the first
+		// rotation needs, that the token can read every number.
+		results = r.checkAccess(ctx, inv, auth, numbers)
+	} else {
+		results = r.verify(ctx, inv, auth, numbers, want)
+	}
 	failed := failures(results)
 	st := stepStats{verified: len(results) - len(failed), failed: len(failed)}
 	if len(failed) > 0 {
