@@ -50,7 +50,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 	if cfg.KMSKeyID != "" {
 		keys = keypair.NewKMSGenerator(kms.NewFromConfig(awsCfg), cfg.KMSKeyID)
 	}
-	gc, err := graph.New(&http.Client{}, graph.Options{
+	// Graph has no reason to redirect; a 30x is reported, never followed.
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	gc, err := graph.New(hc, graph.Options{
 		BaseURL:        cfg.GraphBaseURL,
 		MaxAttempts:    cfg.GraphMaxAttempts,
 		RequestTimeout: cfg.GraphRequestTimeout,

@@ -97,6 +97,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	var errs []error
 	if v := getenv(EnvGraphBaseURL); v != "" {
+		if err := graph.ValidateBaseURL(v); err != nil {
+			// graph's error already names the variable and the fix.
+			errs = append(errs, fmt.Errorf("config: %w", err))
+		}
 		c.GraphBaseURL = v
 	}
 	if v := getenv(EnvGraphVersion); v != "" {

@@ -72,3 +72,13 @@ func TestAllErrorsAreReportedAtOnce(t *testing.T) {
 		t.Fatalf("want both variables named, got %v", err)
 	}
 }
+
+func TestPlainHTTPToARemoteGraphIsRefused(t *testing.T) {
+	_, err := Load(env(map[string]string{EnvGraphBaseURL: "http://graph.example.com"}))
+	if err == nil || !strings.Contains(err.Error(), EnvGraphBaseURL) || !strings.Contains(err.Error(), "not a loopback host") {
+		t.Fatalf("want the variable and the reason, got %v", err)
+	}
+	if _, err := Load(env(map[string]string{EnvGraphBaseURL: "http://127.0.0.1:8080"})); err != nil {
+		t.Fatalf("loopback http must be allowed: %v", err)
+	}
+}
