@@ -1,0 +1,197 @@
+package localstack
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Binaries are the programs the stack runs as child processes.
+type Binaries struct {
+	Bootstrap string // functions/rotator built for this machine
+	LocalKMS  string // github.com/nsmithuk/local-kms
+	RIE       string // the AWS Lambda Runtime Interface Emulator
+}
+
+// Build compiles the bootstrap and the two pinned Go tools into dir. The Go
+// build cache makes a rebuild of unchanged sources take about a second.
+func Build(ctx context.Context, moduleRoot, dir string) (Binaries, error) {
+	b := Binaries{
+		Bootstrap: filepath.Join(dir, "bootstrap"),
+		LocalKMS:  filepath.Join(dir, "local-kms"),
+		RIE:       filepath.Join(dir, "aws-lambda-rie"),
+	}
+	builds := []struct {
+		out, pkg string
+		env      []string
+		tags     []string
+	}{
+		{b.Bootstrap, "./functions/rotator", []string{"CGO_ENABLED=0"}, []string{"-tags", "lambda.norpc"}},
+		{b.LocalKMS, "github.com/nsmithuk/local-kms", nil, nil},
+		{b.RIE, "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie", []string{"CGO_ENABLED=0"}, nil},
+	}
+	for _, x := range builds {
+		args := append([]string{"build", "-trimpath"}, x.tags...)
+		args = append(args, "-o", x.out, x.pkg)
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = moduleRoot
+		cmd.Env = append(os.Environ(), x.env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return Binaries{}, fmt.Errorf("go build %s: %w\n%s", x.pkg, err, out)
+		}
+	}
+	return b, nil
+}
+
+// ModuleRoot finds the directory holding go.mod, from the working directory up.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory: run from inside the flowkey module")
+		}
+		dir = parent
+	}
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// process is a supervised child. Its output goes to a writer, line by line,
+// prefixed with its name.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func startProcess(name string, out io.Writer, env []string, path string, args ...string) (*process, error) {
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
+	// A process group of its own, so stopping it also stops what it spawned
+	// (the RIE's bootstrap).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	var copied sync.WaitGroup
+	copied.Add(1)
+	go func() {
+		defer copied.Done()
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			fmt.Fprintf(out, "[%s] %s\n", name, sc.Text())
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		p.err = cmd.Wait()
+		pw.Close()
+		copied.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// stop ends the process group: SIGTERM, then SIGKILL after grace.
+func (p *process) stop(grace time.Duration) {
+	if p == nil {
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// waitListening waits until addr accepts TCP connections or the process exits.
+func waitListening(ctx context.Context, p *process, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var d net.Dialer
+	for {
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before listening on %s: %v", p.name, addr, p.err)
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not listen on %s: %w", p.name, addr, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// children lists the PIDs whose parent is pid, from /proc.
+func children(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The command name may hold spaces; the fields after its ')' are fixed.
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 {
+			if ppid, _ := strconv.Atoi(f[1]); ppid == pid {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}

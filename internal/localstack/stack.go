@@ -1,0 +1,374 @@
+// Package localstack runs flowkey's whole product on one machine, with no
+// AWS account and no Docker: the Secrets Manager emulator and the Graph API
+// simulator in process, local-kms and the AWS Lambda Runtime Interface
+// Emulator (running the real bootstrap) as child processes, all on free
+// loopback ports. The demo, `make local-up` and the integration tests use it.
+package localstack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/flowkey/flowkey/internal/config"
+	"github.com/flowkey/flowkey/internal/graphsim"
+	"github.com/flowkey/flowkey/internal/secretdoc"
+	"github.com/flowkey/flowkey/internal/secretsemu"
+)
+
+// Fixed names of the local stack, so scripts and docs can name them.
+const (
+	Region          = "us-east-1"
+	AccountID       = "111122223333"
+	FunctionARN     = "arn:aws:lambda:us-east-1:111122223333:function:flowkey-rotator"
+	DefaultWABAID   = "102290129340398"
+	TokenSecretName = "flowkey/graph-token"
+	KeySecretName   = "flowkey/whatsapp-flows-key"
+)
+
+// Options configure a stack. Zero values take the defaults noted.
+type Options struct {
+	Binaries Binaries // required: see Build
+	Dir      string   // scratch directory for local-kms data (required)
+	// PhoneNumbers in the simulated WABA (3).
+	PhoneNumbers int
+	// GraphToken is the only token the simulator accepts ("flowkey-local-token").
+	GraphToken string
+	// FunctionTimeout is the Lambda timeout the RIE enforces (60s).
+	FunctionTimeout time.Duration
+	// FunctionEnv adds or overrides the function's environment.
+	FunctionEnv map[string]string
+	// NoKMS leaves KMS_KEY_ID unset, so the function uses crypto/rsa.
+	NoKMS bool
+	// RotationAttempts and RetryDelay drive the emulator's reattempts (1, 1s).
+	RotationAttempts int
+	RetryDelay       time.Duration
+	// Output receives the child processes' output, the function's JSON
+	// logs among them (io.Discard).
+	Output io.Writer
+}
+
+// Stack is a running local stack.
+type Stack struct {
+	SecretsURL, KMSURL, GraphURL, FunctionURL string
+	// Secrets and Graph are the in-process emulators, for controls and checks.
+	Secrets *secretsemu.Server
+	Graph   *graphsim.Sim
+	// SM and KMS are real SDK clients pointed at the emulators.
+	SM        *secretsmanager.Client
+	KMS       *kms.Client
+	KMSKeyARN string
+	// Invoker serialises invocations: the RIE serves one at a time.
+	Invoker *secretsemu.RIEInvoker
+
+	opts    Options
+	servers []*http.Server
+	kmsProc *process
+	rieProc *process
+	kmsEnv  []string
+	kmsPort int
+	// smListener is opened before the function starts, because the
+	// function's environment names its URL; Start serves it last.
+	smListener net.Listener
+	rieAddr    string
+}
+
+// Start brings the stack up. On error everything already started is stopped.
+func Start(ctx context.Context, opts Options) (s *Stack, err error) {
+	if opts.Binaries.Bootstrap == "" || opts.Dir == "" {
+		return nil, errors.New("localstack: Options.Binaries and Options.Dir are required")
+	}
+	if opts.PhoneNumbers == 0 {
+		opts.PhoneNumbers = 3
+	}
+	if opts.GraphToken == "" {
+		opts.GraphToken = "flowkey-local-token"
+	}
+	if opts.FunctionTimeout == 0 {
+		opts.FunctionTimeout = time.Minute
+	}
+	if opts.RotationAttempts == 0 {
+		opts.RotationAttempts = 1
+	}
+	if opts.RetryDelay == 0 {
+		opts.RetryDelay = time.Second
+	}
+	if opts.Output == nil {
+		opts.Output = io.Discard
+	}
+	s = &Stack{opts: opts}
+	defer func() {
+		if err != nil {
+			s.Close()
+			s = nil
+		}
+	}()
+
+	if s.Graph, err = graphsim.NewDemo(opts.GraphToken, DefaultWABAID, opts.PhoneNumbers); err != nil {
+		return nil, err
+	}
+	if s.GraphURL, err = s.serve(s.Graph); err != nil {
+		return nil, err
+	}
+	if err = s.startKMS(ctx); err != nil {
+		return nil, err
+	}
+	if err = s.startFunction(ctx); err != nil {
+		return nil, err
+	}
+	s.Invoker = &secretsemu.RIEInvoker{BaseURL: s.rieURL()}
+	if s.FunctionURL, err = s.serve(s.Invoker); err != nil {
+		return nil, err
+	}
+	s.Secrets, err = secretsemu.New(secretsemu.Options{
+		Region: Region, AccountID: AccountID, Invoker: s.Invoker,
+		RotationAttempts: opts.RotationAttempts, RetryDelay: opts.RetryDelay,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The function needs the Secrets Manager URL before it starts, so the
+	// emulator's listener is opened first and served now.
+	if err = s.serveOn(s.smListener, s.Secrets); err != nil {
+		return nil, err
+	}
+	s.SM = secretsmanager.New(secretsmanager.Options{
+		Region: Region, BaseEndpoint: aws.String(s.SecretsURL), Credentials: localCredentials(),
+	})
+	return s, nil
+}
+
+func localCredentials() aws.CredentialsProvider {
+	return credentials.NewStaticCredentialsProvider("local", "local", "")
+}
+
+// serve runs h on a new loopback listener and returns its URL.
+func (s *Stack) serve(h http.Handler) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	return "http://" + l.Addr().String(), s.serveOn(l, h)
+}
+
+func (s *Stack) serveOn(l net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.servers = append(s.servers, srv)
+	go func() { _ = srv.Serve(l) }()
+	return nil
+}
+
+func (s *Stack) startKMS(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.kmsPort = port
+	s.KMSURL = "http://127.0.0.1:" + strconv.Itoa(port)
+	data := filepath.Join(s.opts.Dir, "kms")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return err
+	}
+	s.kmsEnv = []string{"PORT=" + strconv.Itoa(port), "KMS_REGION=" + Region, "KMS_ACCOUNT_ID=" + AccountID, "KMS_DATA_PATH=" + data}
+	if err := s.StartKMS(ctx); err != nil {
+		return err
+	}
+	s.KMS = kms.New(kms.Options{Region: Region, BaseEndpoint: aws.String(s.KMSURL), Credentials: localCredentials()})
+	out, err := s.KMS.CreateKey(ctx, &kms.CreateKeyInput{
+		Description: aws.String("flowkey local stack"),
+		KeySpec:     kmstypes.KeySpecSymmetricDefault,
+	})
+	if err != nil {
+		return fmt.Errorf("local-kms CreateKey: %w", err)
+	}
+	s.KMSKeyARN = aws.ToString(out.KeyMetadata.Arn)
+	return nil
+}
+
+// StartKMS starts local-kms (again, after StopKMS) on the stack's KMS port.
+func (s *Stack) StartKMS(ctx context.Context) error {
+	p, err := startProcess("local-kms", s.opts.Output, s.kmsEnv, s.opts.Binaries.LocalKMS)
+	if err != nil {
+		return err
+	}
+	s.kmsProc = p
+	return waitListening(ctx, p, "127.0.0.1:"+strconv.Itoa(s.kmsPort))
+}
+
+// StopKMS stops local-kms, so that KMS calls fail as when KMS is unreachable.
+func (s *Stack) StopKMS() { s.kmsProc.stop(5 * time.Second) }
+
+func (s *Stack) rieURL() string { return "http://" + s.rieAddr }
+
+func (s *Stack) startFunction(ctx context.Context) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	s.smListener = l
+	s.SecretsURL = "http://" + l.Addr().String()
+
+	riePort, err := freePort()
+	if err != nil {
+		return err
+	}
+	apiPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	s.rieAddr = "127.0.0.1:" + strconv.Itoa(riePort)
+	env := map[string]string{
+		// Only what the function needs: nothing of the host's AWS set-up
+		// may leak in.
+		"AWS_REGION":                       Region,
+		"AWS_ACCESS_KEY_ID":                "local",
+		"AWS_SECRET_ACCESS_KEY":            "local",
+		"AWS_CONFIG_FILE":                  os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE":      os.DevNull,
+		"AWS_EC2_METADATA_DISABLED":        "true",
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.SecretsURL,
+		"AWS_ENDPOINT_URL_KMS":             s.KMSURL,
+		"AWS_LAMBDA_FUNCTION_NAME":         "flowkey-rotator",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT":      strconv.Itoa(int(s.opts.FunctionTimeout.Seconds())),
+		config.EnvGraphBaseURL:             s.GraphURL,
+		config.EnvAccessTokenSecretID:      TokenSecretName,
+		config.EnvSecretID:                 KeySecretName,
+		"PATH":                             os.Getenv("PATH"),
+	}
+	if !s.opts.NoKMS {
+		env[config.EnvKMSKeyID] = s.KMSKeyARN
+	}
+	for k, v := range s.opts.FunctionEnv {
+		env[k] = v
+	}
+	var list []string
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	p, err := startProcess("rie", s.opts.Output, list, s.opts.Binaries.RIE,
+		"--runtime-interface-emulator-address", s.rieAddr,
+		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
+		s.opts.Binaries.Bootstrap)
+	if err != nil {
+		return err
+	}
+	s.rieProc = p
+	return waitListening(ctx, p, s.rieAddr)
+}
+
+// KillBootstrap kills the function's process, as a Lambda crash or an
+// out-of-memory kill would. The RIE starts a fresh one for the next
+// invocation.
+func (s *Stack) KillBootstrap() error {
+	kids := children(s.rieProc.cmd.Process.Pid)
+	if len(kids) == 0 {
+		return errors.New("localstack: the RIE has no running bootstrap")
+	}
+	for _, pid := range kids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops everything the stack started.
+func (s *Stack) Close() {
+	if s.Secrets != nil {
+		_ = s.Secrets.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range s.servers {
+		_ = srv.Shutdown(ctx)
+	}
+	if s.smListener != nil {
+		s.smListener.Close()
+	}
+	s.rieProc.stop(5 * time.Second)
+	s.kmsProc.stop(5 * time.Second)
+}
+
+// CreateTokenSecret stores the simulator's token as the Graph token secret.
+func (s *Stack) CreateTokenSecret(ctx context.Context) (string, error) {
+	out, err := s.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String(TokenSecretName), SecretString: aws.String(s.opts.GraphToken),
+	})
+	if err != nil {
+		return "", fmt.Errorf("create token secret: %w", err)
+	}
+	return aws.ToString(out.ARN), nil
+}
+
+// CreateKeySecret stores a configuration-only first version and returns
+// the secret's ARN.
+func (s *Stack) CreateKeySecret(ctx context.Context, name string, cfg secretdoc.Config) (string, error) {
+	body, err := json.Marshal(secretdoc.Document{SchemaVersion: secretdoc.SchemaVersion, Config: cfg})
+	if err != nil {
+		return "", err
+	}
+	out, err := s.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String(name), SecretString: aws.String(string(body)),
+	})
+	if err != nil {
+		return "", fmt.Errorf("create key secret: %w", err)
+	}
+	return aws.ToString(out.ARN), nil
+}
+
+// PhoneNumberIDs are the simulated WABA's numbers.
+func (s *Stack) PhoneNumberIDs() []string {
+	var ids []string
+	for _, n := range s.Graph.PhoneNumbers(DefaultWABAID) {
+		ids = append(ids, n.ID)
+	}
+	return ids
+}
+
+// Rotate starts a rotation through RotateSecret, as an operator or the
+// schedule would, and returns the new version's ID.
+func (s *Stack) Rotate(ctx context.Context, arn string, immediately bool) (string, error) {
+	out, err := s.SM.RotateSecret(ctx, &secretsmanager.RotateSecretInput{
+		SecretId:          aws.String(arn),
+		RotationLambdaARN: aws.String(FunctionARN),
+		RotationRules:     &smtypes.RotationRulesType{ScheduleExpression: aws.String("rate(30 days)"), Duration: aws.String("2h")},
+		RotateImmediately: aws.Bool(immediately),
+	})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.VersionId), nil
+}
+
+// WaitRotation blocks until the rotation of token ends: it succeeded, or
+// failed with no reattempt left, or was abandoned or cancelled.
+func (s *Stack) WaitRotation(ctx context.Context, arn, token string) (secretsemu.Event, error) {
+	return s.Secrets.WaitEvent(ctx, func(e secretsemu.Event) bool {
+		if e.SecretARN != arn || e.Token != token {
+			return false
+		}
+		switch e.Type {
+		case secretsemu.RotationSucceeded, secretsemu.RotationAbandoned, secretsemu.RotationCancelled:
+			return true
+		case secretsemu.RotationFailed:
+			return e.Final
+		}
+		return false
+	})
+}
