@@ -3,6 +3,7 @@ package localstack_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/flowkey/flowkey/internal/graphsim"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/localstack"
 	"github.com/flowkey/flowkey/internal/secretdoc"
@@ -219,4 +222,269 @@ func TestCleanRotation(t *testing.T) {
 		t.Errorf("rotation made %d uploads and %d reads, want %d each", calls.Upload, calls.Get, n)
 	}
 	e.checkInvariants(t, token)
+}
+
+// rotateOK runs a rotation that must succeed.
+func (e *env) rotateOK(t *testing.T) string {
+	t.Helper()
+	token, ev := e.rotate(t)
+	if ev.Type != secretsemu.RotationSucceeded {
+		t.Fatalf("rotation %s ended with %s: %s", token, ev.Type, ev.Error)
+	}
+	return token
+}
+
+// rotateFails runs a rotation that must fail with every attempt spent, and
+// returns its token and the final error.
+func (e *env) rotateFails(t *testing.T, want ...string) (string, string) {
+	t.Helper()
+	token, ev := e.rotate(t)
+	if ev.Type != secretsemu.RotationFailed {
+		t.Fatalf("rotation %s ended with %s, want RotationFailed", token, ev.Type)
+	}
+	for _, w := range want {
+		if !strings.Contains(ev.Error, w) {
+			t.Errorf("failure %q does not mention %q", ev.Error, w)
+		}
+	}
+	return token, ev.Error
+}
+
+func (e *env) assertAllHold(t *testing.T, fingerprint string) {
+	t.Helper()
+	for _, phone := range e.PhoneNumberIDs() {
+		der := e.Graph.Keys()[phone]
+		if got := keypair.FingerprintOf(der).String(); len(der) == 0 || got != fingerprint {
+			t.Errorf("%s holds %.16s, want %.16s", phone, got, fingerprint)
+		}
+	}
+}
+
+func TestTwentyFiveNumbersCostExactlyTwentyFiveUploadsAndReads(t *testing.T) {
+	e := start(t, setup{phones: 25})
+	token := e.rotateOK(t)
+	calls := e.Graph.Calls()
+	if calls.Upload != 25 || calls.Get != 25 || calls.List != 0 || calls.Other != 0 {
+		t.Errorf("calls = %+v, want exactly 25 uploads and 25 reads", calls.OpCounts)
+	}
+	for _, phone := range e.PhoneNumberIDs() {
+		if c := calls.Of(phone); c.Upload != 1 || c.Get != 1 {
+			t.Errorf("%s: %+v, want one upload and one read", phone, c)
+		}
+	}
+	e.assertAllHold(t, e.doc(t, "AWSCURRENT").Key.FingerprintSHA256)
+	e.checkInvariants(t, token)
+}
+
+func TestTransientFailuresAreRetried(t *testing.T) {
+	e := start(t, setup{})
+	phone := e.PhoneNumberIDs()[1]
+	if _, err := e.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Object: phone, Kind: graphsim.FaultGraphError, Code: 131000, Times: 2}); err != nil {
+		t.Fatal(err)
+	}
+	token := e.rotateOK(t)
+	if c := e.Graph.Calls().Of(phone); c.Upload != 3 {
+		t.Errorf("%s got %d uploads, want 3 (two 131000, then success)", phone, c.Upload)
+	}
+	e.assertAllHold(t, e.doc(t, "AWSCURRENT").Key.FingerprintSHA256)
+	e.checkInvariants(t, token)
+}
+
+func TestPermanentFailureRollsBackEveryNumber(t *testing.T) {
+	e := start(t, setup{})
+	first := e.rotateOK(t)
+	current := e.doc(t, "AWSCURRENT").Key.FingerprintSHA256
+	bad := e.PhoneNumberIDs()[0]
+	if _, err := e.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Object: bad, Kind: graphsim.FaultGraphError, Code: 100, Times: graphsim.Forever}); err != nil {
+		t.Fatal(err)
+	}
+	e.Graph.ResetCounters()
+	token, _ := e.rotateFails(t, "setSecret", bad, "graph code 100", "Put the AWSCURRENT key back on 2 numbers")
+	if c := e.Graph.Calls().Of(bad); c.Upload != 1 {
+		t.Errorf("the refused number got %d uploads; code 100 must not be retried", c.Upload)
+	}
+	e.assertAllHold(t, current)
+	if got := e.doc(t, "AWSCURRENT").Key.FingerprintSHA256; got != current {
+		t.Error("AWSCURRENT moved")
+	}
+	_ = first
+	e.checkInvariants(t, token)
+}
+
+func TestPersistentMismatchFailsCleanly(t *testing.T) {
+	e := start(t, setup{fnEnv: map[string]string{"VERIFY_TIMEOUT": "2s"}})
+	e.rotateOK(t)
+	current := e.doc(t, "AWSCURRENT").Key.FingerprintSHA256
+	phone := e.PhoneNumberIDs()[2]
+	if err := e.Graph.SetMismatch(phone, true); err != nil {
+		t.Fatal(err)
+	}
+	token, _ := e.rotateFails(t, "testSecret", phone, "MISMATCH")
+	// Rollback re-uploaded the current key; the forced MISMATCH stays on.
+	for p, der := range e.Graph.Keys() {
+		if keypair.FingerprintOf(der).String() != current {
+			t.Errorf("%s not back on the current key", p)
+		}
+	}
+	e.checkInvariants(t, token)
+}
+
+func TestGetLag(t *testing.T) {
+	t.Run("shorter than the verification deadline", func(t *testing.T) {
+		e := start(t, setup{fnEnv: map[string]string{"VERIFY_TIMEOUT": "10s"}})
+		if err := e.Graph.SetLag("", 1500*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		token := e.rotateOK(t)
+		if c := e.Graph.Calls(); c.Get <= c.Upload {
+			t.Errorf("reads = %d, want more than %d: the lag must have been polled through", c.Get, c.Upload)
+		}
+		e.checkInvariants(t, token)
+	})
+	t.Run("longer than the verification deadline", func(t *testing.T) {
+		e := start(t, setup{fnEnv: map[string]string{"VERIFY_TIMEOUT": "2s"}})
+		e.rotateOK(t)
+		current := e.doc(t, "AWSCURRENT").Key.FingerprintSHA256
+		if err := e.Graph.SetLag("", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		token, _ := e.rotateFails(t, "testSecret", "want")
+		e.assertAllHold(t, current)
+		e.checkInvariants(t, token)
+	})
+}
+
+func TestRateLimitBeyondTheDeadlineFailsFast(t *testing.T) {
+	e := start(t, setup{})
+	if _, err := e.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Kind: graphsim.FaultGraphError, Code: 80007, RegainAccess: 30 * time.Minute, Times: graphsim.Forever}); err != nil {
+		t.Fatal(err)
+	}
+	token, _ := e.rotateFails(t, "80007", "retry after ~30 min")
+	if c := e.Graph.Calls(); c.Upload != len(e.PhoneNumberIDs()) || c.Get != 0 {
+		t.Errorf("calls = %+v, want one upload per number and nothing else", c.OpCounts)
+	}
+	e.checkInvariants(t, token)
+}
+
+func TestInvalidTokenFails(t *testing.T) {
+	e := start(t, setup{})
+	if _, err := e.SM.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String(localstack.TokenSecretName), SecretString: aws.String("EAAG-revoked-token"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	token, msg := e.rotateFails(t, "graph code 190")
+	if strings.Contains(msg, "EAAG-revoked-token") || strings.Contains(e.logs.String(), "EAAG-revoked-token") {
+		t.Error("the token appears in an error or a log")
+	}
+	if c := e.Graph.Calls(); c.Upload != len(e.PhoneNumberIDs()) {
+		t.Errorf("uploads = %d: code 190 must not be retried", c.Upload)
+	}
+	e.checkInvariants(t, token)
+}
+
+func TestKMSDownDuringCreateSecretChangesNothing(t *testing.T) {
+	e := start(t, setup{})
+	e.StopKMS()
+	token, _ := e.rotateFails(t, "createSecret", "generate key pair")
+	if _, err := e.SM.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{
+		SecretId: aws.String(e.arn), VersionId: aws.String(token), VersionStage: aws.String("AWSPENDING"),
+	}); err == nil {
+		t.Error("a value was stored although no key could be generated")
+	}
+	if c := e.Graph.Calls(); c.Total() != 0 {
+		t.Errorf("Graph was called %d times", c.Total())
+	}
+	e.checkInvariants(t, token)
+}
+
+func TestRotateImmediatelyFalseRunsOnlyTestSecret(t *testing.T) {
+	e := start(t, setup{})
+	e.rotateOK(t)
+	current := e.doc(t, "AWSCURRENT").Key.FingerprintSHA256
+	e.Graph.ResetCounters()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	token, err := e.Rotate(ctx, e.arn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := e.WaitRotation(ctx, e.arn, token)
+	if err != nil || ev.Type != secretsemu.RotationSucceeded {
+		t.Fatalf("test-only rotation: %v %+v", err, ev)
+	}
+	for _, x := range e.Secrets.Events(e.arn) {
+		if x.Token == token && x.Type == secretsemu.StepStarted && x.Step != "testSecret" {
+			t.Errorf("ran %s; RotateImmediately=false runs testSecret alone", x.Step)
+		}
+	}
+	if c := e.Graph.Calls(); c.Upload != 0 || c.Get != len(e.PhoneNumberIDs()) {
+		t.Errorf("calls = %+v, want no upload and one read per number", c.OpCounts)
+	}
+	if got := e.doc(t, "AWSCURRENT").Key.FingerprintSHA256; got != current {
+		t.Error("AWSCURRENT changed")
+	}
+	e.checkInvariants(t, "")
+}
+
+func TestSecondRotateSecretDuringAnIncompleteRotationIsRejected(t *testing.T) {
+	e := start(t, setup{})
+	if _, err := e.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Kind: graphsim.FaultGraphError, Code: 100, Times: graphsim.Forever}); err != nil {
+		t.Fatal(err)
+	}
+	token, _ := e.rotateFails(t)
+	_, err := e.Rotate(context.Background(), e.arn, true)
+	var ire *smtypes.InvalidRequestException
+	if !errors.As(err, &ire) || !strings.Contains(err.Error(), "A previous rotation isn't complete") {
+		t.Fatalf("second RotateSecret: want InvalidRequestException, got %v", err)
+	}
+	e.checkInvariants(t, token)
+}
+
+func TestBootstrapKilledDuringSetSecretThenRetriedCompletes(t *testing.T) {
+	e := start(t, setup{attempts: 2})
+	phone := e.PhoneNumberIDs()[0]
+	// Hold the first upload, so the kill lands in the middle of setSecret.
+	if _, err := e.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Object: phone, Kind: graphsim.FaultDelay, Delay: time.Minute, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	token, err := e.Rotate(ctx, e.arn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the held upload", func() bool { return e.Graph.Calls().Of(phone).Upload >= 1 })
+	if err := e.KillBootstrap(); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := e.WaitRotation(ctx, e.arn, token)
+	if err != nil || ev.Type != secretsemu.RotationSucceeded {
+		t.Fatalf("rotation after the kill: %v %+v", err, ev)
+	}
+	var failedSet bool
+	for _, x := range e.Secrets.Events(e.arn) {
+		if x.Token == token && x.Type == secretsemu.StepFailed && x.Step == "setSecret" && x.Attempt == 1 {
+			failedSet = true
+		}
+	}
+	if !failedSet {
+		t.Error("no failed setSecret in attempt 1: the kill did not land during setSecret")
+	}
+	e.assertAllHold(t, e.doc(t, "AWSCURRENT").Key.FingerprintSHA256)
+	e.checkInvariants(t, token)
+}
+
+// waitFor polls a condition the stack offers no event for, with a deadline.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }

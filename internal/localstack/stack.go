@@ -288,20 +288,21 @@ func (s *Stack) KillBootstrap() error {
 	return nil
 }
 
-// Close stops everything the stack started.
+// Close stops everything the stack started: the rotation driver first, then
+// the function, so nothing is mid-call when the servers go.
 func (s *Stack) Close() {
 	if s.Secrets != nil {
 		_ = s.Secrets.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	s.rieProc.stop(5 * time.Second)
+	// Close, not Shutdown: Shutdown waits up to 5 s for connections a
+	// client dialed but never used, and a teardown has nothing to drain.
 	for _, srv := range s.servers {
-		_ = srv.Shutdown(ctx)
+		_ = srv.Close()
 	}
 	if s.smListener != nil {
 		s.smListener.Close()
 	}
-	s.rieProc.stop(5 * time.Second)
 	s.kmsProc.stop(5 * time.Second)
 }
 
