@@ -3,9 +3,13 @@ package localstack_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -487,4 +491,50 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 		case <-tick.C:
 		}
 	}
+}
+
+// TestEventFilesDriveARotationThroughTheRIE invokes events/*.json, the files
+// users give `sam local invoke`, through the RIE: the by-hand recovery of a
+// rotation whose createSecret failed.
+func TestEventFilesDriveARotationThroughTheRIE(t *testing.T) {
+	e := start(t, setup{})
+	e.StopKMS()
+	token, _ := e.rotateFails(t, "createSecret")
+	if err := e.StartKMS(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	root, err := localstack.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{"createSecret", "setSecret", "testSecret", "finishSecret"} {
+		raw, err := os.ReadFile(filepath.Join(root, "events", step+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev map[string]any
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatalf("events/%s.json: %v", step, err)
+		}
+		if ev["Step"] != step {
+			t.Fatalf("events/%s.json has Step %v", step, ev["Step"])
+		}
+		ev["SecretId"], ev["ClientRequestToken"] = e.arn, token
+		body, _ := json.Marshal(ev)
+		resp, err := http.Post(e.FunctionURL+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || bytes.Contains(out, []byte("errorMessage")) {
+			t.Fatalf("%s: HTTP %d %s", step, resp.StatusCode, out)
+		}
+	}
+	cur := e.doc(t, "AWSCURRENT")
+	if cur.Key == nil {
+		t.Fatal("the by-hand rotation left no key in AWSCURRENT")
+	}
+	e.assertAllHold(t, cur.Key.FingerprintSHA256)
+	e.checkInvariants(t, token)
 }
