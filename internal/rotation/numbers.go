@@ -82,29 +82,61 @@ func (e *StepError) Error() string {
 // phoneNumbers resolves the numbers a rotation covers: the configured list,
 // or the WABA's numbers narrowed by the include and exclude lists.
 func (r *Rotator) phoneNumbers(ctx context.Context, inv *invocation, auth graph.Auth, cfg secretdoc.Config) ([]string, error) {
-	if cfg.WABAID == "" {
-		return cfg.PhoneNumberIDs, nil
-	}
-	listed, err := r.graph.PhoneNumbers(ctx, auth, cfg.WABAID)
+	n, err := r.resolveNumbers(ctx, auth, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("list phone numbers of WABA %s: %w", cfg.WABAID, err)
+		return nil, err
 	}
-	ids := make([]string, 0, len(listed))
-	for _, n := range listed {
-		if len(cfg.IncludePhoneNumberIDs) > 0 && !slices.Contains(cfg.IncludePhoneNumberIDs, n.ID) {
-			continue
-		}
-		if slices.Contains(cfg.ExcludePhoneNumberIDs, n.ID) {
-			continue
-		}
-		ids = append(ids, n.ID)
+	if cfg.WABAID == "" {
+		return n.IDs, nil
 	}
-	inv.log.Info("phone numbers discovered", "waba_id", cfg.WABAID, "listed", len(listed), "selected", len(ids))
-	if len(ids) == 0 {
+	inv.log.Info("phone numbers discovered", "waba_id", cfg.WABAID, "listed", n.Listed, "selected", len(n.IDs), "gone", len(n.Gone))
+	if len(n.IDs) == 0 {
 		return nil, &InputError{Field: "config.waba_id", Problem: fmt.Sprintf("WABA %s has no phone numbers left after the include and exclude lists", cfg.WABAID),
 			Fix: "check the WABA ID and the include_phone_number_ids/exclude_phone_number_ids lists"}
 	}
-	return ids, nil
+	return n.IDs, nil
+}
+
+// Numbers is the set of phone numbers a configuration covers.
+type Numbers struct {
+	// IDs are the numbers a rotation writes to.
+	IDs []string
+	// Gone are include_phone_number_ids entries that the WABA no longer
+	// lists: nothing may be written to them.
+	Gone []string
+	// Listed counts the WABA's numbers before include and exclude; 0
+	// without waba_id.
+	Listed int
+}
+
+// resolveNumbers lists the WABA every time, so a number added to it gets
+// the key at the next rotation and one that left is never written to.
+func (r *Rotator) resolveNumbers(ctx context.Context, auth graph.Auth, cfg secretdoc.Config) (Numbers, error) {
+	if cfg.WABAID == "" {
+		return Numbers{IDs: slices.Clone(cfg.PhoneNumberIDs)}, nil
+	}
+	listed, err := r.graph.PhoneNumbers(ctx, auth, cfg.WABAID)
+	if err != nil {
+		return Numbers{}, fmt.Errorf("list phone numbers of WABA %s: %w", cfg.WABAID, err)
+	}
+	n := Numbers{IDs: make([]string, 0, len(listed)), Listed: len(listed)}
+	inWABA := make(map[string]bool, len(listed))
+	for _, p := range listed {
+		inWABA[p.ID] = true
+		if len(cfg.IncludePhoneNumberIDs) > 0 && !slices.Contains(cfg.IncludePhoneNumberIDs, p.ID) {
+			continue
+		}
+		if slices.Contains(cfg.ExcludePhoneNumberIDs, p.ID) {
+			continue
+		}
+		n.IDs = append(n.IDs, p.ID)
+	}
+	for _, id := range cfg.IncludePhoneNumberIDs {
+		if !inWABA[id] {
+			n.Gone = append(n.Gone, id)
+		}
+	}
+	return n, nil
 }
 
 // forEach runs fn for every number, at most Concurrency at once, and
