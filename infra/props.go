@@ -31,8 +31,7 @@ type RotationStackProps struct {
 	// suffix) of an existing secret that holds the Graph system user token.
 	// The stack only reads it: the token never appears in a template.
 	AccessTokenSecretARN string
-	// GraphAPIVersion is written to the secret's configuration and to the
-	// function's GRAPH_API_VERSION.
+	// GraphAPIVersion is the function's GRAPH_API_VERSION.
 	GraphAPIVersion string
 	// Schedule is "rate(N days|hours)" or "cron(...)"; RotationWindow is the
 	// Duration during which Secrets Manager may start the rotation ("2h").
@@ -332,19 +331,32 @@ func scheduleHours(expr string) (int, error) {
 	return 0, fmt.Errorf("%q is neither rate(...) nor cron(...)", clip(expr))
 }
 
-// secretConfig is the configuration part of the secret document.
+// secretConfig is the configuration part of the secret document: which
+// numbers get the key, and nothing else. The token secret's ARN and the
+// Graph version are optional in the document and the rotator falls back
+// to ACCESS_TOKEN_SECRET_ID and GRAPH_API_VERSION, which the stack sets
+// on the function. Leaving them out keeps them ordinary settings that
+// every deploy applies, together with the IAM grant on the token secret,
+// while the document is written only once (see NewRotationStack).
 func (p *RotationStackProps) secretConfig() secretdoc.Config {
 	return secretdoc.Config{
-		PhoneNumberIDs:      p.PhoneNumberIDs,
-		WABAID:              p.WABAID,
-		AccessTokenSecretID: p.AccessTokenSecretARN,
-		GraphAPIVersion:     p.GraphAPIVersion,
+		PhoneNumberIDs: p.PhoneNumberIDs,
+		WABAID:         p.WABAID,
 	}
 }
 
+// configJSON is secretConfig as JSON, the "config" member of the document.
+func (p *RotationStackProps) configJSON() (string, error) {
+	b, err := json.Marshal(p.secretConfig())
+	if err != nil {
+		return "", fmt.Errorf("flowkey: encoding the secret's configuration: %w", err)
+	}
+	return string(b), nil
+}
+
 // initialSecretString is the first version of the secret: the
-// configuration only. It holds IDs and an ARN, no key material, so it may
-// appear in the template; the first rotation adds the key.
+// configuration only. It holds IDs, no key material, so it may appear in
+// the template; the first rotation adds the key.
 func (p *RotationStackProps) initialSecretString() (string, error) {
 	b, err := json.Marshal(secretdoc.Document{SchemaVersion: secretdoc.SchemaVersion, Config: p.secretConfig()})
 	if err != nil {

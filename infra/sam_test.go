@@ -147,8 +147,7 @@ func TestSAMTemplateMatchesStack(t *testing.T) {
 		props[k] = v
 	}
 
-	_, cdkFn := only(t, "AWS::Lambda::Function")
-	cdk := properties(cdkFn)
+	cdk := properties(resource(t, ids(t).fn))
 	for _, k := range []string{"Runtime", "Architectures", "Handler", "Timeout", "MemorySize"} {
 		assertEqual(t, "template.yaml "+k, props[k], cdk[k])
 	}

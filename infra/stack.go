@@ -45,6 +45,21 @@ const (
 	logRetention          = awslogs.RetentionDays_ONE_YEAR
 )
 
+// The seed: the secret's first version, written once (see NewRotationStack).
+const (
+	// seedVersionID is the ClientRequestToken, and so the VersionId, of the
+	// first version: uuid.NewSHA1(uuid.NameSpaceURL,
+	// "https://github.com/flowkey/flowkey/infra#seed-version"). It must
+	// never change: because it is fixed, PutSecretValue can add the seed to
+	// a secret at most once and fails on any later attempt with other data.
+	seedVersionID = "e0d1db6c-1e5b-5247-af7f-df9e462ab3b5"
+	// seedStage is the only label the seed asks for. Secrets Manager adds
+	// AWSCURRENT by itself to the first version of a secret, and only to
+	// that; the label also keeps the version from being deprecated and
+	// deleted, so seedVersionID stays taken for the life of the secret.
+	seedStage = "flowkey-seed"
+)
+
 // NewRotationStack defines the key, the secret, the rotator and its alerts.
 // Invalid props become an error annotation on the stack (synthesis then
 // fails with that message) instead of a panic.
@@ -62,6 +77,11 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 		return stack
 	}
 	initial, err := props.initialSecretString()
+	if err != nil {
+		awscdk.Annotations_Of(stack).AddError(jsii.String(err.Error()))
+		return stack
+	}
+	configJSON, err := props.configJSON()
 	if err != nil {
 		awscdk.Annotations_Of(stack).AddError(jsii.String(err.Error()))
 		return stack
@@ -115,9 +135,10 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 				),
 				Resources: jsii.Strings("*"),
 			}),
-			// Reading and writing this secret: CloudFormation creating it,
-			// the rotator, and the consumers of the key. Each still needs
-			// secretsmanager and kms permissions in its own IAM policy.
+			// Reading and writing this secret: the seed custom resource
+			// writing its first version, the rotator, and the consumers of
+			// the key. Each still needs secretsmanager and kms permissions
+			// in its own IAM policy.
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:        jsii.String("UseThroughSecretsManagerForThisSecretOnly"),
 				Principals: &[]awsiam.IPrincipal{awsiam.NewAccountRootPrincipal()},
@@ -164,19 +185,22 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 		}}),
 	})
 
+	// No SecretString and no GenerateSecretString: CloudFormation creates
+	// the secret empty (no version) and, as neither property exists, never
+	// writes a version on a later deploy. A SecretString built from the
+	// settings would: any changed setting would make CloudFormation put a
+	// configuration-only version as AWSCURRENT, moving the live private key
+	// to AWSPREVIOUS while Meta still holds its public key.
 	secret := awssecretsmanager.NewCfnSecret(stack, jsii.String("Secret"), &awssecretsmanager.CfnSecretProps{
 		Name:        jsii.String(props.SecretName),
 		Description: jsii.String("flowkey: the WhatsApp Flows business key pair and its configuration"),
 		KmsKeyId:    key.KeyArn(),
-		// The configuration-only first version: phone number IDs or a WABA
-		// ID, the token secret's ARN and the Graph version. No key material
-		// and no token, so it may sit in the template; the first rotation
-		// adds the key. CloudFormation writes this only when it changes.
-		SecretString: jsii.String(initial),
 	})
 	// Retained for the same reason as the key: it holds the live private key.
 	secret.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN, nil)
 	secretARN := secret.Ref() // Ref of AWS::SecretsManager::Secret is its ARN
+
+	seed := newSeed(stack, secretARN, key.KeyArn(), viaSecretsManager, initial)
 
 	logGroup := awslogs.NewLogGroup(stack, jsii.String("RotatorLogs"), &awslogs.LogGroupProps{
 		Retention:     logRetention,
@@ -283,6 +307,9 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 	})
 	schedule.AddResourceDependency(invoke, jsii.String(
 		"created in parallel, Secrets Manager may fail with \"cannot invoke the specified Lambda function\" (aws-cdk #26481)"))
+	// Creating the schedule runs testSecret, which reads AWSCURRENT: the
+	// seed must be there.
+	schedule.Node().AddDependency(seed)
 
 	topic := awssns.NewTopic(stack, jsii.String("AlertTopic"), &awssns.TopicProps{
 		TopicName:   jsii.String(topicName),
@@ -361,6 +388,8 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 	out("RotatorRoleArn", "The rotator's execution role, for key policies outside this stack (a token secret under its own KMS key)", role.RoleArn())
 	out("AlertTopicArn", "Rotation failures and rotator errors are published here", topic.TopicArn())
 	out("RotateSecretCommand", "Starts a rotation now", jsii.String("aws secretsmanager rotate-secret --region "+*region+" --secret-id "+*secretARN))
+	out("SecretConfiguration", "The secret's config as the settings describe it. Only the first deploy writes it; "+
+		"apply a change with the README's 'Changing the numbers after the first deploy'", jsii.String(configJSON))
 	return stack
 }
 

@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/customresources"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/google/uuid"
 
 	"github.com/flowkey/flowkey/internal/config"
 	"github.com/flowkey/flowkey/internal/keypair"
@@ -93,9 +97,45 @@ func mapsKeys[V any](m map[string]V) func(func(string) bool) {
 
 func properties(r map[string]any) map[string]any { return r["Properties"].(map[string]any) }
 
+// resource returns the resource with a logical ID.
+func resource(t *testing.T, id string) map[string]any {
+	t.Helper()
+	r, ok := synthesized.template["Resources"].(map[string]any)[id].(map[string]any)
+	if !ok {
+		t.Fatalf("no resource %q in the template", id)
+	}
+	return r
+}
+
+// cfnID is the logical ID of the CloudFormation resource that the
+// construct at path (construct IDs below the stack) stands for, following
+// default children down to it. It tells apart resources of a type the
+// stack has twice (the rotator's and the seed's role, function, log group).
+func cfnID(t *testing.T, path ...string) string {
+	t.Helper()
+	var c constructs.IConstruct = synthesized.stack
+	for _, id := range path {
+		c = c.Node().TryFindChild(jsii.String(id))
+		if c == nil {
+			t.Fatalf("no construct %s below the stack", strings.Join(path, "/"))
+		}
+	}
+	for range 4 {
+		if el, ok := c.(awscdk.CfnElement); ok {
+			return *synthesized.stack.GetLogicalId(el)
+		}
+		if c = c.Node().DefaultChild(); c == nil {
+			break
+		}
+	}
+	t.Fatalf("construct %s has no CloudFormation resource", strings.Join(path, "/"))
+	return ""
+}
+
 // ids of the resources the expectations refer to.
 type logicalIDs struct {
-	key, secret, role, fn, logs, topic, rule, alarm, permission string
+	key, secret, role, policy, fn, logs, topic, rule, alarm, permission string
+	seed, seedRole, seedPolicy, seedFn, seedLogs                        string
 }
 
 func ids(t *testing.T) logicalIDs {
@@ -103,13 +143,20 @@ func ids(t *testing.T) logicalIDs {
 	var l logicalIDs
 	l.key, _ = only(t, "AWS::KMS::Key")
 	l.secret, _ = only(t, "AWS::SecretsManager::Secret")
-	l.role, _ = only(t, "AWS::IAM::Role")
-	l.fn, _ = only(t, "AWS::Lambda::Function")
-	l.logs, _ = only(t, "AWS::Logs::LogGroup")
+	l.role = cfnID(t, "RotatorRole")
+	l.policy = cfnID(t, "RotatorRole", "DefaultPolicy")
+	l.fn = cfnID(t, "Rotator")
+	l.logs = cfnID(t, "RotatorLogs")
 	l.topic, _ = only(t, "AWS::SNS::Topic")
 	l.rule, _ = only(t, "AWS::Events::Rule")
 	l.alarm, _ = only(t, "AWS::CloudWatch::Alarm")
 	l.permission, _ = only(t, "AWS::Lambda::Permission")
+	l.seed, _ = only(t, "Custom::AWS")
+	l.seedRole = cfnID(t, "SecretSeedRole")
+	l.seedPolicy = cfnID(t, "SecretSeed", "CustomResourcePolicy")
+	// CDK's singleton provider lives at the stack's root, named by its UUID.
+	l.seedFn = cfnID(t, "AWS"+strings.ReplaceAll(*customresources.AwsCustomResource_PROVIDER_FUNCTION_UUID(), "-", ""))
+	l.seedLogs = cfnID(t, "SecretSeedLogs")
 	return l
 }
 
@@ -211,41 +258,221 @@ func TestConstructedARNsMatchResources(t *testing.T) {
 func TestSecret(t *testing.T) {
 	l := ids(t)
 	_, secret := only(t, "AWS::SecretsManager::Secret")
-	p := properties(secret)
-	assertEqual(t, "secret KmsKeyId", p["KmsKeyId"], getAtt(l.key, "Arn"))
 	if secret["DeletionPolicy"] != "Retain" || secret["UpdateReplacePolicy"] != "Retain" {
 		t.Errorf("secret DeletionPolicy/UpdateReplacePolicy = %v/%v, want Retain", secret["DeletionPolicy"], secret["UpdateReplacePolicy"])
 	}
-	if _, ok := p["GenerateSecretString"]; ok {
-		t.Error("GenerateSecretString set: the first version must be the configuration document")
-	}
-	s, ok := p["SecretString"].(string)
-	if !ok {
-		t.Fatalf("SecretString = %#v, want a literal JSON document", p["SecretString"])
-	}
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields()
-	var doc secretdoc.Document
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("SecretString is not a secret document: %v", err)
-	}
-	if doc.SchemaVersion != secretdoc.SchemaVersion {
-		t.Errorf("schema_version = %d, want %d", doc.SchemaVersion, secretdoc.SchemaVersion)
-	}
-	if doc.Key != nil || strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, `"key"`) {
-		t.Errorf("the initial value holds key material: %s", s)
-	}
-	assertEqual(t, "secret config", doc.Config, secretdoc.Config{
-		PhoneNumberIDs:      testPhoneIDs,
-		AccessTokenSecretID: testTokenARN,
-		GraphAPIVersion:     testGraphVerion,
+	// Whole: a SecretString or GenerateSecretString here would let a
+	// deploy write a version (see TestNoDeployAfterTheFirstWritesTheSecret).
+	assertEqual(t, "secret properties", properties(secret), map[string]any{
+		"Name":        testSecretName,
+		"Description": "flowkey: the WhatsApp Flows business key pair and its configuration",
+		"KmsKeyId":    getAtt(l.key, "Arn"),
 	})
+}
+
+// The fixed version ID of the seed. A literal, not seedVersionID: a stack
+// deployed with one value must never see another, or a replaced seed
+// could add a version.
+const wantSeedVersionID = "e0d1db6c-1e5b-5247-af7f-df9e462ab3b5"
+
+// The seed's one call, compared whole, and its document read as the
+// rotator reads it.
+func TestSecretSeed(t *testing.T) {
+	l := ids(t)
+	seed := resource(t, l.seed)
+	p := properties(seed)
+	assertEqual(t, "seed property names", slices.Sorted(mapsKeys(p)), []string{"Create", "InstallLatestAwsSdk", "ServiceTimeout", "ServiceToken"})
+	assertEqual(t, "seed ServiceToken", p["ServiceToken"], getAtt(l.seedFn, "Arn"))
+	assertEqual(t, "seed InstallLatestAwsSdk", p["InstallLatestAwsSdk"], false)
+	assertEqual(t, "seed ServiceTimeout", p["ServiceTimeout"], "300")
+
+	const wantDocument = `{"schema_version":1,"config":{"phone_number_ids":["106540352242922","106540352242923"]}}`
+	assertEqual(t, "seed Create call", sdkCall(t, p["Create"], map[string]string{l.secret: "REF:" + l.secret}), map[string]any{
+		"service": "SecretsManager",
+		"action":  "PutSecretValue",
+		"parameters": map[string]any{
+			"SecretId":           "REF:" + l.secret,
+			"ClientRequestToken": wantSeedVersionID,
+			"SecretString":       wantDocument,
+			"VersionStages":      []string{"flowkey-seed"},
+		},
+		"physicalResourceId": map[string]any{"id": wantSeedVersionID},
+	})
+
+	doc, err := secretdoc.Parse([]byte(wantDocument))
+	if err != nil {
+		t.Fatalf("the seed is not a valid secret document: %v", err)
+	}
+	if doc.Key != nil {
+		t.Error("the seed holds a key")
+	}
+	// The token ARN and Graph version stay out: the function's environment
+	// carries them, and every deploy may change those.
+	assertEqual(t, "seed config", doc.Config, secretdoc.Config{PhoneNumberIDs: testPhoneIDs})
+
+	if got := uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://github.com/flowkey/flowkey/infra#seed-version")).String(); got != wantSeedVersionID {
+		t.Errorf("seedVersionID's comment derives %s, not %s", got, wantSeedVersionID)
+	}
+	// The permissions exist before the call; the deletion of the resource
+	// calls nothing, whatever its policy.
+	if deps, _ := seed["DependsOn"].([]any); !slices.Contains(deps, any(l.seedPolicy)) {
+		t.Errorf("seed DependsOn = %v, want its policy %s", seed["DependsOn"], l.seedPolicy)
+	}
+}
+
+// No deploy after the first may ever write a version of the key secret:
+// a version written over the live one would take the private key that
+// Meta holds out of AWSCURRENT.
+func TestNoDeployAfterTheFirstWritesTheSecret(t *testing.T) {
+	l := ids(t)
+	// CloudFormation writes a version on update only from these properties.
+	for id, r := range synthesized.template["Resources"].(map[string]any) {
+		for _, path := range findKeys(r.(map[string]any)["Properties"], "", "SecretString", "GenerateSecretString", "SecretBinary") {
+			t.Errorf("%s has %s: CloudFormation would write a secret version when it changes", id, path)
+		}
+	}
+	// The seed's call runs on Create only: no Update or Delete call, and
+	// it is the only custom resource.
+	for id, r := range synthesized.template["Resources"].(map[string]any) {
+		typ := r.(map[string]any)["Type"].(string)
+		if !strings.HasPrefix(typ, "Custom::") && typ != "AWS::CloudFormation::CustomResource" {
+			continue
+		}
+		if id != l.seed {
+			t.Errorf("custom resource %s (%s): only the seed may be one", id, typ)
+		}
+		for _, k := range []string{"Update", "Delete"} {
+			if v, ok := properties(r.(map[string]any))[k]; ok {
+				t.Errorf("custom resource %s has an %s call %v: a deploy could write the secret", id, k, v)
+			}
+		}
+	}
+	// Should the seed's Create ever run again, it must not take AWSCURRENT.
+	call := sdkCall(t, properties(resource(t, l.seed))["Create"], map[string]string{l.secret: "REF"})
+	stages, _ := call["parameters"].(map[string]any)["VersionStages"].([]any)
+	if len(stages) == 0 || slices.Contains(stages, any("AWSCURRENT")) {
+		t.Errorf("seed VersionStages = %v: without stages, or with AWSCURRENT, PutSecretValue moves AWSCURRENT to the seed", stages)
+	}
+	// And the schedule, when it changes, does not start a rotation.
+	_, schedule := only(t, "AWS::SecretsManager::RotationSchedule")
+	if got := properties(schedule)["RotateImmediatelyOnUpdate"]; got != false {
+		t.Errorf("RotateImmediatelyOnUpdate = %v, want false", got)
+	}
+}
+
+// findKeys lists the paths, below v, of the map keys named names.
+func findKeys(v any, path string, names ...string) []string {
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, c := range v {
+			if slices.Contains(names, k) {
+				out = append(out, path+"."+k)
+			}
+			out = append(out, findKeys(c, path+"."+k, names...)...)
+		}
+	case []any:
+		for i, c := range v {
+			out = append(out, findKeys(c, fmt.Sprintf("%s[%d]", path, i), names...)...)
+		}
+	}
+	return out
+}
+
+// sdkCall decodes an AwsCustomResource call property: JSON, or a
+// Fn::Join of JSON around Refs, which refs names (logical ID -> text).
+func sdkCall(t *testing.T, v any, refs map[string]string) map[string]any {
+	t.Helper()
+	text, ok := v.(string)
+	if !ok {
+		join, ok := v.(map[string]any)["Fn::Join"].([]any)
+		if !ok || len(join) != 2 || join[0] != "" {
+			t.Fatalf("call %v is neither a string nor a Fn::Join with an empty separator", v)
+		}
+		var b strings.Builder
+		for _, part := range join[1].([]any) {
+			switch part := part.(type) {
+			case string:
+				b.WriteString(part)
+			case map[string]any:
+				id, _ := part["Ref"].(string)
+				r, ok := refs[id]
+				if !ok {
+					t.Fatalf("call refers to %v, which the test does not expect", part)
+				}
+				b.WriteString(r)
+			default:
+				t.Fatalf("call part %v", part)
+			}
+		}
+		text = b.String()
+	}
+	var call map[string]any
+	if err := json.Unmarshal([]byte(text), &call); err != nil {
+		t.Fatalf("call %q: %v", text, err)
+	}
+	return call
+}
+
+// The seed's provider can do one thing: add the seed to this secret.
+func TestSeedProvider(t *testing.T) {
+	l := ids(t)
+	role := properties(resource(t, l.seedRole))
+	assertEqual(t, "seed role", role, map[string]any{
+		"Description": "flowkey seed: writes the first version of one secret, once",
+		"AssumeRolePolicyDocument": map[string]any{
+			"Version": "2012-10-17",
+			"Statement": []any{map[string]any{
+				"Action": "sts:AssumeRole", "Effect": "Allow",
+				"Principal": map[string]any{"Service": "lambda.amazonaws.com"},
+			}},
+		},
+	})
+	var attached []string
+	for id, r := range resources(t, "AWS::IAM::Policy") {
+		if slices.ContainsFunc(properties(r)["Roles"].([]any), func(v any) bool { return reflect.DeepEqual(v, ref(l.seedRole)) }) {
+			attached = append(attached, id)
+		}
+	}
+	assertEqual(t, "policies of the seed role", attached, []string{l.seedPolicy})
+	assertEqual(t, "seed policy", properties(resource(t, l.seedPolicy))["PolicyDocument"], map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{
+			map[string]any{
+				"Sid": "SeedThisSecret", "Effect": "Allow", "Resource": ref(l.secret),
+				"Action": "secretsmanager:PutSecretValue",
+			},
+			map[string]any{
+				"Sid": "EncryptSeedThroughSecretsManager", "Effect": "Allow", "Resource": getAtt(l.key, "Arn"),
+				"Action": "kms:GenerateDataKey",
+				"Condition": map[string]any{"StringEquals": map[string]any{
+					"kms:ViaService":                  "secretsmanager." + testRegion + ".amazonaws.com",
+					"kms:EncryptionContext:SecretARN": ref(l.secret),
+				}},
+			},
+			map[string]any{
+				"Sid": "WriteOwnLogs", "Effect": "Allow", "Resource": getAtt(l.seedLogs, "Arn"),
+				"Action": []string{"logs:CreateLogStream", "logs:PutLogEvents"},
+			},
+		},
+	})
+
+	fn := properties(resource(t, l.seedFn))
+	assertEqual(t, "seed function property names", slices.Sorted(mapsKeys(fn)), []string{"Code", "Handler", "LoggingConfig", "Role", "Runtime", "Timeout"})
+	assertEqual(t, "seed function role", fn["Role"], getAtt(l.seedRole, "Arn"))
+	assertEqual(t, "seed function logs", fn["LoggingConfig"], map[string]any{"LogGroup": ref(l.seedLogs)})
+	if rt, _ := fn["Runtime"].(string); !strings.HasPrefix(rt, "nodejs") {
+		t.Errorf("seed function Runtime = %v, want a Node.js runtime (its SDK has PutSecretValue)", fn["Runtime"])
+	}
+	logs := resource(t, l.seedLogs)
+	if got := properties(logs)["RetentionInDays"]; got != float64(365) {
+		t.Errorf("seed log RetentionInDays = %v, want 365", got)
+	}
 }
 
 func TestFunction(t *testing.T) {
 	l := ids(t)
-	_, fn := only(t, "AWS::Lambda::Function")
-	p := properties(fn)
+	p := properties(resource(t, l.fn))
 	for k, want := range map[string]any{
 		"Runtime":       "provided.al2023",
 		"Architectures": []string{"arm64"},
@@ -281,8 +508,7 @@ func TestFunction(t *testing.T) {
 		config.EnvLogLevel:            "INFO",
 	})
 
-	_, logs := only(t, "AWS::Logs::LogGroup")
-	if got := properties(logs)["RetentionInDays"]; got != float64(365) {
+	if got := properties(resource(t, l.logs))["RetentionInDays"]; got != float64(365) {
 		t.Errorf("log RetentionInDays = %v, want 365", got)
 	}
 }
@@ -290,7 +516,7 @@ func TestFunction(t *testing.T) {
 // The rotator must accept the environment the stack gives it, and the
 // function's timeout must cover testSecret's worst case under it.
 func TestFunctionEnvironmentLoadsAndFitsTheTimeout(t *testing.T) {
-	_, fn := only(t, "AWS::Lambda::Function")
+	fn := resource(t, ids(t).fn)
 	vars := properties(fn)["Environment"].(map[string]any)["Variables"].(map[string]any)
 	env := map[string]string{}
 	for k, v := range vars {
@@ -316,8 +542,7 @@ func TestFunctionEnvironmentLoadsAndFitsTheTimeout(t *testing.T) {
 
 func TestExecutionRole(t *testing.T) {
 	l := ids(t)
-	_, role := only(t, "AWS::IAM::Role")
-	p := properties(role)
+	p := properties(resource(t, l.role))
 	assertEqual(t, "trust policy", p["AssumeRolePolicyDocument"], map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []any{map[string]any{
@@ -335,8 +560,14 @@ func TestExecutionRole(t *testing.T) {
 			t.Errorf("unexpected %s: %v", typ, slices.Sorted(mapsKeys(rs)))
 		}
 	}
-	_, policy := only(t, "AWS::IAM::Policy")
-	pp := properties(policy)
+	var attached []string
+	for id, r := range resources(t, "AWS::IAM::Policy") {
+		if slices.ContainsFunc(properties(r)["Roles"].([]any), func(v any) bool { return reflect.DeepEqual(v, ref(l.role)) }) {
+			attached = append(attached, id)
+		}
+	}
+	assertEqual(t, "policies of the rotator role", attached, []string{l.policy})
+	pp := properties(resource(t, l.policy))
 	assertEqual(t, "policy roles", pp["Roles"], []any{ref(l.role)})
 	assertEqual(t, "execution role policy", pp["PolicyDocument"], map[string]any{
 		"Version": "2012-10-17",
@@ -397,6 +628,10 @@ func TestInvokePermissionAndSchedule(t *testing.T) {
 	deps, _ := schedule["DependsOn"].([]any)
 	if !slices.Contains(deps, any(l.permission)) {
 		t.Errorf("schedule DependsOn = %v, want it to include the invoke permission %s (aws-cdk #26481)", schedule["DependsOn"], l.permission)
+	}
+	// Creating the schedule runs testSecret on AWSCURRENT: the seed first.
+	if !slices.Contains(deps, any(l.seed)) {
+		t.Errorf("schedule DependsOn = %v, want it to include the seed %s", schedule["DependsOn"], l.seed)
 	}
 }
 
@@ -490,6 +725,7 @@ func TestOutputs(t *testing.T) {
 		"RotatorRoleArn":      getAtt(l.role, "Arn"),
 		"AlertTopicArn":       ref(l.topic),
 		"RotateSecretCommand": join("aws secretsmanager rotate-secret --region "+testRegion+" --secret-id ", ref(l.secret)),
+		"SecretConfiguration": `{"phone_number_ids":["106540352242922","106540352242923"]}`,
 	}
 	got := map[string]any{}
 	for k, o := range outputs {
@@ -526,12 +762,12 @@ func TestNag(t *testing.T) {
 	}
 	sort.Slice(got, func(i, j int) bool { return got[i].Resource < got[j].Resource })
 	l := ids(t)
-	policyID, _ := only(t, "AWS::IAM::Policy")
 	// The role's suppression is inherited by its policy, where the
 	// statement is; it covers only Resource::* (the X-Ray statement).
+	// The seed's provider needs none: its own role, no managed policy.
 	want := []suppression{
 		{l.role, "AwsSolutions-IAM5", `["Resource::*"]`},
-		{policyID, "AwsSolutions-IAM5", `["Resource::*"]`},
+		{l.policy, "AwsSolutions-IAM5", `["Resource::*"]`},
 	}
 	sort.Slice(want, func(i, j int) bool { return want[i].Resource < want[j].Resource })
 	assertEqual(t, "cdk-nag suppressions", got, want)
@@ -583,8 +819,9 @@ func sorted(s []string) []string {
 	return out
 }
 
-// Nothing beyond what the tests above check: no helper Lambda (log
-// retention, custom resources), no second policy, permission or topic.
+// Nothing beyond what the tests above check: no helper Lambda but the
+// seed's provider (no log retention function), no other policy,
+// permission or topic.
 func TestResourceInventory(t *testing.T) {
 	got := map[string]int{}
 	for _, r := range synthesized.template["Resources"].(map[string]any) {
@@ -595,10 +832,11 @@ func TestResourceInventory(t *testing.T) {
 		"AWS::KMS::Alias":                       1,
 		"AWS::SecretsManager::Secret":           1,
 		"AWS::SecretsManager::RotationSchedule": 1,
-		"AWS::IAM::Role":                        1,
-		"AWS::IAM::Policy":                      1,
-		"AWS::Logs::LogGroup":                   1,
-		"AWS::Lambda::Function":                 1,
+		"Custom::AWS":                           1,
+		"AWS::IAM::Role":                        2,
+		"AWS::IAM::Policy":                      2,
+		"AWS::Logs::LogGroup":                   2,
+		"AWS::Lambda::Function":                 2,
 		"AWS::Lambda::Permission":               1,
 		"AWS::SNS::Topic":                       1,
 		"AWS::SNS::TopicPolicy":                 1,

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/customresources"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// newSeed writes the secret's first version, the configuration-only
+// document, when the stack is created, and never again.
+//
+// Why a create-only AwsCustomResource next to a value-less CfnSecret,
+// rather than a custom resource that creates the secret itself: the
+// secret stays an ordinary CloudFormation resource (name, KMS key,
+// description, Retain, drift detection), and its Ref stays the ARN that
+// the policies, the schedule and the outputs use. Only its value leaves
+// the template's control. Each lifecycle event, one by one:
+//
+//   - Update: no onUpdate, so the provider makes no call. A changed
+//     setting changes this resource's Create property and the
+//     SecretConfiguration output, nothing in the secret (README: "Changing
+//     the numbers after the first deploy").
+//   - Create: runs when the stack is created. Should it ever run again (a
+//     renamed construct replaces the resource), the secret already has a
+//     version seedVersionID: PutSecretValue does nothing for the same
+//     document and fails for another one (ResourceExistsException; or
+//     AccessDenied first, as this role lacks the kms:Decrypt that Secrets
+//     Manager needs to compare). Either way the deploy cannot write a
+//     version, and the seed never asks for AWSCURRENT, which Secrets
+//     Manager gives only to a secret's first version.
+//   - Delete: no call; the secret is retained.
+//
+// The provider is CDK's singleton Lambda. It runs with its own role, not
+// the default one with AWSLambdaBasicExecutionRole (logs on every group):
+// the one policy below is all it can do. Its log group receives the event,
+// which holds the document: phone number or WABA IDs, no key, no token.
+func newSeed(stack awscdk.Stack, secretARN, keyARN, viaSecretsManager *string, document string) customresources.AwsCustomResource {
+	logs := awslogs.NewLogGroup(stack, jsii.String("SecretSeedLogs"), &awslogs.LogGroupProps{
+		Retention:     logRetention,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	role := awsiam.NewRole(stack, jsii.String("SecretSeedRole"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("flowkey seed: writes the first version of one secret, once"),
+	})
+	return customresources.NewAwsCustomResource(stack, jsii.String("SecretSeed"), &customresources.AwsCustomResourceProps{
+		OnCreate: &customresources.AwsSdkCall{
+			Service: jsii.String("SecretsManager"),
+			Action:  jsii.String("PutSecretValue"),
+			Parameters: map[string]any{
+				"SecretId":           secretARN,
+				"ClientRequestToken": seedVersionID,
+				"SecretString":       document,
+				"VersionStages":      []string{seedStage},
+			},
+			PhysicalResourceId: customresources.PhysicalResourceId_Of(jsii.String(seedVersionID)),
+		},
+		Role: role,
+		Policy: customresources.AwsCustomResourcePolicy_FromStatements(&[]awsiam.PolicyStatement{
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("SeedThisSecret"),
+				Actions:   jsii.Strings("secretsmanager:PutSecretValue"),
+				Resources: &[]*string{secretARN},
+			}),
+			// PutSecretValue makes Secrets Manager call GenerateDataKey on
+			// the caller's behalf; Decrypt only to compare with an existing
+			// version, which the seed must never meet.
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("EncryptSeedThroughSecretsManager"),
+				Actions:   jsii.Strings("kms:GenerateDataKey"),
+				Resources: &[]*string{keyARN},
+				Conditions: &map[string]any{"StringEquals": map[string]any{
+					"kms:ViaService":                  viaSecretsManager,
+					"kms:EncryptionContext:SecretARN": secretARN,
+				}},
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("WriteOwnLogs"),
+				Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
+				Resources: &[]*string{logs.LogGroupArn()},
+			}),
+		}),
+		LogGroup: logs,
+		// The call is in every Lambda Node.js runtime's SDK; installing
+		// the latest from npm would need internet access and a minute.
+		InstallLatestAwsSdk: jsii.Bool(false),
+		// A provider that never answers fails the deploy after 5 minutes,
+		// not CloudFormation's default hour.
+		ServiceTimeout: awscdk.Duration_Minutes(jsii.Number(5)),
+	})
+}
