@@ -32,7 +32,7 @@ lint: ## gofmt, go vet and staticcheck
 
 .PHONY: test
 test: lint ## every test: unit, emulator, integration (real bootstrap under the RIE) and infra
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./...
 
 .PHONY: bench
 bench: ## speed and memory benchmarks
