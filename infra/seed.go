@@ -24,12 +24,11 @@ import (
 //     the numbers after the first deploy").
 //   - Create: runs when the stack is created. Should it ever run again (a
 //     renamed construct replaces the resource), the secret already has a
-//     version seedVersionID: PutSecretValue does nothing for the same
-//     document and fails for another one (ResourceExistsException; or
-//     AccessDenied first, as this role lacks the kms:Decrypt that Secrets
-//     Manager needs to compare). Either way the deploy cannot write a
-//     version, and the seed never asks for AWSCURRENT, which Secrets
-//     Manager gives only to a secret's first version.
+//     version seedVersionID, which Secrets Manager decrypts to compare
+//     with the request: this role may not, so the call fails (were it
+//     allowed: nothing for the same document, ResourceExistsException for
+//     another). And the seed never asks for AWSCURRENT, which Secrets
+//     Manager gives by itself only to a secret's first version.
 //   - Delete: no call; the secret is retained.
 //
 // The provider is CDK's singleton Lambda. It runs with its own role, not

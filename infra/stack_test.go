@@ -279,6 +279,11 @@ const wantSeedVersionID = "e0d1db6c-1e5b-5247-af7f-df9e462ab3b5"
 // rotator reads it.
 func TestSecretSeed(t *testing.T) {
 	l := ids(t)
+	// A new logical ID would replace the resource on deployed stacks: its
+	// Create would run again and fail (see newSeed).
+	if l.seed != "SecretSeedA3884800" {
+		t.Errorf("seed logical ID = %s, want SecretSeedA3884800: keep the construct's ID and place", l.seed)
+	}
 	seed := resource(t, l.seed)
 	p := properties(seed)
 	assertEqual(t, "seed property names", slices.Sorted(mapsKeys(p)), []string{"Create", "InstallLatestAwsSdk", "ServiceTimeout", "ServiceToken"})
