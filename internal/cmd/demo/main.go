@@ -1,0 +1,88 @@
+// Command demo is `make demo`: it builds the rotator and the local stack's
+// tools, then rotates a WhatsApp Flows key twice with no AWS account and
+// reports what happened (internal/demo).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/flowkey/flowkey/internal/demo"
+	"github.com/flowkey/flowkey/internal/localstack"
+)
+
+func main() { os.Exit(run()) }
+
+// run returns the exit code, so that every deferred clean-up runs first.
+func run() int {
+	verbose := flag.Bool("v", false, "print the function's JSON logs and the tools' output here instead of to a file")
+	phones := flag.Int("phones", 3, "phone numbers in the simulated WABA (1 to 1000)")
+	flag.Parse()
+	began := time.Now()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		// A second Ctrl-C kills at once; the children die with us (Pdeathsig).
+		stop()
+	}()
+
+	err := rotate(ctx, *verbose, *phones)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		fmt.Fprintf(os.Stderr, "\ndemo interrupted after %s; every process it started is stopped\n", time.Since(began).Round(time.Millisecond))
+		return 130
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "\ndemo FAILED after %s: %v\n", time.Since(began).Round(time.Millisecond), err)
+		return 1
+	}
+	fmt.Printf("total wall time %s\n", time.Since(began).Round(time.Millisecond))
+	return 0
+}
+
+func rotate(ctx context.Context, verbose bool, phones int) error {
+	root, err := localstack.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	binDir := filepath.Join(root, ".build", "demo-bin")
+	t := time.Now()
+	bins, err := localstack.Build(ctx, root, binDir)
+	if err != nil {
+		return fmt.Errorf("build the bootstrap, local-kms and the Lambda RIE: %w", err)
+	}
+	rel, _ := filepath.Rel(root, binDir)
+	fmt.Printf("built bootstrap (this machine's arch), local-kms and aws-lambda-rie into %s in %s\n", rel, time.Since(t).Round(time.Millisecond))
+
+	var logs io.Writer = os.Stderr
+	if !verbose {
+		path := filepath.Join(root, ".build", "demo.log")
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("open the log file: %w", err)
+		}
+		defer f.Close()
+		logs = f
+		fmt.Printf("the function's JSON logs and the tools' output go to %s (-v prints them here)\n", path)
+	}
+
+	dir, err := os.MkdirTemp("", "flowkey-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	err = demo.Run(ctx, demo.Options{Binaries: bins, Dir: dir, PhoneNumbers: phones, Out: os.Stdout, Logs: logs})
+	if err != nil && ctx.Err() != nil {
+		return errors.Join(err, ctx.Err())
+	}
+	return err
+}

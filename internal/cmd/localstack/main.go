@@ -1,0 +1,67 @@
+// Command localstack is `make local-up` and `make local-down`: it runs
+// flowkey's local stack until SIGTERM or Ctrl-C, for hands-on use with the
+// AWS CLI and curl, or (-down) stops the one running (internal/demo).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/flowkey/flowkey/internal/demo"
+	"github.com/flowkey/flowkey/internal/localstack"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "localstack:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	down := flag.Bool("down", false, "stop the running stack named by <state>/stack.json and wait for it to exit")
+	state := flag.String("state", "", "directory for stack.json and stack.txt (default: .local in the module root)")
+	phones := flag.Int("phones", 3, "phone numbers in the simulated WABA (1 to 1000)")
+	flag.Parse()
+
+	root, err := localstack.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	if *state == "" {
+		*state = filepath.Join(root, ".local")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *down {
+		return demo.Stop(ctx, *state, 15*time.Second, os.Stdout)
+	}
+
+	// Refuse before building, when a stack is already up; Serve checks again.
+	if err := demo.CheckNotRunning(*state); err != nil {
+		return err
+	}
+	bins, err := localstack.Build(ctx, root, filepath.Join(root, ".build", "local-bin"))
+	if err != nil {
+		return fmt.Errorf("build the bootstrap, local-kms and the Lambda RIE: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "flowkey-local-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	err = demo.Serve(ctx, demo.ServeOptions{
+		Binaries: bins, Dir: dir, StateDir: *state, PhoneNumbers: *phones, Out: os.Stdout, Logs: os.Stdout,
+	})
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,267 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowkey/flowkey/internal/graphsim"
+	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/localstack"
+	"github.com/flowkey/flowkey/internal/secretsemu"
+)
+
+// binaries are built once by TestMain and only read afterwards.
+var binaries localstack.Binaries
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		return helper(mode)
+	}
+	root, err := localstack.ModuleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "flowkey-demo-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if binaries, err = localstack.Build(context.Background(), root, dir); err != nil {
+		fmt.Fprintln(os.Stderr, "the demo tests need the bootstrap, local-kms and the RIE:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// syncBuffer collects the children's output, written from their goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// leftovers lists the live processes that are this test process's
+// children or run one of the built binaries (the RIE's bootstrap is a
+// grandchild).
+func leftovers(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		// A zombie is already dead; only its parent's wait is missing.
+		if len(f) < 2 || f[0] == "Z" {
+			continue
+		}
+		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if f[1] == strconv.Itoa(os.Getpid()) || strings.HasPrefix(exe, filepath.Dir(binaries.Bootstrap)+"/") {
+			out = append(out, e.Name()+" "+exe)
+		}
+	}
+	return out
+}
+
+// checkStopped asserts that Run left no process and no listener behind.
+func checkStopped(t *testing.T, stack *localstack.Stack) {
+	t.Helper()
+	if kids := leftovers(t); len(kids) > 0 {
+		t.Errorf("processes still running after Run returned: %v", kids)
+	}
+	for name, u := range map[string]string{"local-kms": stack.KMSURL, "Graph simulator": stack.GraphURL, "Secrets Manager": stack.SecretsURL} {
+		if c, err := net.DialTimeout("tcp", strings.TrimPrefix(u, "http://"), time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s at %s still accepts connections after Run returned", name, u)
+		}
+	}
+}
+
+func checkNoSecrets(t *testing.T, where, text string) {
+	t.Helper()
+	for _, leak := range []string{"flowkey-local-token", "PRIVATE KEY"} {
+		if strings.Contains(text, leak) {
+			t.Errorf("%s contains %q", where, leak)
+		}
+	}
+}
+
+func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
+	var out bytes.Buffer
+	logs := &syncBuffer{}
+	var stack *localstack.Stack
+	err := Run(context.Background(), Options{
+		Binaries: binaries, Dir: t.TempDir(), Out: &out, Logs: logs,
+		Prepare: func(_ context.Context, s *localstack.Stack) error { stack = s; return nil },
+	})
+	report := out.String()
+	if err != nil {
+		t.Fatalf("Run: %v\nreport:\n%s", err, report)
+	}
+	checkStopped(t, stack)
+	checkNoSecrets(t, "the report", report)
+	checkNoSecrets(t, "the logs", logs.String())
+	if !strings.Contains(logs.String(), `"step":"createSecret"`) && !strings.Contains(logs.String(), `createSecret`) {
+		t.Errorf("the logs do not hold the function's output:\n%s", logs.String())
+	}
+
+	for n := 1; n <= 2; n++ {
+		if !strings.Contains(report, fmt.Sprintf("Rotation %d:", n)) {
+			t.Errorf("the report has no timeline for rotation %d", n)
+		}
+	}
+	okSteps := regexp.MustCompile(`(?m)^ +\+\d+ms +(createSecret|setSecret|testSecret|finishSecret) +ok +\d+ms`).FindAllString(report, -1)
+	if len(okSteps) != 8 {
+		t.Errorf("%d successful step lines, want 8 (4 steps, 2 rotations):\n%s", len(okSteps), report)
+	}
+	if got := strings.Count(report, "RotationSucceeded after"); got != 2 {
+		t.Errorf("%d rotations reported as succeeded, want 2", got)
+	}
+	if got := strings.Count(report, "Graph calls: 3 uploads, 3 reads"); got != 2 {
+		t.Errorf("%d rotations report 3 uploads and 3 reads, want 2:\n%s", got, report)
+	}
+
+	// Every number's row names the key Meta really holds, held by AWSCURRENT.
+	keys := stack.Graph.Keys()
+	if len(keys) != 3 {
+		t.Fatalf("Meta holds keys for %d numbers, want 3", len(keys))
+	}
+	var fp string
+	for phone, der := range keys {
+		fp = keypair.FingerprintOf(der).String()[:16]
+		row := regexp.MustCompile(`(?m)^  ` + phone + ` .*$`).FindString(report)
+		if !strings.Contains(row, fp) || !strings.Contains(row, "VALID") || !strings.Contains(row, "AWSCURRENT") {
+			t.Errorf("row for %s = %q, want key %s, VALID, AWSCURRENT", phone, row, fp)
+		}
+	}
+	// The versions table shows the previous key on AWSPREVIOUS and the
+	// configuration-only first version without a label.
+	if !regexp.MustCompile(`(?m)^  \S+ +AWSCURRENT\S* +` + fp).MatchString(report) {
+		t.Errorf("the versions table does not show %s as AWSCURRENT:\n%s", fp, report)
+	}
+	if !regexp.MustCompile(`(?m)^  \S+ +AWSPREVIOUS +[0-9a-f]{16} `).MatchString(report) {
+		t.Errorf("the versions table shows no AWSPREVIOUS key:\n%s", report)
+	}
+	if !regexp.MustCompile(`(?m)^  \S+ +no label +\(configuration only\)`).MatchString(report) {
+		t.Errorf("the versions table does not show the configuration-only first version:\n%s", report)
+	}
+}
+
+func TestRunFailsWhenMetaRefusesTheKey(t *testing.T) {
+	var out bytes.Buffer
+	var stack *localstack.Stack
+	err := Run(context.Background(), Options{
+		Binaries: binaries, Dir: t.TempDir(), Out: &out,
+		Prepare: func(_ context.Context, s *localstack.Stack) error {
+			stack = s
+			_, err := s.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Object: s.PhoneNumberIDs()[1],
+				Kind: graphsim.FaultGraphError, Code: 100, Times: graphsim.Forever})
+			return err
+		},
+	})
+	var rerr *RotationError
+	if !errors.As(err, &rerr) {
+		t.Fatalf("Run = %v, want a *RotationError\nreport:\n%s", err, out.String())
+	}
+	if rerr.N != 1 || rerr.Event.Type != secretsemu.RotationFailed {
+		t.Errorf("RotationError = rotation %d, %s; want rotation 1, RotationFailed", rerr.N, rerr.Event.Type)
+	}
+	checkStopped(t, stack)
+	checkNoSecrets(t, "the error", err.Error())
+	checkNoSecrets(t, "the report", out.String())
+	if !regexp.MustCompile(`(?m)^ +\+\d+ms +setSecret +FAILED `).MatchString(out.String()) {
+		t.Errorf("the timeline does not show setSecret FAILED:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "Rotation 2:") {
+		t.Errorf("Run went on to a second rotation after the first failed:\n%s", out.String())
+	}
+}
+
+func TestRunStopsEverythingWhenCancelledMidRotation(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out bytes.Buffer
+	var stack *localstack.Stack
+	err := Run(ctx, Options{
+		Binaries: binaries, Dir: t.TempDir(), Out: &out,
+		Prepare: func(ctx context.Context, s *localstack.Stack) error {
+			stack = s
+			// The upload hangs, as if Meta did not answer; Ctrl-C comes
+			// while setSecret waits for it.
+			if _, err := s.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Kind: graphsim.FaultDelay, Delay: time.Hour, Times: graphsim.Forever}); err != nil {
+				return err
+			}
+			go func() {
+				defer cancel()
+				// The simulator has no hook for "a call arrived": poll its
+				// counters, bounded.
+				tick := time.NewTicker(5 * time.Millisecond)
+				defer tick.Stop()
+				deadline := time.After(30 * time.Second)
+				for s.Graph.Calls().Upload == 0 {
+					select {
+					case <-tick.C:
+					case <-deadline:
+						t.Error("no upload reached the Graph simulator within 30s")
+						return
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+			return nil
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled\nreport:\n%s", err, out.String())
+	}
+	if stack.Graph.Calls().Upload == 0 {
+		t.Fatal("Run ended before setSecret reached Meta, so this test proved nothing")
+	}
+	checkStopped(t, stack)
+}
+
+func TestRunNeedsOutAndDir(t *testing.T) {
+	for _, o := range []Options{{Binaries: binaries, Dir: t.TempDir()}, {Binaries: binaries, Out: &bytes.Buffer{}}} {
+		if err := Run(context.Background(), o); err == nil || !strings.Contains(err.Error(), "Options.Out and Options.Dir") {
+			t.Errorf("Run(%+v) = %v, want an error naming Options.Out and Options.Dir", o, err)
+		}
+	}
+}
