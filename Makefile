@@ -26,7 +26,7 @@ build-arm64: $(ARM64_BIN) ## build the Lambda bootstrap (linux/arm64) that infra
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
-	@out=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$(find functions internal infra -name '*.go' -not -path '*/node_modules/*')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
