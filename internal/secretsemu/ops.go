@@ -285,6 +285,13 @@ func (s *Server) putSecretValue(in putSecretValueInput) (any, error) {
 		sec.versions = append(sec.versions, v)
 	}
 	v.value = val
+	if current == nil && !slices.Contains(stages, stageCurrent) {
+		// AWS: "If this operation creates the first version for the secret
+		// then Secrets Manager automatically attaches the staging label
+		// AWSCURRENT to the new version." A secret created empty has no
+		// current version until its first value arrives.
+		stages = append(stages, stageCurrent)
+	}
 	for _, st := range stages {
 		sec.attach(st, v)
 	}

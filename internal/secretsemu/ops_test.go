@@ -475,3 +475,32 @@ func TestDeleteSecret(t *testing.T) {
 		t.Errorf("default recovery window: %v %+v", err, out)
 	}
 }
+
+func TestTheFirstValueOfAnEmptySecretBecomesCurrentWhateverItsLabels(t *testing.T) {
+	e := newEmu(t, Options{})
+	if _, err := e.client.CreateSecret(ctxT(t), &secretsmanager.CreateSecretInput{Name: aws.String("empty")}); err != nil {
+		t.Fatal(err)
+	}
+	tok := "e0d1db6c-1e5b-5247-af7f-df9e462ab3b5"
+	out, err := e.client.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String("empty"), ClientRequestToken: aws.String(tok),
+		SecretString: aws.String("seed"), VersionStages: []string{"flowkey-seed"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(out.VersionStages, "AWSCURRENT") || !slices.Contains(out.VersionStages, "flowkey-seed") {
+		t.Errorf("first version got %v, want AWSCURRENT and flowkey-seed", out.VersionStages)
+	}
+	// A second value with explicit labels does not take AWSCURRENT.
+	out, err = e.client.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String("empty"), ClientRequestToken: aws.String("f0d1db6c-1e5b-5247-af7f-df9e462ab3b5"),
+		SecretString: aws.String("other"), VersionStages: []string{"flowkey-seed2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(out.VersionStages, "AWSCURRENT") {
+		t.Errorf("second version took AWSCURRENT: %v", out.VersionStages)
+	}
+}
