@@ -538,3 +538,37 @@ func TestEventFilesDriveARotationThroughTheRIE(t *testing.T) {
 	e.assertAllHold(t, cur.Key.FingerprintSHA256)
 	e.checkInvariants(t, token)
 }
+
+// TestTheDeployedShapeRotates follows what the CDK stack creates: an empty
+// secret, a create-only seed labelled flowkey-seed that holds only the
+// numbers, CloudFormation's RotateImmediately=false check, then the first
+// rotation, with the token secret and Graph version from the environment.
+func TestTheDeployedShapeRotates(t *testing.T) {
+	e := start(t, setup{})
+	ctx := context.Background()
+	out, err := e.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("flowkey/deployed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.arn = aws.ToString(out.ARN)
+	seed, _ := json.Marshal(map[string]any{"schema_version": 1, "config": map[string]any{"phone_number_ids": e.PhoneNumberIDs()}})
+	if _, err := e.SM.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String(e.arn), ClientRequestToken: aws.String("e0d1db6c-1e5b-5247-af7f-df9e462ab3b5"),
+		SecretString: aws.String(string(seed)), VersionStages: []string{"flowkey-seed"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check, err := e.Rotate(ctx, e.arn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := e.WaitRotation(ctx, e.arn, check); err != nil || ev.Type != secretsemu.RotationSucceeded {
+		t.Fatalf("deploy-time check: %v %+v", err, ev)
+	}
+	if c := e.Graph.Calls(); c.Upload != 0 || c.Get != len(e.PhoneNumberIDs()) {
+		t.Errorf("deploy-time check made %+v, want one read per number and no upload", c.OpCounts)
+	}
+	token := e.rotateOK(t)
+	e.assertAllHold(t, e.doc(t, "AWSCURRENT").Key.FingerprintSHA256)
+	e.checkInvariants(t, token)
+}
