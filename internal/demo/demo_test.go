@@ -154,6 +154,12 @@ func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 	if got := strings.Count(report, "RotationSucceeded after"); got != 2 {
 		t.Errorf("%d rotations reported as succeeded, want 2", got)
 	}
+	if got := len(regexp.MustCompile(`(?m) setSecret +ok .* Graph: 3 uploads$`).FindAllString(report, -1)); got != 2 {
+		t.Errorf("%d setSecret lines show 3 uploads, want 2:\n%s", got, report)
+	}
+	if got := len(regexp.MustCompile(`(?m) testSecret +ok .* Graph: 3 reads$`).FindAllString(report, -1)); got != 2 {
+		t.Errorf("%d testSecret lines show 3 reads, want 2:\n%s", got, report)
+	}
 	if got := strings.Count(report, "Graph calls: 3 uploads, 3 reads"); got != 2 {
 		t.Errorf("%d rotations report 3 uploads and 3 reads, want 2:\n%s", got, report)
 	}
@@ -179,8 +185,24 @@ func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^  \S+ +AWSPREVIOUS +[0-9a-f]{16} `).MatchString(report) {
 		t.Errorf("the versions table shows no AWSPREVIOUS key:\n%s", report)
 	}
-	if !regexp.MustCompile(`(?m)^  \S+ +no label +\(configuration only\)`).MatchString(report) {
-		t.Errorf("the versions table does not show the configuration-only first version:\n%s", report)
+	if !regexp.MustCompile(`(?m)^  \S+ +AWSCURRENT\S* +[0-9a-f]{16} .*\n  \S+ +AWSPREVIOUS +[0-9a-f]{16} .*\n  \S+ +no label +\(configuration only\)`).MatchString(report) {
+		t.Errorf("the versions table does not list AWSCURRENT, AWSPREVIOUS, then the configuration-only first version:\n%s", report)
+	}
+}
+
+// The simulator's request log holds the latest 512 calls: beyond that the
+// timeline must not show per-step counts that miss calls.
+func TestRunOmitsPerStepCountsItCannotKnow(t *testing.T) {
+	var out bytes.Buffer
+	if err := Run(context.Background(), Options{Binaries: binaries, Dir: t.TempDir(), Out: &out, PhoneNumbers: 300, Rotations: 1}); err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	report := out.String()
+	if !strings.Contains(report, "Graph calls: 300 uploads, 300 reads") || !strings.Contains(report, "too many Graph calls to split by step") {
+		t.Errorf("the report does not give the exact total and say why steps have no counts:\n%s", report)
+	}
+	if regexp.MustCompile(`(?m)^ +\+\d+ms .*Graph: `).MatchString(report) {
+		t.Errorf("the timeline shows per-step counts from an incomplete log:\n%s", report)
 	}
 }
 
@@ -208,6 +230,14 @@ func TestRunFailsWhenMetaRefusesTheKey(t *testing.T) {
 	checkNoSecrets(t, "the report", out.String())
 	if !regexp.MustCompile(`(?m)^ +\+\d+ms +setSecret +FAILED `).MatchString(out.String()) {
 		t.Errorf("the timeline does not show setSecret FAILED:\n%s", out.String())
+	}
+	// The tables still tell where each key is: the new key stays in
+	// AWSPENDING, as the first rotation has no AWSCURRENT key to go back to.
+	if !regexp.MustCompile(`(?m)^  ` + stack.PhoneNumberIDs()[0] + ` .* AWSPENDING \(`).MatchString(out.String()) {
+		t.Errorf("the report does not show the first number's key held by AWSPENDING:\n%s", out.String())
+	}
+	if !strings.Contains(err.Error(), "not AWSCURRENT") {
+		t.Errorf("the error %q does not also say the end state is wrong", err)
 	}
 	if strings.Contains(out.String(), "Rotation 2:") {
 		t.Errorf("Run went on to a second rotation after the first failed:\n%s", out.String())

@@ -319,7 +319,7 @@ func Commands(e Endpoints) string {
 	w("  rotation function (Lambda RIE)   %s", e.InvokeURL)
 	w("  function ARN                     %s", e.FunctionARN)
 	w("  secrets                          %s (configuration only; no rotation yet), %s", e.KeySecretName, localstack.TokenSecretName)
-	w("  WABA %s phone numbers        %s", e.WABAID, strings.Join(e.PhoneNumberIDs, ", "))
+	w("  WABA %s                  %s", e.WABAID, firstFew(e.PhoneNumberIDs, 5))
 	w("")
 	w("The AWS CLI needs credentials and a region; any values do:")
 	w("  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=%s", e.Region)

@@ -1,6 +1,7 @@
 // Command localstack is `make local-up` and `make local-down`: it runs
 // flowkey's local stack until SIGTERM or Ctrl-C, for hands-on use with the
-// AWS CLI and curl, or (-down) stops the one running (internal/demo).
+// AWS CLI and curl; -down stops the one running, and -check tells whether one
+// is (internal/demo).
 package main
 
 import (
@@ -27,6 +28,7 @@ func main() {
 
 func run() error {
 	down := flag.Bool("down", false, "stop the running stack named by <state>/stack.json and wait for it to exit")
+	check := flag.Bool("check", false, "exit 0 if no stack is running, else say which one is and exit 1")
 	state := flag.String("state", "", "directory for stack.json and stack.txt (default: .local in the module root)")
 	phones := flag.Int("phones", 3, "phone numbers in the simulated WABA (1 to 1000)")
 	flag.Parse()
@@ -45,7 +47,7 @@ func run() error {
 	}
 
 	// Refuse before building, when a stack is already up; Serve checks again.
-	if err := demo.CheckNotRunning(*state); err != nil {
+	if err := demo.CheckNotRunning(*state); err != nil || *check {
 		return err
 	}
 	bins, err := localstack.Build(ctx, root, filepath.Join(root, ".build", "local-bin"))
