@@ -54,6 +54,7 @@ func rotate(ctx context.Context, verbose bool, phones int) error {
 	if err != nil {
 		return err
 	}
+	fmt.Println("flowkey demo: two rotations of the WhatsApp Flows key on a local stack, no AWS account")
 	binDir := filepath.Join(root, ".build", "demo-bin")
 	t := time.Now()
 	bins, err := localstack.Build(ctx, root, binDir)
@@ -72,7 +73,8 @@ func rotate(ctx context.Context, verbose bool, phones int) error {
 		}
 		defer f.Close()
 		logs = f
-		fmt.Printf("the function's JSON logs and the tools' output go to %s (-v prints them here)\n", path)
+		rel, _ := filepath.Rel(root, path)
+		fmt.Printf("the function's JSON logs and the tools' output go to %s (-v prints them here)\n", rel)
 	}
 
 	dir, err := os.MkdirTemp("", "flowkey-demo-")
