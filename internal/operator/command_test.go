@@ -1,0 +1,126 @@
+package operator
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/flowkey/flowkey/internal/rotation"
+)
+
+func TestParseCommandAcceptsTheDocumentedShapes(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want Command
+	}{
+		{`{"command":"status"}`, Command{Name: "status"}},
+		{` {"command":"rotate","secret_id":"flowkey/key"} `, Command{Name: "rotate", SecretID: "flowkey/key"}},
+		{`{"dry_run":true,"command":"resync"}`, Command{Name: "resync", DryRun: true}},
+		{`{"command":"resync","dry_run":false,"secret_id":"arn:aws:secretsmanager:us-east-1:1:secret:k-AbCdEf"}`,
+			Command{Name: "resync", SecretID: "arn:aws:secretsmanager:us-east-1:1:secret:k-AbCdEf"}},
+	}
+	for _, tc := range tests {
+		got, err := ParseCommand([]byte(tc.raw))
+		if err != nil || got != tc.want {
+			t.Errorf("ParseCommand(%s) = %+v, %v; want %+v", tc.raw, got, err, tc.want)
+		}
+	}
+}
+
+func TestParseCommandErrorsNameTheFieldAndTheFix(t *testing.T) {
+	const pasted = "-----BEGIN PRIVATE KEY-----MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+	tests := []struct {
+		name, raw string
+		want      []string // the whole error, one line per joined problem
+	}{
+		{"unknown command", `{"command":"rotate-now"}`,
+			[]string{`command "rotate-now" is not a command; fix: send "command" as one of "rotate", "status", "resync"`}},
+		{"command is case-sensitive", `{"command":"Status"}`,
+			[]string{`command "Status" is not a command; fix: send "command" as one of "rotate", "status", "resync"`}},
+		{"command not a string", `{"command":3}`,
+			[]string{`command must be a string, not a number; fix: send "command" as one of "rotate", "status", "resync"`}},
+		{"command null", `{"command":null}`,
+			[]string{`command must be a string, not null; fix: send "command" as one of "rotate", "status", "resync"`}},
+		{"no command", `{"secret_id":"flowkey/key"}`,
+			[]string{`command is missing; fix: send "command" as one of "rotate", "status", "resync"`}},
+		{"extra field", `{"command":"status","verbose":true}`,
+			[]string{`field "verbose" is not accepted in a command; fix: send only "command", "secret_id" and (with resync) "dry_run"`}},
+		{"field names are exact", `{"command":"resync","Dry_Run":true}`,
+			[]string{`field "Dry_Run" is not accepted in a command; fix: send only "command", "secret_id" and (with resync) "dry_run"`}},
+		{"dry_run not a boolean", `{"command":"resync","dry_run":"yes"}`,
+			[]string{`dry_run must be true or false, not a string; fix: send "dry_run":true to see what resync would do, or "dry_run":false to do it`}},
+		{"dry_run with status", `{"command":"status","dry_run":true}`,
+			[]string{`dry_run is only accepted with resync; fix: remove it: "status" never writes anything it could rehearse`}},
+		{"dry_run with rotate", `{"command":"rotate","dry_run":false}`,
+			[]string{`dry_run is only accepted with resync; fix: remove it: "rotate" never writes anything it could rehearse`}},
+		{"secret_id not a string", `{"command":"status","secret_id":["a"]}`,
+			[]string{`secret_id must be a string, not an array; fix: send the secret's ARN or name as a string, or leave "secret_id" out to use the function's SECRET_ID`}},
+		{"secret_id null", `{"command":"status","secret_id":null}`,
+			[]string{`secret_id must be a string, not null; fix: send the secret's ARN or name as a string, or leave "secret_id" out to use the function's SECRET_ID`}},
+		{"dry_run null", `{"command":"resync","dry_run":null}`,
+			[]string{`dry_run must be true or false, not null; fix: send "dry_run":true to see what resync would do, or "dry_run":false to do it`}},
+		{"secret_id empty", `{"command":"status","secret_id":" "}`,
+			[]string{`secret_id is empty; fix: send the secret's ARN or name as a string, or leave "secret_id" out to use the function's SECRET_ID`}},
+		{"duplicate command", `{"command":"status","command":"rotate"}`,
+			[]string{`command appears more than once; fix: send it once`}},
+		{"several problems at once", `{"command":"nope","x":1,"dry_run":1}`,
+			[]string{
+				`field "x" is not accepted in a command; fix: send only "command", "secret_id" and (with resync) "dry_run"`,
+				`command "nope" is not a command; fix: send "command" as one of "rotate", "status", "resync"`,
+				`dry_run must be true or false, not a number; fix: send "dry_run":true to see what resync would do, or "dry_run":false to do it`,
+			}},
+		{"trailing data", `{"command":"status"}{}`,
+			[]string{`command event has data after the JSON object; fix: send exactly one JSON object`}},
+		{"pasted key material is described, not repeated", `{"command":"` + pasted + `"}`,
+			[]string{`command (a 59-character value, not repeated here) is not a command; fix: send "command" as one of "rotate", "status", "resync"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseCommand([]byte(tc.raw))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got, want := err.Error(), strings.Join(tc.want, "\n"); got != want {
+				t.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+			var ie *rotation.InputError
+			if !errors.As(err, &ie) {
+				t.Errorf("want a *rotation.InputError in the chain, got %T", err)
+			}
+			if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), "MIIE") {
+				t.Error("the error repeats pasted key material")
+			}
+		})
+	}
+}
+
+func TestRunNeedsASecret(t *testing.T) {
+	h := newHarness(t, nil)
+	h.op.opts.SecretID = ""
+	_, err := h.op.Run(context.Background(), Command{Name: CommandStatus})
+	const want = `status: secret_id is not in the command and the function has no SECRET_ID; fix: add "secret_id":"<secret ARN or name>" to the command, or set SECRET_ID on the function`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	if n := h.sm.calls("DescribeSecret"); n != 0 {
+		t.Errorf("%d calls to Secrets Manager without a secret", n)
+	}
+}
+
+func TestSecretIDInTheCommandOverridesTheDefault(t *testing.T) {
+	h := newHarness(t, nil)
+	h.standard(t, phones[:3]...)
+	h.op.opts.SecretID = "flowkey/does-not-exist"
+	out, err := h.run(t, Command{Name: CommandStatus, SecretID: "flowkey/key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := out.(*StatusReport); r.SecretARN != h.arn {
+		t.Errorf("status of %s, want %s", r.SecretARN, h.arn)
+	}
+	_, err = h.run(t, Command{Name: CommandStatus})
+	if err == nil || !strings.Contains(err.Error(), "describe secret flowkey/does-not-exist") || !strings.Contains(err.Error(), "fix: check secret_id in the command or the function's SECRET_ID") {
+		t.Errorf("want the missing default secret named with a fix, got %v", err)
+	}
+}

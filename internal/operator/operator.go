@@ -1,0 +1,200 @@
+// Package operator runs the commands an on-call engineer sends to the
+// rotator function: rotate, status and resync.
+//
+// # rotate does not wait
+//
+// rotate calls RotateSecret and returns the new version ID at once. Secrets
+// Manager then invokes this same function for createSecret, setSecret,
+// testSecret and finishSecret. Waiting for those steps inside the rotate
+// invocation would wait on ourselves: the local stack's Lambda emulator runs
+// one invocation at a time, so the steps could not start until rotate
+// returned (a deadlock until the timeout), and in AWS it would hold a
+// concurrent execution, and the caller's terminal, for minutes for nothing.
+// Progress is watched with the status command or describe-secret instead.
+//
+// If a rotation is already incomplete (AWSPENDING on a version that is not
+// AWSCURRENT), rotate does not start one: it reports which version holds
+// AWSPENDING, which key every phone number holds, and the safe way on. It
+// never advises removing AWSPENDING while any number holds, or may hold,
+// that version's key: that would strand a key Meta still uses.
+//
+// # Results are payloads, not errors
+//
+// Each command returns a JSON object with "ok" and "outcome". A blocked
+// rotate, a drifted status and a resync that could not repair everything
+// are answers, not failures of the function: they come back as payloads
+// with "ok": false. `aws lambda invoke` exits 0 even for a function error,
+// so an error would not make a script fail either; it would only bury the
+// report in an "errorMessage" string and count as a rotation failure on
+// the function's Errors alarm. Function errors are kept for commands that
+// could not run: a malformed command, an unreadable secret, a Graph token
+// that cannot be read, a WABA that cannot be listed.
+//
+// # Read-only and write rules
+//
+// status never writes. resync writes only the public key read back from
+// AWSCURRENT, only to numbers that status judges drifted, and never to a
+// number that holds the key of the rotation in progress, whose GET failed,
+// or that is gone. Every key it uploads thus has its private key in
+// AWSCURRENT, which keeps the rotation package's invariant.
+package operator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/flowkey/flowkey/internal/graph"
+	"github.com/flowkey/flowkey/internal/rotation"
+	"github.com/flowkey/flowkey/internal/secretdoc"
+)
+
+// SecretsAPI is the part of the Secrets Manager client the commands call
+// directly. Versions are read through Rotation.LoadDocument.
+type SecretsAPI interface {
+	DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+	RotateSecret(ctx context.Context, in *secretsmanager.RotateSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.RotateSecretOutput, error)
+}
+
+// GraphAPI is the part of the Graph client the commands use.
+type GraphAPI interface {
+	UploadPublicKey(ctx context.Context, auth graph.Auth, phoneNumberID, publicKeyPEM string) error
+	GetPublicKey(ctx context.Context, auth graph.Auth, phoneNumberID string) (*graph.Registration, error)
+}
+
+// Rotation is what the commands borrow from *rotation.Rotator, so that a
+// number is resolved and judged exactly as the rotation steps do it.
+type Rotation interface {
+	LoadDocument(ctx context.Context, secretID, versionID, stage string) (*secretdoc.Document, error)
+	GraphAuth(ctx context.Context, cfg secretdoc.Config) (graph.Auth, error)
+	ResolveNumbers(ctx context.Context, auth graph.Auth, cfg secretdoc.Config) (rotation.Numbers, error)
+	Verify(ctx context.Context, auth graph.Auth, numbers []string, want *secretdoc.Key) []rotation.NumberResult
+}
+
+// Metrics receives what a command did, for CloudWatch EMF.
+type Metrics interface {
+	Command(command string, d time.Duration, ok bool, uploaded, verified, failed int)
+	Drift(numbers, drifted int)
+}
+
+// Options tune an Operator. Zero values take the defaults noted.
+type Options struct {
+	// SecretID is the secret of commands without "secret_id" (SECRET_ID).
+	SecretID string
+	// FunctionName goes into the commands the reports advise
+	// ("<RotatorFunctionName>").
+	FunctionName string
+	// Concurrency bounds the phone numbers read or written at once (8).
+	Concurrency int
+	Now         func() time.Time
+	Logger      *slog.Logger
+	// Metrics receives counts and durations; nil for none.
+	Metrics Metrics
+}
+
+// Operator runs commands.
+type Operator struct {
+	sm    SecretsAPI
+	graph GraphAPI
+	rot   Rotation
+	opts  Options
+}
+
+// New returns an Operator. All three dependencies are required.
+func New(sm SecretsAPI, g GraphAPI, rot Rotation, opts Options) (*Operator, error) {
+	if sm == nil || g == nil || rot == nil {
+		return nil, errors.New("operator: Secrets Manager client, Graph client and rotation are all required")
+	}
+	if opts.FunctionName == "" {
+		opts.FunctionName = "<RotatorFunctionName>"
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Operator{sm: sm, graph: g, rot: rot, opts: opts}, nil
+}
+
+// Run executes cmd and returns its report (*RotateReport, *StatusReport or
+// *ResyncReport), or an error when the command could not run.
+func (o *Operator) Run(ctx context.Context, cmd Command) (any, error) {
+	start := o.opts.Now()
+	secretID := cmd.SecretID
+	if secretID == "" {
+		secretID = o.opts.SecretID
+	}
+	log := o.opts.Logger.With("command", cmd.Name, "secret_id", secretID)
+	if secretID == "" {
+		return nil, fmt.Errorf("%s: %w", cmd.Name, &rotation.InputError{Field: "secret_id", Problem: "is not in the command and the function has no SECRET_ID",
+			Fix: `add "secret_id":"<secret ARN or name>" to the command, or set SECRET_ID on the function`})
+	}
+
+	var (
+		report any
+		ok     bool
+		st     counts
+		err    error
+	)
+	switch cmd.Name {
+	case CommandRotate:
+		var r *RotateReport
+		if r, err = o.rotate(ctx, log, secretID); r != nil {
+			report, ok = r, r.OK
+		}
+	case CommandStatus:
+		var r *StatusReport
+		if r, err = o.status(ctx, log, secretID); r != nil {
+			report, ok = r, r.OK
+			if o.opts.Metrics != nil {
+				o.opts.Metrics.Drift(len(r.Numbers), r.Drifted)
+			}
+		}
+	case CommandResync:
+		var r *ResyncReport
+		if r, st, err = o.resync(ctx, log, secretID, cmd.DryRun); r != nil {
+			report, ok = r, r.OK
+		}
+	default:
+		err = &rotation.InputError{Field: "command", Problem: describe(cmd.Name) + " is not a command", Fix: `send one of "rotate", "status", "resync"`}
+	}
+	d := o.opts.Now().Sub(start)
+	if o.opts.Metrics != nil {
+		o.opts.Metrics.Command(cmd.Name, d, err == nil && ok, st.uploaded, st.verified, st.failed)
+	}
+	if err != nil {
+		log.Error("command failed", "duration_ms", d.Milliseconds(), "error", err.Error())
+		return nil, fmt.Errorf("%s: %w", cmd.Name, err)
+	}
+	log.Info("command done", "ok", ok, "duration_ms", d.Milliseconds())
+	return report, nil
+}
+
+type counts struct{ uploaded, verified, failed int }
+
+// forEach runs fn for every number, at most Concurrency at once, and
+// returns the results in the order of numbers.
+func forEach[T any](ctx context.Context, o *Operator, numbers []string, fn func(context.Context, string) T) []T {
+	out := make([]T, len(numbers))
+	sem := make(chan struct{}, o.opts.Concurrency)
+	var wg sync.WaitGroup
+	for i, id := range numbers {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i] = fn(ctx, id)
+		}()
+	}
+	wg.Wait()
+	return out
+}

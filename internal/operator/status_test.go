@@ -1,0 +1,232 @@
+package operator
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/flowkey/flowkey/internal/graph"
+	"github.com/flowkey/flowkey/internal/rotation"
+)
+
+func TestStatusOfAHealthySecretReadsEveryNumberOnceAndWritesNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	h.standard(t, phones[:3]...)
+	r := h.status(t)
+	if !r.OK || r.Overall != Healthy || r.Drifted != 0 || len(r.Reasons) != 0 || r.RotationInProgress {
+		t.Fatalf("want healthy, got %+v", r)
+	}
+	if r.Versions.Current.VersionID != "v-cur" || r.Versions.Current.Fingerprint != keyCur.Fingerprint().String() ||
+		r.Versions.Previous == nil || r.Versions.Previous.Fingerprint != keyPrev.Fingerprint().String() {
+		t.Errorf("versions = %+v", r.Versions)
+	}
+	for _, n := range r.Numbers {
+		if n.State != StateOK || n.Matches != rotation.StageCurrent || n.Fingerprint != keyCur.Fingerprint().String() || n.SignatureStatus != graph.StatusValid {
+			t.Errorf("%+v, want ok on AWSCURRENT", n)
+		}
+	}
+	_, gets := h.g.counts()
+	for _, p := range phones[:3] {
+		if gets[p] != 1 {
+			t.Errorf("%s read %d times, want 1", p, gets[p])
+		}
+	}
+	h.assertNoWrites(t)
+	if want := [][2]int{{3, 0}}; !slices.Equal(h.metrics.drift, want) {
+		t.Errorf("drift metrics %v, want %v", h.metrics.drift, want)
+	}
+	if want := []string{"status ok=true uploaded=0 verified=0 failed=0"}; !slices.Equal(h.metrics.commands, want) {
+		t.Errorf("command metrics %v, want %v", h.metrics.commands, want)
+	}
+}
+
+func TestStatusJudgesEachNumber(t *testing.T) {
+	p := phones[2]
+	tests := []struct {
+		name     string
+		rotating bool // AWSPENDING (keyPend) on a version of its own
+		setup    func(h *harness)
+		state    string
+		matches  string
+		reason   string
+		graphErr bool
+	}{
+		{"changed behind flowkey's back", false, func(h *harness) { h.g.set(p, keyForeign.PublicPEM(), graph.StatusValid) },
+			StateDrifted, MatchNone, "Meta holds key " + keyForeign.Fingerprint().Short() + ", which matches no version of the secret", false},
+		{"forced MISMATCH on the current key", false, func(h *harness) { h.g.set(p, keyCur.PublicPEM(), graph.StatusMismatch) },
+			StateDrifted, rotation.StageCurrent, "Meta holds the AWSCURRENT key, but its signature status is MISMATCH, not VALID", false},
+		{"blank key, as Meta shows a re-registered number", false, func(h *harness) { h.g.set(p, " ", graph.StatusMismatch) },
+			StateDrifted, MatchNone, "Meta holds no key for this number", false},
+		{"unusable key", false, func(h *harness) {
+			h.g.set(p, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", graph.StatusValid)
+		},
+			StateDrifted, MatchNone, "Meta holds a key flowkey cannot use: business_public_key is not a valid PKIX public key", false},
+		{"previous key, no rotation", false, func(h *harness) { h.g.set(p, keyPrev.PublicPEM(), graph.StatusValid) },
+			StateDrifted, rotation.StagePrevious, "Meta holds the AWSPREVIOUS key " + keyPrev.Fingerprint().Short() + ", whose private key leaves the secret at the next rotation", false},
+		{"previous key during a rotation", true, func(h *harness) { h.g.set(p, keyPrev.PublicPEM(), graph.StatusValid) },
+			StateDrifted, rotation.StagePrevious, "a rotation is in progress and its setSecret uploads the new key to this number", false},
+		{"pending key during a rotation", true, func(h *harness) { h.g.set(p, keyPend.PublicPEM(), graph.StatusValid) },
+			StateOK, rotation.StagePending, "", false},
+		{"pending key with MISMATCH during a rotation", true, func(h *harness) { h.g.set(p, keyPend.PublicPEM(), graph.StatusMismatch) },
+			StateDrifted, rotation.StagePending, "the key of the rotation in progress (AWSPENDING), but its signature status is MISMATCH", false},
+		{"GET fails", false, func(h *harness) {
+			h.g.fault("get", p, graphErr("get", p, 503, 131000, 0, true))
+		}, StateUnreadable, MatchUnknown, "the GET of its key failed, so what Meta holds is unknown: graph get " + p + ": HTTP 503 code 131000", true},
+		{"number deleted", false, func(h *harness) {
+			h.g.mu.Lock()
+			delete(h.g.keys, p)
+			h.g.mu.Unlock()
+		}, StateGone, MatchUnknown, "Graph says the number does not exist for this business (deleted or moved); flowkey never writes to it; fix: remove it from config.phone_number_ids", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.standard(t, phones[:3]...)
+			if tc.rotating {
+				h.pending(t, "v-pend", keyPend)
+			}
+			tc.setup(h)
+			r := h.status(t)
+			n := numberOf(r, t, p)
+			if n.State != tc.state || n.Matches != tc.matches || !strings.Contains(n.Reason, tc.reason) || (n.GraphError != nil) != tc.graphErr {
+				t.Fatalf("got %+v\nwant state %s, matches %s, reason containing %q, graph error %v", n, tc.state, tc.matches, tc.reason, tc.graphErr)
+			}
+			for _, other := range phones[:2] {
+				if o := numberOf(r, t, other); o.State != StateOK {
+					t.Errorf("%s: %+v, want ok", other, o)
+				}
+			}
+			if r.RotationInProgress != tc.rotating {
+				t.Errorf("rotation_in_progress = %v", r.RotationInProgress)
+			}
+			wantDrift := 0
+			if tc.state != StateOK {
+				wantDrift = 1
+				if r.OK || r.Overall != Drifted || r.Drifted != 1 || len(r.Reasons) != 1 || !strings.HasPrefix(r.Reasons[0], p+": ") {
+					t.Errorf("want drifted with one reason for %s, got ok=%v overall=%s drifted=%d reasons=%q", p, r.OK, r.Overall, r.Drifted, r.Reasons)
+				}
+			} else if !r.OK || r.Overall != Healthy {
+				t.Errorf("want healthy, got %s %q", r.Overall, r.Reasons)
+			}
+			if want := [][2]int{{3, wantDrift}}; !slices.Equal(h.metrics.drift, want) {
+				t.Errorf("drift metrics %v, want %v", h.metrics.drift, want)
+			}
+			h.assertNoWrites(t)
+		})
+	}
+}
+
+func TestStatusGraphErrorFields(t *testing.T) {
+	h := newHarness(t, nil)
+	h.standard(t, phones[:3]...)
+	h.g.fault("get", phones[0], graphErr("get", phones[0], 403, 10, 2494, false))
+	r := h.status(t)
+	b, _ := json.Marshal(numberOf(r, t, phones[0]).GraphError)
+	want := `{"message":"graph get ` + phones[0] + `: HTTP 403 code 10 subcode 2494 (OAuthException): test failure [fbtrace_id AbCdEf] after 1 attempt","http_status":403,"code":10,"subcode":2494,"fbtrace_id":"AbCdEf","retryable":false}`
+	if string(b) != want {
+		t.Errorf("graph_error\n%s\nwant\n%s", b, want)
+	}
+}
+
+func TestStatusInWABAModeListsTheWABAEveryTimeAndReportsGoneNumbers(t *testing.T) {
+	h := newHarness(t, map[string]any{"waba_id": wabaID, "exclude_phone_number_ids": []string{phones[4]}})
+	h.standard(t, phones[0], phones[1], phones[4])
+	for _, p := range phones[:2] {
+		h.g.waba = append(h.g.waba, graph.PhoneNumber{ID: p})
+	}
+	if r := h.status(t); !r.OK || len(r.Numbers) != 2 || r.WABAID != wabaID {
+		t.Fatalf("want 2 healthy numbers, got %+v", r)
+	}
+	// A number joins the WABA: it holds no key yet, so it is drifted until
+	// the next rotation or resync.
+	h.g.waba = append(h.g.waba, graph.PhoneNumber{ID: phones[2]}, graph.PhoneNumber{ID: phones[4]})
+	h.g.set(phones[2], " ", graph.StatusMismatch)
+	r := h.status(t)
+	if n := numberOf(r, t, phones[2]); n.State != StateDrifted || n.Matches != MatchNone {
+		t.Errorf("new number: %+v", n)
+	}
+	if slices.ContainsFunc(r.Numbers, func(n NumberStatus) bool { return n.PhoneNumberID == phones[4] }) {
+		t.Error("an excluded number was reported")
+	}
+
+	// With an include list, a listed number that left the WABA is gone and
+	// never read.
+	h2 := newHarness(t, map[string]any{"waba_id": wabaID, "include_phone_number_ids": []string{phones[0], phones[3]}})
+	h2.standard(t, phones[0], phones[3])
+	h2.g.waba = []graph.PhoneNumber{{ID: phones[0]}, {ID: phones[1]}}
+	r = h2.status(t)
+	n := numberOf(r, t, phones[3])
+	if n.State != StateGone || !strings.Contains(n.Reason, "listed in config.include_phone_number_ids but no longer in WABA "+wabaID+"; flowkey never writes to it") {
+		t.Errorf("left number: %+v", n)
+	}
+	if _, gets := h2.g.counts(); gets[phones[3]] != 0 || gets[phones[1]] != 0 {
+		t.Errorf("reads %v: a gone or not included number was read", gets)
+	}
+	if r.OK || r.Drifted != 1 || len(r.Numbers) != 2 {
+		t.Errorf("want drifted by the gone number only, got %+v", r)
+	}
+}
+
+func TestStatusOfAConfigurationOnlySecret(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sm.put(h.s, "v0", h.doc(t, nil), rotation.StageCurrent)
+	for _, p := range phones[:3] {
+		h.g.set(p, " ", graph.StatusMismatch)
+	}
+	r := h.status(t)
+	if r.OK || len(r.Reasons) != 4 || r.Reasons[0] != `AWSCURRENT version v0 holds no key yet (configuration only): start the first rotation with {"command":"rotate"}` {
+		t.Errorf("reasons %q", r.Reasons)
+	}
+}
+
+func TestStatusFailsWhenItCannotReadTheNumbers(t *testing.T) {
+	h := newHarness(t, map[string]any{"waba_id": wabaID})
+	h.standard(t)
+	h.g.fault("list", wabaID, graphErr("list", wabaID, 400, 190, 463, false))
+	_, err := h.run(t, Command{Name: CommandStatus})
+	if err == nil || !strings.HasPrefix(err.Error(), "status: list phone numbers of WABA "+wabaID+": graph list "+wabaID+": HTTP 400 code 190 subcode 463") {
+		t.Fatalf("got %v", err)
+	}
+	h2 := newHarness(t, nil)
+	h2.standard(t)
+	h2.sm.mu.Lock()
+	delete(h2.sm.byName, tokenSecret)
+	h2.sm.mu.Unlock()
+	if _, err := h2.run(t, Command{Name: CommandStatus}); err == nil || !strings.Contains(err.Error(), "read access token secret "+tokenSecret) {
+		t.Fatalf("got %v", err)
+	}
+	if want := []string{"status ok=false uploaded=0 verified=0 failed=0"}; !slices.Equal(h2.metrics.commands, want) {
+		t.Errorf("command metrics %v, want %v", h2.metrics.commands, want)
+	}
+}
+
+func TestStatusResultShape(t *testing.T) {
+	h := newHarness(t, nil)
+	h.standard(t, phones[:3]...)
+	h.g.set(phones[1], keyForeign.PublicPEM(), graph.StatusValid)
+	out, err := h.run(t, Command{Name: CommandStatus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	b, _ := json.Marshal(out)
+	_ = json.Unmarshal(b, &got)
+	for _, k := range []string{"command", "ok", "overall", "reasons", "secret_arn", "rotation_in_progress", "versions", "numbers", "drifted"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("field %q missing from %s", k, b)
+		}
+	}
+	n := got["numbers"].([]any)[1].(map[string]any)
+	for _, k := range []string{"phone_number_id", "state", "matches", "fingerprint_sha256", "signature_status", "reason"} {
+		if _, ok := n[k]; !ok {
+			t.Errorf("field %q missing from number %v", k, n)
+		}
+	}
+	v := got["versions"].(map[string]any)
+	for _, k := range []string{"AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"} {
+		if _, ok := v[k]; !ok {
+			t.Errorf("version %q missing from %v", k, v)
+		}
+	}
+}
