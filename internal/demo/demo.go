@@ -98,7 +98,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return fmt.Errorf("start the local stack: %w", err)
 	}
 	defer stack.Close()
-	fmt.Fprintf(out, "stack up in %s, all on loopback:\n", ms(time.Since(began)))
+	fmt.Fprintf(out, "stack up in %s:\n", ms(time.Since(began)))
 	fmt.Fprintf(out, "  Secrets Manager emulator  %s\n", stack.SecretsURL)
 	fmt.Fprintf(out, "  local-kms                 %s\n", stack.KMSURL)
 	fmt.Fprintf(out, "  Graph API simulator       %s\n", stack.GraphURL)
