@@ -1,5 +1,6 @@
-// Package dispatch is the Lambda entry point: it tells a Secrets Manager
-// rotation step from anything else and hands it to the rotation.
+// Package dispatch is the Lambda entry point: it routes Secrets Manager's
+// rotation steps to the rotation and operator commands to the operator,
+// and rejects any other event with the list of accepted shapes.
 package dispatch
 
 import (
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/flowkey/flowkey/internal/operator"
 	"github.com/flowkey/flowkey/internal/rotation"
 )
 
@@ -17,13 +19,28 @@ type Rotation interface {
 	Handle(ctx context.Context, ev rotation.Event) error
 }
 
+// Operator runs one operator command and returns its report.
+type Operator interface {
+	Run(ctx context.Context, cmd operator.Command) (any, error)
+}
+
+// Flusher writes what was measured during one invocation.
+type Flusher interface {
+	Flush()
+}
+
 // Handler routes invocations.
 type Handler struct {
 	rotation Rotation
+	operator Operator
+	metrics  Flusher
 }
 
-// New returns a Handler.
-func New(rot Rotation) *Handler { return &Handler{rotation: rot} }
+// New returns a Handler. op and metrics may be nil: without an operator,
+// commands are rejected; without metrics, nothing is flushed.
+func New(rot Rotation, op Operator, metrics Flusher) *Handler {
+	return &Handler{rotation: rot, operator: op, metrics: metrics}
+}
 
 // stepEvent is Secrets Manager's rotation event. Unknown fields are
 // allowed: AWS may add some, and a rotation must not fail for it.
@@ -35,24 +52,41 @@ type stepEvent struct {
 }
 
 // acceptedShapes is quoted in every error about an unrecognised event.
-const acceptedShapes = `a Secrets Manager rotation event {"Step":"createSecret|setSecret|testSecret|finishSecret","SecretId":"<arn>","ClientRequestToken":"<version id>","RotationToken":"<token>"}`
+const acceptedShapes = `accepted events: an operator command ` + operator.Shapes +
+	`, or a Secrets Manager rotation event {"Step":"createSecret|setSecret|testSecret|finishSecret","SecretId":"<arn>","ClientRequestToken":"<version id>","RotationToken":"<token>"}`
 
-// Handle decodes the event and runs it. Rotation steps return no payload.
+// Handle decodes the event and runs it: a member "command" makes it an
+// operator command, decoded strictly; a member "Step" makes it a rotation
+// step. Rotation steps return no payload; commands return their report.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	if h.metrics != nil {
+		defer h.metrics.Flush()
+	}
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, fmt.Errorf("event is not a JSON object; send %s", acceptedShapes)
+		return nil, fmt.Errorf("event is not a JSON object; %s", acceptedShapes)
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(trimmed, &members); err != nil {
+		return nil, fmt.Errorf("event is not valid JSON (%v); %s", err, acceptedShapes)
+	}
+	_, isCommand := members["command"]
+	_, isStep := members["Step"]
+	switch {
+	case isCommand && isStep:
+		return nil, fmt.Errorf(`event has both "command" and "Step"; send one or the other; %s`, acceptedShapes)
+	case isCommand:
+		return h.command(ctx, trimmed)
+	case !isStep:
+		return nil, fmt.Errorf(`event has no "command" and no "Step"; %s`, acceptedShapes)
 	}
 	var ev stepEvent
 	if err := json.Unmarshal(trimmed, &ev); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, fmt.Errorf("event field %s must be a %s, not a JSON %s; send %s", te.Field, te.Type, te.Value, acceptedShapes)
+			return nil, fmt.Errorf("event field %s must be a %s, not a JSON %s; %s", te.Field, te.Type, te.Value, acceptedShapes)
 		}
-		return nil, fmt.Errorf("event is not valid JSON (%v); send %s", err, acceptedShapes)
-	}
-	if ev.Step == nil {
-		return nil, fmt.Errorf("event has no \"Step\"; send %s", acceptedShapes)
+		return nil, fmt.Errorf("event is not valid JSON (%v); %s", err, acceptedShapes)
 	}
 	return nil, h.rotation.Handle(ctx, rotation.Event{
 		Step:               deref(ev.Step),
@@ -60,6 +94,17 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (any, error) 
 		ClientRequestToken: deref(ev.ClientRequestToken),
 		RotationToken:      deref(ev.RotationToken),
 	})
+}
+
+func (h *Handler) command(ctx context.Context, raw []byte) (any, error) {
+	cmd, err := operator.ParseCommand(raw)
+	if err != nil {
+		return nil, fmt.Errorf("operator command: %w; %s", err, acceptedShapes)
+	}
+	if h.operator == nil {
+		return nil, errors.New("operator commands are not enabled in this function; send a Secrets Manager rotation event")
+	}
+	return h.operator.Run(ctx, cmd)
 }
 
 func deref(s *string) string {
