@@ -197,14 +197,10 @@ func (r *Rotator) upload(ctx context.Context, inv *invocation, auth graph.Auth, 
 }
 
 // rollback puts the AWSCURRENT key back on numbers and returns the step's
-// error. Without a current key (the first rotation) there is nothing to put
+// error, which reports failed out of total numbers. Without a current key (the first rotation) there is nothing to put
 // back; the numbers keep the pending key, which AWSPENDING still holds.
-func (r *Rotator) rollback(ctx context.Context, inv *invocation, auth graph.Auth, p pair, step string, failed []NumberResult, numbers []string) error {
-	e := &StepError{Step: step, Secret: inv.secret.arn, Token: inv.ev.ClientRequestToken, Failed: failed}
-	e.Total = len(numbers)
-	if t := len(failed); t > e.Total {
-		e.Total = t
-	}
+func (r *Rotator) rollback(ctx context.Context, inv *invocation, auth graph.Auth, p pair, step string, total int, failed []NumberResult, numbers []string) error {
+	e := &StepError{Step: step, Secret: inv.secret.arn, Token: inv.ev.ClientRequestToken, Total: total, Failed: failed}
 	switch {
 	case p.current.Key == nil:
 		e.Note = "there is no AWSCURRENT key to put back (first rotation); the numbers keep the new key, whose private key stays in AWSPENDING version " + inv.ev.ClientRequestToken + ": do not remove that label"

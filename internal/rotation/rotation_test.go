@@ -272,7 +272,7 @@ func TestSetSecretFailureRollsBackSwitchedNumbers(t *testing.T) {
 	if len(se.Failed) != 1 || se.Failed[0].PhoneNumberID != bad {
 		t.Fatalf("failed numbers = %+v, want only %s", se.Failed, bad)
 	}
-	for _, want := range []string{bad, "graph code 100", "HTTP 400", "Put the AWSCURRENT key back on 2 numbers"} {
+	for _, want := range []string{"1 of 3 phone numbers failed", bad, "graph code 100", "HTTP 400", "Put the AWSCURRENT key back on 2 numbers"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

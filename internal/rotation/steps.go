@@ -141,7 +141,7 @@ func (r *Rotator) setSecret(ctx context.Context, inv *invocation) (stepStats, er
 	if len(failed) == 0 {
 		return st, nil
 	}
-	return st, r.rollback(ctx, inv, auth, p, StepSet, failed, switchedOrUnknown(results))
+	return st, r.rollback(ctx, inv, auth, p, StepSet, len(results), failed, switchedOrUnknown(results))
 }
 
 // testSecret proves that every number holds exactly the pending key with
@@ -183,7 +183,7 @@ func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, e
 			return st, &StepError{Step: StepTest, Secret: inv.secret.arn, Token: inv.ev.ClientRequestToken, Total: len(results), Failed: failed,
 				Note: "verification only (the pending version holds the current key); nothing was uploaded or rolled back"}
 		}
-		return st, r.rollback(ctx, inv, auth, p, StepTest, failed, numbers)
+		return st, r.rollback(ctx, inv, auth, p, StepTest, len(results), failed, numbers)
 	}
 	if !p.verifyOnly() {
 		if err := r.markVerified(ctx, inv); err != nil {
