@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
@@ -113,6 +114,20 @@ func (r *Rotator) loadPair(ctx context.Context, inv *invocation) (pair, error) {
 	return pair{pending: pending, current: current}, nil
 }
 
+// reach resolves what a step needs to talk to Meta for cfg: the Graph
+// auth and the phone numbers.
+func (r *Rotator) reach(ctx context.Context, inv *invocation, cfg secretdoc.Config) (graph.Auth, []string, error) {
+	auth, err := r.authFor(ctx, inv, cfg)
+	if err != nil {
+		return graph.Auth{}, nil, err
+	}
+	numbers, err := r.phoneNumbers(ctx, inv, auth, cfg)
+	if err != nil {
+		return graph.Auth{}, nil, err
+	}
+	return auth, numbers, nil
+}
+
 // setSecret uploads the pending public key to every phone number. If any
 // number still fails after retries, it puts the current key back on the
 // numbers this attempt may have switched and fails with a per-number report.
@@ -125,11 +140,7 @@ func (r *Rotator) setSecret(ctx context.Context, inv *invocation) (stepStats, er
 		inv.log.Info("nothing to upload", "reason", "the pending version holds the current key")
 		return stepStats{}, nil
 	}
-	auth, err := r.authFor(ctx, inv, p.pending.Config)
-	if err != nil {
-		return stepStats{}, err
-	}
-	numbers, err := r.phoneNumbers(ctx, inv, auth, p.pending.Config)
+	auth, numbers, err := r.reach(ctx, inv, p.pending.Config)
 	if err != nil {
 		return stepStats{}, err
 	}
@@ -155,11 +166,7 @@ func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, e
 	if err != nil {
 		return stepStats{}, err
 	}
-	auth, err := r.authFor(ctx, inv, p.pending.Config)
-	if err != nil {
-		return stepStats{}, err
-	}
-	numbers, err := r.phoneNumbers(ctx, inv, auth, p.pending.Config)
+	auth, numbers, err := r.reach(ctx, inv, p.pending.Config)
 	if err != nil {
 		return stepStats{}, err
 	}
