@@ -18,6 +18,8 @@ import (
 	"github.com/flowkey/flowkey/internal/dispatch"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/metrics"
+	"github.com/flowkey/flowkey/internal/operator"
 	"github.com/flowkey/flowkey/internal/rotation"
 )
 
@@ -26,6 +28,9 @@ var (
 	_ rotation.SecretsAPI = (*secretsmanager.Client)(nil)
 	_ keypair.KMSAPI      = (*kms.Client)(nil)
 	_ rotation.GraphAPI   = (*graph.Client)(nil)
+	_ operator.SecretsAPI = (*secretsmanager.Client)(nil)
+	_ operator.GraphAPI   = (*graph.Client)(nil)
+	_ operator.Rotation   = (*rotation.Rotator)(nil)
 )
 
 func main() {
@@ -46,6 +51,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 	if err != nil {
 		return nil, err
 	}
+	// The Lambda runtime (and the RIE) sets the function's name; it is the
+	// metrics' one dimension and goes into the commands reports advise.
+	fn := os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
+	emf := metrics.New(os.Stdout, fn, nil)
 	var keys rotation.KeyGenerator = keypair.LocalGenerator{}
 	if cfg.KMSKeyID != "" {
 		keys = keypair.NewKMSGenerator(kms.NewFromConfig(awsCfg), cfg.KMSKeyID)
@@ -56,21 +65,34 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 		BaseURL:        cfg.GraphBaseURL,
 		MaxAttempts:    cfg.GraphMaxAttempts,
 		RequestTimeout: cfg.GraphRequestTimeout,
+		Observe:        emf.ObserveGraph,
 	})
 	if err != nil {
 		return nil, err
 	}
-	rot, err := rotation.New(secretsmanager.NewFromConfig(awsCfg), keys, gc, rotation.Options{
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	rot, err := rotation.New(sm, keys, gc, rotation.Options{
 		AccessTokenSecretID: cfg.AccessTokenSecretID,
 		GraphVersion:        cfg.GraphVersion,
 		Concurrency:         cfg.GraphConcurrency,
 		VerifyTimeout:       cfg.VerifyTimeout,
 		Logger:              log,
+		Metrics:             emf,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return dispatch.New(rot), nil
+	op, err := operator.New(sm, gc, rot, operator.Options{
+		SecretID:     cfg.SecretID,
+		FunctionName: fn,
+		Concurrency:  cfg.GraphConcurrency,
+		Logger:       log,
+		Metrics:      emf,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dispatch.New(rot, op, emf), nil
 }
 
 // fail reports a start-up error and exits, so Lambda records an init
