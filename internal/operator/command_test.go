@@ -3,6 +3,8 @@ package operator
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -122,5 +124,25 @@ func TestSecretIDInTheCommandOverridesTheDefault(t *testing.T) {
 	_, err = h.run(t, Command{Name: CommandStatus})
 	if err == nil || !strings.Contains(err.Error(), "describe secret flowkey/does-not-exist") || !strings.Contains(err.Error(), "fix: check secret_id in the command or the function's SECRET_ID") {
 		t.Errorf("want the missing default secret named with a fix, got %v", err)
+	}
+}
+
+// The example events users send with `aws lambda invoke` and `sam local
+// invoke` must stay valid commands.
+func TestEventFilesAreValidCommands(t *testing.T) {
+	want := map[string]Command{
+		"rotate-now.json": {Name: CommandRotate},
+		"status.json":     {Name: CommandStatus},
+		"resync.json":     {Name: CommandResync, DryRun: true},
+	}
+	for file, w := range want {
+		b, err := os.ReadFile(filepath.Join("..", "..", "events", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseCommand(b)
+		if err != nil || got != w {
+			t.Errorf("events/%s: %+v, %v; want %+v", file, got, err, w)
+		}
 	}
 }
