@@ -171,3 +171,20 @@ func TestRotateReportsOtherRotateSecretErrorsWithAFix(t *testing.T) {
 		t.Fatalf("got %v\nwant prefix %s", err, want)
 	}
 }
+
+func TestRotateBlockedWhenNoNumberCanBeReadNeverAdvisesRemoval(t *testing.T) {
+	h := newHarness(t, nil)
+	h.standard(t, phones[:3]...)
+	h.pending(t, "v-pend", keyPend)
+	h.sm.mu.Lock()
+	delete(h.sm.byName, tokenSecret)
+	h.sm.mu.Unlock()
+	r := rotateNow(t, h)
+	if r.Outcome != OutcomeBlocked || r.SafeToRemovePending || !strings.Contains(r.NumbersError, "read access token secret "+tokenSecret) {
+		t.Fatalf("got %+v", r)
+	}
+	advice := strings.Join(r.Advice, "\n")
+	if strings.Contains(advice, "--remove-from-version-id") || !strings.Contains(r.Advice[0], "the phone numbers could not be read at all") {
+		t.Errorf("advice:\n%s", advice)
+	}
+}
