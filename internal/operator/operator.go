@@ -44,11 +44,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/flowkey/flowkey/internal/fanout"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/rotation"
 	"github.com/flowkey/flowkey/internal/secretdoc"
@@ -184,17 +184,5 @@ type counts struct{ uploaded, verified, failed int }
 // forEach runs fn for every number, at most Concurrency at once, and
 // returns the results in the order of numbers.
 func forEach[T any](ctx context.Context, o *Operator, numbers []string, fn func(context.Context, string) T) []T {
-	out := make([]T, len(numbers))
-	sem := make(chan struct{}, o.opts.Concurrency)
-	var wg sync.WaitGroup
-	for i, id := range numbers {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			out[i] = fn(ctx, id)
-		}()
-	}
-	wg.Wait()
-	return out
+	return fanout.Each(ctx, o.opts.Concurrency, numbers, fn)
 }

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/flowkey/flowkey/internal/fanout"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/secretdoc"
@@ -142,19 +142,7 @@ func (r *Rotator) resolveNumbers(ctx context.Context, auth graph.Auth, cfg secre
 // forEach runs fn for every number, at most Concurrency at once, and
 // returns the results in the order of numbers.
 func (r *Rotator) forEach(ctx context.Context, numbers []string, fn func(context.Context, string) NumberResult) []NumberResult {
-	results := make([]NumberResult, len(numbers))
-	sem := make(chan struct{}, r.opts.Concurrency)
-	var wg sync.WaitGroup
-	for i, id := range numbers {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			results[i] = fn(ctx, id)
-		}()
-	}
-	wg.Wait()
-	return results
+	return fanout.Each(ctx, r.opts.Concurrency, numbers, fn)
 }
 
 func failures(results []NumberResult) []NumberResult {
