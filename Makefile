@@ -58,6 +58,34 @@ local-up: $(LOCAL_BIN) ## leave the local stack running in the background and pr
 local-down: $(LOCAL_BIN) ## stop the stack make local-up started and wait until it has exited
 	@$(LOCAL_BIN) -state $(LOCAL_DIR) -down
 
+# --- operator commands: make status | rotate-now | resync [DRY_RUN=1] ---
+# On AWS they invoke FUNCTION (the RotatorFunctionName output) with the AWS CLI;
+# LOCAL=1 sends them to the stack that make local-up started.
+FUNCTION ?=
+rotate-now: PAYLOAD := {"command":"rotate"}
+status:     PAYLOAD := {"command":"status"}
+# Named first: the commas in the JSON would split $(if)'s arguments.
+RESYNC_DRY_RUN := {"command":"resync","dry_run":true}
+RESYNC_REPAIR  := {"command":"resync"}
+resync:     PAYLOAD := $(if $(DRY_RUN),$(RESYNC_DRY_RUN),$(RESYNC_REPAIR))
+.PHONY: rotate-now status resync
+rotate-now: ## start an emergency rotation now (returns the new version at once)
+status: ## per phone number: the key Meta holds, which secret version it matches, drift
+resync: ## re-upload AWSCURRENT to drifted numbers and verify them (DRY_RUN=1: only report)
+rotate-now status resync:
+	@mkdir -p $(BUILD)
+	@if [ -n "$(LOCAL)" ]; then \
+	  url=$$(sed -n 's/.*"invoke_url": *"\([^"]*\)".*/\1/p' $(LOCAL_DIR)/stack.json 2>/dev/null); \
+	  [ -n "$$url" ] || { echo "no local stack: run make local-up first" >&2; exit 1; }; \
+	  curl -sS --fail-with-body -X POST "$$url" -d '$(PAYLOAD)' > $(BUILD)/invoke-out.json; \
+	else \
+	  [ -n "$(FUNCTION)" ] || { echo "set FUNCTION=<the stack's RotatorFunctionName output>, or LOCAL=1 for the local stack" >&2; exit 2; }; \
+	  aws lambda invoke --function-name "$(FUNCTION)" --cli-binary-format raw-in-base64-out \
+	    --payload '$(PAYLOAD)' $(BUILD)/invoke-out.json >&2; \
+	fi; \
+	cat $(BUILD)/invoke-out.json; echo; \
+	! grep -q '"errorMessage"' $(BUILD)/invoke-out.json
+
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(find functions internal infra -name '*.go' -not -path '*/node_modules/*')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flowkey/flowkey/internal/localstack"
 	"github.com/flowkey/flowkey/internal/secretdoc"
+	"github.com/flowkey/flowkey/internal/secretsemu"
 )
 
 // Files Serve keeps in its state directory while the stack runs.
@@ -118,6 +119,16 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	keyARN, err := stack.CreateKeySecret(ctx, localstack.KeySecretName, secretdoc.Config{PhoneNumberIDs: phones})
 	if err != nil {
 		return err
+	}
+	// Configure rotation as a CDK deploy does: Secrets Manager runs
+	// testSecret alone against the configuration, and from then on the
+	// rotator's own {"command":"rotate"} can start rotations.
+	check, err := stack.Rotate(ctx, keyARN, false)
+	if err != nil {
+		return fmt.Errorf("configure rotation: %w", err)
+	}
+	if ev, err := stack.WaitRotation(ctx, keyARN, check); err != nil || ev.Type != secretsemu.RotationSucceeded {
+		return fmt.Errorf("configure rotation: the deploy-time testSecret ended with %v %s", err, ev.Error)
 	}
 	desc, err := stack.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(keyARN)})
 	if err != nil {
@@ -318,11 +329,16 @@ func Commands(e Endpoints) string {
 	w("  Graph API simulator              %s   state %s", e.GraphURL, e.GraphStateURL)
 	w("  rotation function (Lambda RIE)   %s", e.InvokeURL)
 	w("  function ARN                     %s", e.FunctionARN)
-	w("  secrets                          %s (configuration only; no rotation yet), %s", e.KeySecretName, localstack.TokenSecretName)
+	w("  secrets                          %s (configuration only; rotation configured as a deploy leaves it, no key yet), %s", e.KeySecretName, localstack.TokenSecretName)
 	w("  WABA %s                  %s", e.WABAID, firstFew(e.PhoneNumberIDs, 5))
 	w("")
 	w("The AWS CLI needs credentials and a region; any values do:")
 	w("  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=%s", e.Region)
+	w("")
+	w("Operator commands, sent to the function as `aws lambda invoke` would:")
+	w("  make status LOCAL=1          # per number: the key Meta holds and which version matches it")
+	w("  make rotate-now LOCAL=1      # start a rotation now; returns the new version at once")
+	w("  make resync LOCAL=1 DRY_RUN=1")
 	w("")
 	w("Rotate the key (RotateSecret returns at once; the emulator then invokes the four steps):")
 	w("  %s rotate-secret --secret-id %s --rotation-lambda-arn %s --rotation-rules '%s'", aws, e.KeySecretName, e.FunctionARN, rotationRules)

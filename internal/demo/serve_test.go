@@ -179,10 +179,10 @@ func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
 	}
 	checkNoSecrets(t, "the commands", string(text))
 
-	// Before any rotation the key secret has no rotation set up.
+	// As after a CDK deploy: rotation is configured, no key exists yet.
 	status, body := send(t, http.MethodPost, e.SecretsManagerURL, describeCall(e).Body, describeCall(e).headers())
-	if status != http.StatusOK || strings.Contains(body, `"RotationEnabled":true`) {
-		t.Errorf("DescribeSecret before a rotation = %d %s, want 200 without rotation enabled", status, body)
+	if status != http.StatusOK || !strings.Contains(body, `"RotationEnabled":true`) || !strings.Contains(body, `"RotationLambdaARN"`) {
+		t.Errorf("DescribeSecret before a rotation = %d %s, want rotation configured", status, body)
 	}
 
 	status, body = send(t, http.MethodPost, e.SecretsManagerURL, rotateCall(e).Body, rotateCall(e).headers())
