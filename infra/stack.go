@@ -279,6 +279,40 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 		},
 	})
 
+	// Lambda retries a failed asynchronous invocation twice by default. The
+	// scheduled status is the only asynchronous caller: the next one is its
+	// retry, and each retry would spend another Graph call per number from
+	// Meta's hourly budget, likely when Meta is already failing. A rotate
+	// sent asynchronously must not be repeated either: a retry after it
+	// started a rotation would start a second one. Secrets Manager invokes
+	// the steps synchronously, so this does not touch rotations.
+	fn.ConfigureAsyncInvoke(&awslambda.EventInvokeConfigOptions{RetryAttempts: jsii.Number(0)})
+
+	// The rotate command calls RotateSecret. The RotateSecret reference
+	// (and the platform facts) say the caller also needs
+	// lambda:InvokeFunction on the rotation function, while an older user
+	// guide says RotateSecret alone triggers a configured rotation; the
+	// narrow grant covers both. It is the function's own unqualified ARN,
+	// the RotationLambdaARN that Secrets Manager invokes, and the code makes
+	// no Lambda calls of its own. A policy of its own, not the role's
+	// default policy: the function depends on that one, and naming the
+	// function's ARN in it would be a cycle.
+	awsiam.NewPolicy(stack, jsii.String("RotatorOperatorPolicy"), &awsiam.PolicyProps{
+		Roles: &[]awsiam.IRole{role},
+		Statements: &[]awsiam.PolicyStatement{
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("StartRotationOfThisSecret"),
+				Actions:   jsii.Strings("secretsmanager:RotateSecret"),
+				Resources: &[]*string{secretARN},
+			}),
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("InvokeThisFunctionForRotateSecret"),
+				Actions:   jsii.Strings("lambda:InvokeFunction"),
+				Resources: &[]*string{fn.FunctionArn()},
+			}),
+		},
+	})
+
 	// Written by hand instead of Function.addPermission/RotationSchedule so
 	// that it carries aws:SourceAccount (confused deputy) and aws:SourceArn:
 	// this function rotates this secret and no other.

@@ -136,6 +136,7 @@ func cfnID(t *testing.T, path ...string) string {
 type logicalIDs struct {
 	key, secret, role, policy, fn, logs, topic, rule, alarm, permission string
 	seed, seedRole, seedPolicy, seedFn, seedLogs                        string
+	operatorPolicy, invokeConfig                                        string
 }
 
 func ids(t *testing.T) logicalIDs {
@@ -148,9 +149,11 @@ func ids(t *testing.T) logicalIDs {
 	l.fn = cfnID(t, "Rotator")
 	l.logs = cfnID(t, "RotatorLogs")
 	l.topic, _ = only(t, "AWS::SNS::Topic")
-	l.rule, _ = only(t, "AWS::Events::Rule")
-	l.alarm, _ = only(t, "AWS::CloudWatch::Alarm")
-	l.permission, _ = only(t, "AWS::Lambda::Permission")
+	l.rule = cfnID(t, "RotationFailedRule")
+	l.alarm = cfnID(t, "RotatorErrorsAlarm")
+	l.permission = cfnID(t, "SecretsManagerInvokesRotator")
+	l.operatorPolicy = cfnID(t, "RotatorOperatorPolicy")
+	l.invokeConfig = cfnID(t, "Rotator", "EventInvokeConfig")
 	l.seed, _ = only(t, "Custom::AWS")
 	l.seedRole = cfnID(t, "SecretSeedRole")
 	l.seedPolicy = cfnID(t, "SecretSeed", "CustomResourcePolicy")
@@ -242,8 +245,8 @@ func TestConstructedARNsMatchResources(t *testing.T) {
 	if got := properties(topic)["TopicName"]; got != testStackName+"-alerts" {
 		t.Errorf("TopicName = %v, want %s-alerts (the key policy's aws:sns:topicArn)", got, testStackName)
 	}
-	_, alarm := only(t, "AWS::CloudWatch::Alarm")
-	if got := properties(alarm)["AlarmName"]; got != testStackName+"-rotator-errors" {
+	l := ids(t)
+	if got := properties(resource(t, l.alarm))["AlarmName"]; got != testStackName+"-rotator-errors" {
 		t.Errorf("AlarmName = %v, want %s-rotator-errors (the key policy's aws:SourceArn)", got, testStackName)
 	}
 	if !strings.HasPrefix(testSecretName, "flowkey/") {
@@ -495,9 +498,14 @@ func TestFunction(t *testing.T) {
 			t.Errorf("function %s = %v, want unset", k, v)
 		}
 	}
-	for _, r := range resources(t, "AWS::Lambda::EventInvokeConfig") {
-		t.Errorf("EventInvokeConfig %v: rotation invocations are synchronous, it would do nothing", r)
-	}
+	// Only asynchronous invocations (the status schedule) are affected:
+	// Secrets Manager invokes the steps synchronously.
+	_, invokeConfig := only(t, "AWS::Lambda::EventInvokeConfig")
+	assertEqual(t, "async invoke config", properties(invokeConfig), map[string]any{
+		"FunctionName":         ref(l.fn),
+		"Qualifier":            "$LATEST",
+		"MaximumRetryAttempts": 0,
+	})
 	vars := p["Environment"].(map[string]any)["Variables"].(map[string]any)
 	assertEqual(t, "environment variable names", slices.Sorted(mapsKeys(vars)), sorted(config.Names()))
 	assertEqual(t, "environment", vars, map[string]any{
@@ -571,7 +579,7 @@ func TestExecutionRole(t *testing.T) {
 			attached = append(attached, id)
 		}
 	}
-	assertEqual(t, "policies of the rotator role", attached, []string{l.policy})
+	assertEqual(t, "policies of the rotator role", sorted(attached), sorted([]string{l.policy, l.operatorPolicy}))
 	pp := properties(resource(t, l.policy))
 	assertEqual(t, "policy roles", pp["Roles"], []any{ref(l.role)})
 	assertEqual(t, "execution role policy", pp["PolicyDocument"], map[string]any{
@@ -613,9 +621,36 @@ func TestExecutionRole(t *testing.T) {
 	})
 }
 
+// What the rotate command needs, in a policy of its own: the function
+// does not depend on it, so it can name the function's ARN.
+func TestOperatorPolicy(t *testing.T) {
+	l := ids(t)
+	p := properties(resource(t, l.operatorPolicy))
+	assertEqual(t, "operator policy roles", p["Roles"], []any{ref(l.role)})
+	assertEqual(t, "operator policy", p["PolicyDocument"], map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{
+			map[string]any{
+				"Sid": "StartRotationOfThisSecret", "Effect": "Allow", "Resource": ref(l.secret),
+				"Action": "secretsmanager:RotateSecret",
+			},
+			map[string]any{
+				"Sid": "InvokeThisFunctionForRotateSecret", "Effect": "Allow", "Resource": getAtt(l.fn, "Arn"),
+				"Action": "lambda:InvokeFunction",
+			},
+		},
+	})
+	// Were the function to depend on this policy, its ARN in the policy
+	// would be a cycle; CloudFormation would reject the template.
+	deps, _ := resource(t, l.fn)["DependsOn"].([]any)
+	if slices.Contains(deps, any(l.operatorPolicy)) {
+		t.Errorf("function DependsOn = %v, includes the operator policy", deps)
+	}
+}
+
 func TestInvokePermissionAndSchedule(t *testing.T) {
 	l := ids(t)
-	_, perm := only(t, "AWS::Lambda::Permission")
+	perm := resource(t, l.permission)
 	assertEqual(t, "invoke permission", properties(perm), map[string]any{
 		"Action":        "lambda:InvokeFunction",
 		"FunctionName":  getAtt(l.fn, "Arn"),
@@ -682,8 +717,7 @@ func TestAlerts(t *testing.T) {
 		},
 	})
 
-	_, rule := only(t, "AWS::Events::Rule")
-	rp := properties(rule)
+	rp := properties(resource(t, l.rule))
 	assertEqual(t, "rule pattern", rp["EventPattern"], map[string]any{
 		"source":      []string{"aws.secretsmanager"},
 		"detail-type": []string{"AWS Service Event via CloudTrail"},
@@ -701,8 +735,7 @@ func TestAlerts(t *testing.T) {
 		t.Errorf("rule EventBusName = %v: AWS service events arrive on the default bus", rp["EventBusName"])
 	}
 
-	_, alarm := only(t, "AWS::CloudWatch::Alarm")
-	ap := properties(alarm)
+	ap := properties(resource(t, l.alarm))
 	delete(ap, "AlarmDescription")
 	assertEqual(t, "alarm", ap, map[string]any{
 		"AlarmName":          testStackName + "-rotator-errors",
@@ -839,10 +872,11 @@ func TestResourceInventory(t *testing.T) {
 		"AWS::SecretsManager::RotationSchedule": 1,
 		"Custom::AWS":                           1,
 		"AWS::IAM::Role":                        2,
-		"AWS::IAM::Policy":                      2,
+		"AWS::IAM::Policy":                      3,
 		"AWS::Logs::LogGroup":                   2,
 		"AWS::Lambda::Function":                 2,
 		"AWS::Lambda::Permission":               1,
+		"AWS::Lambda::EventInvokeConfig":        1,
 		"AWS::SNS::Topic":                       1,
 		"AWS::SNS::TopicPolicy":                 1,
 		"AWS::SNS::Subscription":                1,
