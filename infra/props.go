@@ -37,6 +37,10 @@ type RotationStackProps struct {
 	// Duration during which Secrets Manager may start the rotation ("2h").
 	Schedule       string
 	RotationWindow string
+	// StatusSchedule is the EventBridge schedule expression ("rate(1 hour)",
+	// "cron(0 * * * ? *)") on which the rotator runs {"command":"status"},
+	// with the drift alarm on what it finds; StatusScheduleOff for neither.
+	StatusSchedule string
 	// AlertEmail, when set, subscribes that address to the alert topic.
 	AlertEmail string
 	// CodePath is the directory that holds the linux/arm64 bootstrap
@@ -50,8 +54,13 @@ const (
 	DefaultSecretName     = "flowkey/whatsapp-flows-key"
 	DefaultSchedule       = "rate(30 days)"
 	DefaultRotationWindow = "2h"
+	DefaultStatusSchedule = "rate(1 hour)"
 	DefaultCodePath       = "../.build/arm64/rotator"
 )
+
+// StatusScheduleOff as the StatusSchedule turns the status schedule and
+// the drift alarm off.
+const StatusScheduleOff = "off"
 
 // setting is one deployment parameter: its CDK context key (cdk.json or
 // `cdk -c key=value`) and the environment variable read when the context
@@ -71,6 +80,7 @@ var (
 	settingGraphVersion   = setting{"flowkey:graphApiVersion", "FLOWKEY_GRAPH_API_VERSION"}
 	settingSchedule       = setting{"flowkey:rotationSchedule", "FLOWKEY_ROTATION_SCHEDULE"}
 	settingWindow         = setting{"flowkey:rotationWindow", "FLOWKEY_ROTATION_WINDOW"}
+	settingStatusSchedule = setting{"flowkey:statusSchedule", "FLOWKEY_STATUS_SCHEDULE"}
 	settingAlertEmail     = setting{"flowkey:alertEmail", "FLOWKEY_ALERT_EMAIL"}
 	settingCodePath       = setting{"flowkey:codePath", "FLOWKEY_CODE_PATH"}
 )
@@ -169,6 +179,7 @@ func propsFromSettings(s settings) (*RotationStackProps, error) {
 		GraphAPIVersion:      get(settingGraphVersion, graph.DefaultVersion),
 		Schedule:             get(settingSchedule, DefaultSchedule),
 		RotationWindow:       get(settingWindow, DefaultRotationWindow),
+		StatusSchedule:       get(settingStatusSchedule, DefaultStatusSchedule),
 		AlertEmail:           get(settingAlertEmail, ""),
 		CodePath:             get(settingCodePath, DefaultCodePath),
 	}
@@ -211,8 +222,11 @@ var (
 	secretARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$`)
 	rateRE      = regexp.MustCompile(`^rate\(([0-9]+) (hour|hours|day|days)\)$`)
 	cronRE      = regexp.MustCompile(`^cron\((\S+( \S+){5})\)$`)
-	windowRE    = regexp.MustCompile(`^([0-9]+)h$`)
-	emailRE     = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	// EventBridge's rate expressions also have minutes.
+	statusRateRE = regexp.MustCompile(`^rate\(([0-9]+) (minute|minutes|hour|hours|day|days)\)$`)
+	minuteRE     = regexp.MustCompile(`^[0-9]{1,2}$`)
+	windowRE     = regexp.MustCompile(`^([0-9]+)h$`)
+	emailRE      = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 )
 
 // Validate reports every invalid setting at once. It never changes p.
@@ -268,6 +282,10 @@ func (p *RotationStackProps) Validate() error {
 		bad(settingWindow, fmt.Sprintf("%q is outside 1h-24h", p.RotationWindow), "use 1h to 24h")
 	} else if rateHours > 0 && h >= rateHours {
 		bad(settingWindow, fmt.Sprintf("%q is not shorter than the %d-hour schedule", p.RotationWindow, rateHours), "use a window shorter than the rotation interval")
+	}
+
+	if err := checkStatusSchedule(p.StatusSchedule); err != nil {
+		bad(settingStatusSchedule, err.Error(), `use "rate(N hours)" or "rate(N days)", a six-field "cron(M ...)" whose minutes field is one number, or "off"; the default is "`+DefaultStatusSchedule+`"`)
 	}
 
 	if p.AlertEmail != "" && !emailRE.MatchString(p.AlertEmail) {
@@ -329,6 +347,52 @@ func scheduleHours(expr string) (int, error) {
 		return 0, nil
 	}
 	return 0, fmt.Errorf("%q is neither rate(...) nor cron(...)", clip(expr))
+}
+
+// statusScheduleOn tells whether the stack runs the status command on a
+// schedule (and alarms on drift).
+func (p *RotationStackProps) statusScheduleOn() bool {
+	return !strings.EqualFold(p.StatusSchedule, StatusScheduleOff)
+}
+
+// checkStatusSchedule checks an EventBridge ScheduleExpression for the
+// status command, or "off". Every status makes one Graph call per number
+// against Meta's management budget of about 200 calls per hour per WABA,
+// which rotations share, so it may run at most once an hour: a rate of at
+// least an hour, or a cron that fires at one fixed minute.
+func checkStatusSchedule(expr string) error {
+	if strings.EqualFold(expr, StatusScheduleOff) {
+		return nil
+	}
+	if m := statusRateRE.FindStringSubmatch(expr); m != nil {
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n < 1 {
+			return fmt.Errorf("%q needs a whole number of at least 1", clip(expr))
+		}
+		unit := strings.TrimSuffix(m[2], "s")
+		if (n == 1) != (m[2] == unit) {
+			return fmt.Errorf("%q: write \"1 %s\" but \"%d %ss\"", expr, unit, n, unit)
+		}
+		if unit == "minute" && n < 60 {
+			return fmt.Errorf("%q is more often than hourly: each status costs one Graph call per number", expr)
+		}
+		return nil
+	}
+	if m := cronRE.FindStringSubmatch(expr); m != nil {
+		f := strings.Fields(m[1])
+		if minute, err := strconv.Atoi(f[0]); err != nil || !minuteRE.MatchString(f[0]) || minute > 59 {
+			return fmt.Errorf("%q: the minutes field must be one number from 0 to 59, so that the status runs at most hourly", expr)
+		}
+		// EventBridge rejects a day-of-month together with a day-of-week.
+		if (f[2] == "?") == (f[4] == "?") {
+			return fmt.Errorf("%q: exactly one of day-of-month (3rd field) and day-of-week (5th field) must be \"?\"", expr)
+		}
+		return nil
+	}
+	if expr == "" {
+		return errors.New("is empty")
+	}
+	return fmt.Errorf("%q is neither rate(...), cron(...) nor off", clip(expr))
 }
 
 // secretConfig is the configuration part of the secret document: which

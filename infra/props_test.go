@@ -53,7 +53,8 @@ func TestPropsFromSettings(t *testing.T) {
 			env:  base(),
 			want: func(t *testing.T, p *RotationStackProps) {
 				if p.SecretName != DefaultSecretName || p.GraphAPIVersion != graph.DefaultVersion ||
-					p.Schedule != DefaultSchedule || p.RotationWindow != DefaultRotationWindow || p.AlertEmail != "" || p.WABAID != "" {
+					p.Schedule != DefaultSchedule || p.RotationWindow != DefaultRotationWindow || p.AlertEmail != "" || p.WABAID != "" ||
+					p.StatusSchedule != DefaultStatusSchedule || !p.statusScheduleOn() {
 					t.Errorf("defaults not applied: %+v", p)
 				}
 			},
@@ -92,6 +93,36 @@ func TestPropsFromSettings(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "status schedule off",
+			env:  with(settingStatusSchedule.Env, "off"),
+			want: func(t *testing.T, p *RotationStackProps) {
+				if p.StatusSchedule != StatusScheduleOff || p.statusScheduleOn() {
+					t.Errorf("StatusSchedule = %q, on = %v; want off", p.StatusSchedule, p.statusScheduleOn())
+				}
+			},
+		},
+		{
+			name: "status schedule OFF in the context wins over the environment",
+			ctx:  map[string]any{settingStatusSchedule.Context: " OFF "},
+			env:  with(settingStatusSchedule.Env, "rate(2 hours)"),
+			want: func(t *testing.T, p *RotationStackProps) {
+				if p.statusScheduleOn() {
+					t.Errorf("StatusSchedule %q is on", p.StatusSchedule)
+				}
+			},
+		},
+		{name: "status rate of minutes", env: with(settingStatusSchedule.Env, "rate(30 minutes)"), wantErr: []string{settingStatusSchedule.Context, settingStatusSchedule.Env, "more often than hourly", `"off"`}},
+		{name: "status rate plural", env: with(settingStatusSchedule.Env, "rate(2 hour)"), wantErr: []string{settingStatusSchedule.Env, `"2 hours"`}},
+		{name: "status rate singular", env: with(settingStatusSchedule.Env, "rate(1 days)"), wantErr: []string{settingStatusSchedule.Env, `"1 day"`}},
+		{name: "status rate zero", env: with(settingStatusSchedule.Env, "rate(0 hours)"), wantErr: []string{settingStatusSchedule.Env, "at least 1"}},
+		{name: "status cron every 5 minutes", env: with(settingStatusSchedule.Env, "cron(0/5 * * * ? *)"), wantErr: []string{settingStatusSchedule.Env, "minutes field"}},
+		{name: "status cron minute 60", env: with(settingStatusSchedule.Env, "cron(60 * * * ? *)"), wantErr: []string{settingStatusSchedule.Env, "minutes field"}},
+		{name: "status cron both days", env: with(settingStatusSchedule.Env, "cron(0 * * * MON *)"), wantErr: []string{settingStatusSchedule.Env, "exactly one of day-of-month"}},
+		{name: "status cron neither day", env: with(settingStatusSchedule.Env, "cron(0 * ? * ? *)"), wantErr: []string{settingStatusSchedule.Env, "exactly one of day-of-month"}},
+		{name: "status cron five fields", env: with(settingStatusSchedule.Env, "cron(0 * * * ?)"), wantErr: []string{settingStatusSchedule.Env, "neither rate(...), cron(...) nor off"}},
+		{name: "status schedule words", env: with(settingStatusSchedule.Env, "hourly"), wantErr: []string{settingStatusSchedule.Env, `"hourly"`}},
+		{name: "status schedule of the wrong type", ctx: map[string]any{settingStatusSchedule.Context: false}, env: base(), wantErr: []string{settingStatusSchedule.Context, "bool"}},
 		{name: "phone number IDs", env: with(settingPhoneNumberIDs.Env, "106540352242922,abc,,106540352242922"), wantErr: []string{settingPhoneNumberIDs.Env + "): config.phone_number_ids[1]", "[2]: is empty", "[3]", "duplicates"}},
 		{name: "WABA ID", env: with(settingPhoneNumberIDs.Env, "", settingWABAID.Env, "waba-1"), wantErr: []string{settingWABAID.Env + "): config.waba_id"}},
 		{name: "neither numbers nor WABA", env: with(settingPhoneNumberIDs.Env, ""), wantErr: []string{settingPhoneNumberIDs.Context, settingWABAID.Env, "fix:"}},
@@ -146,6 +177,42 @@ func TestPropsFromSettings(t *testing.T) {
 				t.Errorf("error quotes the pasted secret: %q", err)
 			}
 		})
+	}
+}
+
+// Every accepted status schedule reaches the props unchanged.
+func TestStatusScheduleAccepted(t *testing.T) {
+	code := t.TempDir()
+	if err := os.WriteFile(filepath.Join(code, "bootstrap"), []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, expr := range []string{
+		"rate(1 hour)", "rate(6 hours)", "rate(1 day)", "rate(60 minutes)", "rate(120 minutes)",
+		"cron(0 * * * ? *)", "cron(59 8 ? * MON-FRI *)", "cron(15 */6 1 * ? *)",
+	} {
+		p, err := propsFromSettings(fakeSettings(nil, map[string]string{
+			settingPhoneNumberIDs.Env: "106540352242922",
+			settingTokenSecretARN.Env: testTokenARN,
+			settingCodePath.Env:       code,
+			settingStatusSchedule.Env: expr,
+		}))
+		if err != nil {
+			t.Errorf("%s: %v", expr, err)
+			continue
+		}
+		if p.StatusSchedule != expr || !p.statusScheduleOn() {
+			t.Errorf("%s: StatusSchedule = %q, on = %v", expr, p.StatusSchedule, p.statusScheduleOn())
+		}
+	}
+}
+
+// Props built in Go have no default: an empty StatusSchedule is an error,
+// not a silent "off".
+func TestValidateEmptyStatusSchedule(t *testing.T) {
+	p := &RotationStackProps{StatusSchedule: ""}
+	err := p.Validate()
+	if err == nil || !strings.Contains(err.Error(), settingStatusSchedule.Context+`" (or environment variable `+settingStatusSchedule.Env+`): is empty`) {
+		t.Errorf("Validate = %v, want the empty status schedule named", err)
 	}
 }
 

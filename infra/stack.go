@@ -22,6 +22,7 @@ import (
 	"github.com/flowkey/flowkey/internal/config"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/metrics"
 )
 
 // Sizing of the rotator. template.yaml repeats them; a test keeps the two equal.
@@ -60,6 +61,18 @@ const (
 	seedStage = "flowkey-seed"
 )
 
+// The status schedule and the drift alarm.
+const (
+	// statusCommandInput is the whole event the schedule sends. Operator
+	// commands are strict: EventBridge's default scheduled-event body would
+	// be rejected, and a secret_id is not needed (SECRET_ID names the
+	// secret).
+	statusCommandInput = `{"command":"status"}`
+	// driftMetric is the metric internal/metrics writes for every status
+	// (0 when healthy), in metrics.Namespace with the dimension Function.
+	driftMetric = "DriftedNumbers"
+)
+
 // NewRotationStack defines the key, the secret, the rotator and its alerts.
 // Invalid props become an error annotation on the stack (synthesis then
 // fails with that message) instead of a panic.
@@ -93,10 +106,15 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 	// a Ref from the key policy would be a cycle (topic -> key -> topic).
 	topicName := stackName + "-alerts"
 	alarmName := stackName + "-rotator-errors"
+	driftAlarmName := stackName + "-drift"
 	topicARN := stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("sns"), Resource: jsii.String(topicName)})
 	alarmARN := stack.FormatArn(&awscdk.ArnComponents{
 		Service: jsii.String("cloudwatch"), Resource: jsii.String("alarm"),
 		ResourceName: jsii.String(alarmName), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+	})
+	driftAlarmARN := stack.FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("cloudwatch"), Resource: jsii.String("alarm"),
+		ResourceName: jsii.String(driftAlarmName), ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
 	})
 	// The secret's own ARN cannot appear in the key policy (the secret is
 	// encrypted with the key); its name plus the 6 random characters that
@@ -405,6 +423,10 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 		},
 	}))
 
+	if props.statusScheduleOn() {
+		addStatusSchedule(stack, props, fn, key, topic, topicARN, driftAlarmName, driftAlarmARN)
+	}
+
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions " +
@@ -425,6 +447,81 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 	out("SecretConfiguration", "The secret's config as the settings describe it. Only the first deploy writes it; "+
 		"apply a change with the README's 'Changing the numbers after the first deploy'", jsii.String(configJSON))
 	return stack
+}
+
+// addStatusSchedule runs the status command on props.StatusSchedule and
+// alarms, on the alert topic, when a status finds drifted numbers.
+func addStatusSchedule(stack awscdk.Stack, props *RotationStackProps, fn awslambda.Function, key awskms.Key, topic awssns.Topic, topicARN *string, alarmName string, alarmARN *string) {
+	rule := awsevents.NewCfnRule(stack, jsii.String("StatusScheduleRule"), &awsevents.CfnRuleProps{
+		Description:        jsii.String("flowkey: runs the status command of the rotator of " + props.SecretName),
+		ScheduleExpression: jsii.String(props.StatusSchedule),
+		State:              jsii.String("ENABLED"),
+		Targets: &[]*awsevents.CfnRule_TargetProperty{{
+			Id:    jsii.String("Rotator"),
+			Arn:   fn.FunctionArn(),
+			Input: jsii.String(statusCommandInput),
+		}},
+	})
+	// SourceArn only. The rule's ARN already names this account, so
+	// aws:SourceAccount would add nothing, and EventBridge has been
+	// reported not to send it when it invokes Lambda: with the condition,
+	// the schedule could stop invoking the function without any error.
+	awslambda.NewCfnPermission(stack, jsii.String("StatusScheduleInvokesRotator"), &awslambda.CfnPermissionProps{
+		Action:       jsii.String("lambda:InvokeFunction"),
+		FunctionName: fn.FunctionArn(),
+		Principal:    jsii.String("events.amazonaws.com"),
+		SourceArn:    rule.AttrArn(),
+	})
+
+	// Maximum: one drifted number in the hour is drift. Missing data is
+	// ignored, so the state is what the last status found. notBreaching
+	// would turn a drifted alarm OK an hour after a status that found
+	// drift whenever the schedule is slower than hourly or one run is
+	// late; breaching would alarm for every hour without a status (every
+	// hour but one of "rate(6 hours)"). A status that fails is a function
+	// error and raises the errors alarm; the alarm only returns to OK after
+	// a status that finds no drift, as every status writes the metric.
+	alarm := awscloudwatch.NewAlarm(stack, jsii.String("DriftAlarm"), &awscloudwatch.AlarmProps{
+		AlarmName: jsii.String(alarmName),
+		AlarmDescription: jsii.String("flowkey: the status command found phone numbers whose key at Meta is not the AWSCURRENT key of " +
+			props.SecretName + "; run {\"command\":\"status\"} for the reasons and {\"command\":\"resync\"} to repair"),
+		Metric: awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace:     jsii.String(metrics.Namespace),
+			MetricName:    jsii.String(driftMetric),
+			DimensionsMap: &map[string]*string{"Function": fn.FunctionName()},
+			Period:        awscdk.Duration_Hours(jsii.Number(1)),
+			Statistic:     jsii.String("Maximum"),
+		}),
+		Threshold:          jsii.Number(0),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_IGNORE,
+	})
+	alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+
+	// As for the errors alarm: the topic policy names the alarm, and the
+	// key policy names the topic and the alarm by their constructed ARNs
+	// (a Ref would be a cycle: key -> alarm -> topic -> key).
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("DriftAlarmPublishes"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{topic.TopicArn()},
+		Conditions: &map[string]any{
+			"ArnEquals":    map[string]any{"aws:SourceArn": alarm.AlarmArn()},
+			"StringEquals": map[string]any{"aws:SourceAccount": stack.Account()},
+		},
+	}))
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("DriftAlarmPublishesToAlertTopic"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"kms:EncryptionContext:aws:sns:topicArn": topicARN, "aws:SourceAccount": stack.Account()},
+			"ArnEquals":    map[string]any{"aws:SourceArn": alarmARN},
+		},
+	}), jsii.Bool(false))
 }
 
 // seconds writes a duration the way an operator would ("90s", not "1m30s").

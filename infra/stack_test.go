@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -137,6 +138,7 @@ type logicalIDs struct {
 	key, secret, role, policy, fn, logs, topic, rule, alarm, permission string
 	seed, seedRole, seedPolicy, seedFn, seedLogs                        string
 	operatorPolicy, invokeConfig                                        string
+	statusRule, statusPermission, driftAlarm                            string
 }
 
 func ids(t *testing.T) logicalIDs {
@@ -154,6 +156,9 @@ func ids(t *testing.T) logicalIDs {
 	l.permission = cfnID(t, "SecretsManagerInvokesRotator")
 	l.operatorPolicy = cfnID(t, "RotatorOperatorPolicy")
 	l.invokeConfig = cfnID(t, "Rotator", "EventInvokeConfig")
+	l.statusRule = cfnID(t, "StatusScheduleRule")
+	l.statusPermission = cfnID(t, "StatusScheduleInvokesRotator")
+	l.driftAlarm = cfnID(t, "DriftAlarm")
 	l.seed, _ = only(t, "Custom::AWS")
 	l.seedRole = cfnID(t, "SecretSeedRole")
 	l.seedPolicy = cfnID(t, "SecretSeed", "CustomResourcePolicy")
@@ -168,6 +173,7 @@ var (
 	secretARNPattern = partitionARN(":secretsmanager:" + testRegion + ":" + testAccount + ":secret:" + testSecretName + "-??????")
 	topicARN         = partitionARN(":sns:" + testRegion + ":" + testAccount + ":" + testStackName + "-alerts")
 	alarmARN         = partitionARN(":cloudwatch:" + testRegion + ":" + testAccount + ":alarm:" + testStackName + "-rotator-errors")
+	driftAlarmARN    = partitionARN(":cloudwatch:" + testRegion + ":" + testAccount + ":alarm:" + testStackName + "-drift")
 )
 
 func TestKey(t *testing.T) {
@@ -234,6 +240,15 @@ func TestKey(t *testing.T) {
 					"ArnEquals":    map[string]any{"aws:SourceArn": alarmARN},
 				},
 			},
+			map[string]any{
+				"Sid": "DriftAlarmPublishesToAlertTopic", "Effect": "Allow", "Resource": "*",
+				"Principal": map[string]any{"Service": "cloudwatch.amazonaws.com"},
+				"Action":    []string{"kms:Decrypt", "kms:GenerateDataKey*"},
+				"Condition": map[string]any{
+					"StringEquals": map[string]any{"kms:EncryptionContext:aws:sns:topicArn": topicARN, "aws:SourceAccount": testAccount},
+					"ArnEquals":    map[string]any{"aws:SourceArn": driftAlarmARN},
+				},
+			},
 		},
 	})
 }
@@ -248,6 +263,9 @@ func TestConstructedARNsMatchResources(t *testing.T) {
 	l := ids(t)
 	if got := properties(resource(t, l.alarm))["AlarmName"]; got != testStackName+"-rotator-errors" {
 		t.Errorf("AlarmName = %v, want %s-rotator-errors (the key policy's aws:SourceArn)", got, testStackName)
+	}
+	if got := properties(resource(t, l.driftAlarm))["AlarmName"]; got != testStackName+"-drift" {
+		t.Errorf("drift AlarmName = %v, want %s-drift (the key policy's aws:SourceArn)", got, testStackName)
 	}
 	if !strings.HasPrefix(testSecretName, "flowkey/") {
 		t.Fatal("fixture changed")
@@ -713,6 +731,15 @@ func TestAlerts(t *testing.T) {
 						"StringEquals": map[string]any{"aws:SourceAccount": testAccount},
 					},
 				},
+				map[string]any{
+					"Sid": "DriftAlarmPublishes", "Effect": "Allow",
+					"Principal": map[string]any{"Service": "cloudwatch.amazonaws.com"},
+					"Action":    "sns:Publish", "Resource": ref(l.topic),
+					"Condition": map[string]any{
+						"ArnEquals":    map[string]any{"aws:SourceArn": getAtt(l.driftAlarm, "Arn")},
+						"StringEquals": map[string]any{"aws:SourceAccount": testAccount},
+					},
+				},
 			},
 		},
 	})
@@ -735,7 +762,8 @@ func TestAlerts(t *testing.T) {
 		t.Errorf("rule EventBusName = %v: AWS service events arrive on the default bus", rp["EventBusName"])
 	}
 
-	ap := properties(resource(t, l.alarm))
+	// A copy: the template is shared by every test.
+	ap := maps.Clone(properties(resource(t, l.alarm)))
 	delete(ap, "AlarmDescription")
 	assertEqual(t, "alarm", ap, map[string]any{
 		"AlarmName":          testStackName + "-rotator-errors",
@@ -875,12 +903,12 @@ func TestResourceInventory(t *testing.T) {
 		"AWS::IAM::Policy":                      3,
 		"AWS::Logs::LogGroup":                   2,
 		"AWS::Lambda::Function":                 2,
-		"AWS::Lambda::Permission":               1,
+		"AWS::Lambda::Permission":               2,
 		"AWS::Lambda::EventInvokeConfig":        1,
 		"AWS::SNS::Topic":                       1,
 		"AWS::SNS::TopicPolicy":                 1,
 		"AWS::SNS::Subscription":                1,
-		"AWS::Events::Rule":                     1,
-		"AWS::CloudWatch::Alarm":                1,
+		"AWS::Events::Rule":                     2,
+		"AWS::CloudWatch::Alarm":                2,
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 )
 
@@ -23,6 +22,10 @@ const (
 	testSchedule    = "cron(0 3 ? * SUN *)"
 	testWindow      = "3h"
 	testGraphVerion = "v23.0"
+	// Not the default, so the tests see the setting arrive.
+	testStatusSchedule = "cron(7 * * * ? *)"
+	// The second stack of the test app turns the status schedule off.
+	testOffStackName = "FlowkeyTestStatusOff"
 )
 
 var testPhoneIDs = []string{"106540352242922", "106540352242923"}
@@ -33,6 +36,10 @@ var synthesized struct {
 	stack    awscdk.Stack
 	template map[string]any // CloudFormation template, normalized through JSON
 	codeDir  string
+	// The same settings with StatusSchedule "off", synthesized in the
+	// same app (one synthesis for both).
+	offStack    awscdk.Stack
+	offTemplate map[string]any
 }
 
 func TestMain(m *testing.M) {
@@ -75,30 +82,39 @@ func synthesize(tmp string) (err error) {
 		return err
 	}
 	app := newTestApp(filepath.Join(tmp, "cdk.out"), ctx)
-	props := &RotationStackProps{
-		StackProps:           awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String(testAccount), Region: jsii.String(testRegion)}},
-		SecretName:           testSecretName,
-		PhoneNumberIDs:       testPhoneIDs,
-		AccessTokenSecretARN: testTokenARN,
-		GraphAPIVersion:      testGraphVerion,
-		Schedule:             testSchedule,
-		RotationWindow:       testWindow,
-		AlertEmail:           testAlertEmail,
-		CodePath:             codeDir,
+	props := func(statusSchedule string) *RotationStackProps {
+		return &RotationStackProps{
+			StackProps:           awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String(testAccount), Region: jsii.String(testRegion)}},
+			SecretName:           testSecretName,
+			PhoneNumberIDs:       testPhoneIDs,
+			AccessTokenSecretARN: testTokenARN,
+			GraphAPIVersion:      testGraphVerion,
+			Schedule:             testSchedule,
+			RotationWindow:       testWindow,
+			StatusSchedule:       statusSchedule,
+			AlertEmail:           testAlertEmail,
+			CodePath:             codeDir,
+		}
 	}
-	stack := NewRotationStack(app, testStackName, props)
+	stack := NewRotationStack(app, testStackName, props(testStatusSchedule))
+	offStack := NewRotationStack(app, testOffStackName, props(StatusScheduleOff))
 	addNagChecks(app)
-	tmpl := assertions.Template_FromStack(stack, nil).ToJSON()
-	b, err := json.Marshal(tmpl)
-	if err != nil {
+	assembly := app.Synth(nil)
+	template := func(s awscdk.Stack) (map[string]any, error) {
+		b, err := json.Marshal(assembly.GetStackArtifact(s.ArtifactId()).Template())
+		if err != nil {
+			return nil, err
+		}
+		var normalized map[string]any
+		return normalized, json.Unmarshal(b, &normalized)
+	}
+	if synthesized.template, err = template(stack); err != nil {
 		return err
 	}
-	var normalized map[string]any
-	if err := json.Unmarshal(b, &normalized); err != nil {
+	if synthesized.offTemplate, err = template(offStack); err != nil {
 		return err
 	}
-	synthesized.stack = stack
-	synthesized.template = normalized
+	synthesized.stack, synthesized.offStack = stack, offStack
 	synthesized.codeDir = codeDir
 	return nil
 }
