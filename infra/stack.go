@@ -392,7 +392,7 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 
 	alarm := awscloudwatch.NewAlarm(stack, jsii.String("RotatorErrorsAlarm"), &awscloudwatch.AlarmProps{
 		AlarmName:        jsii.String(alarmName),
-		AlarmDescription: jsii.String("flowkey: a rotation step of " + props.SecretName + " returned an error or timed out; see the rotator's log group"),
+		AlarmDescription: jsii.String("flowkey: a rotation step or an operator command (such as the scheduled status) for " + props.SecretName + " returned an error or timed out; see the rotator's log group"),
 		Metric: fn.MetricErrors(&awscloudwatch.MetricOptions{
 			Period:    awscdk.Duration_Minutes(jsii.Number(5)),
 			Statistic: jsii.String("Sum"),

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"reflect"
 	"slices"
 	"sort"
@@ -762,11 +761,10 @@ func TestAlerts(t *testing.T) {
 		t.Errorf("rule EventBusName = %v: AWS service events arrive on the default bus", rp["EventBusName"])
 	}
 
-	// A copy: the template is shared by every test.
-	ap := maps.Clone(properties(resource(t, l.alarm)))
-	delete(ap, "AlarmDescription")
-	assertEqual(t, "alarm", ap, map[string]any{
-		"AlarmName":          testStackName + "-rotator-errors",
+	assertEqual(t, "alarm", properties(resource(t, l.alarm)), map[string]any{
+		"AlarmName": testStackName + "-rotator-errors",
+		"AlarmDescription": "flowkey: a rotation step or an operator command (such as the scheduled status) for " + testSecretName +
+			" returned an error or timed out; see the rotator's log group",
 		"Namespace":          "AWS/Lambda",
 		"MetricName":         "Errors",
 		"Dimensions":         []any{map[string]any{"Name": "FunctionName", "Value": ref(l.fn)}},
