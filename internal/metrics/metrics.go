@@ -3,29 +3,33 @@
 // needs no CloudWatch SDK, no PutMetricData permission and no extra call.
 //
 // Every metric is in the namespace "flowkey" with the dimension Function,
-// the Lambda function's name. One dimension with one value per deployment
-// keeps the metric count (and its cost) fixed while keeping two stacks in
-// one account apart, so an alarm in one stack never fires for the other.
-// Secret ARNs and phone number IDs would multiply metrics per secret and
-// per number; they stay in the log lines as properties, not dimensions.
+// the Lambda function's name: one value per deployment keeps two stacks in
+// one account apart. Secret ARNs and phone number IDs would multiply
+// metrics per secret and per number; they stay in log lines.
 //
-// Lines and their metrics:
+// Cost decides what is a metric. CloudWatch bills a custom metric for each
+// hour it receives data, so what a frequent invocation publishes costs all
+// month. The scheduled status therefore publishes exactly one metric,
+// DriftedNumbers (about $0.30 a month), and writes the rest as plain
+// properties. Rotation steps and the rare rotate and resync commands
+// publish everything; their metrics live about an hour a month.
+//
+// Lines:
 //
 //   - a rotation step, dimensions (Function, Step): StepDuration (ms),
-//     StepFailures, NumbersUploaded, NumbersVerified, NumbersFailed;
-//   - an operator command, dimensions (Function, Command): CommandDuration
-//     (ms), CommandFailures, NumbersUploaded, NumbersVerified, NumbersFailed;
-//   - a status, dimensions (Function): PhoneNumbers, DriftedNumbers;
-//   - the Graph calls of one invocation, dimensions (Function, Operation),
-//     one line per operation (upload, get, list) that made any call:
-//     GraphCalls (every HTTP attempt), GraphRetries (attempts followed by
-//     another), GraphRateLimited (attempts Meta rate-limited).
+//     StepFailures, NumbersUploaded, NumbersVerified, NumbersFailed, and the
+//     step's GraphCalls (every HTTP attempt), GraphRetries (attempts followed
+//     by another) and GraphRateLimited (attempts Meta rate-limited);
+//   - rotate and resync, dimensions (Function, Command): CommandDuration
+//     (ms), CommandFailures, the Numbers* counts and the Graph* counts;
+//   - status, dimensions (Function): DriftedNumbers, written for a healthy
+//     secret too (0), so an alarm on it returns to OK; PhoneNumbers and the
+//     command's duration and Graph counts are properties, not metrics.
 package metrics
 
 import (
 	"encoding/json"
 	"io"
-	"slices"
 	"sync"
 	"time"
 
@@ -51,7 +55,7 @@ type EMF struct {
 	now      func() time.Time
 
 	mu    sync.Mutex
-	graph map[string]*graphCounts // by Call.Op, since the last Flush
+	graph graphCounts // since the last step, command or Flush
 }
 
 type graphCounts struct{ calls, retries, rateLimited int }
@@ -65,80 +69,99 @@ func New(w io.Writer, function string, now func() time.Time) *EMF {
 	if now == nil {
 		now = time.Now
 	}
-	return &EMF{w: w, function: function, now: now, graph: map[string]*graphCounts{}}
+	return &EMF{w: w, function: function, now: now}
 }
 
-// Step records one rotation step. It implements rotation.Metrics.
+// Step records one rotation step and the Graph calls it made. It
+// implements rotation.Metrics.
 func (e *EMF) Step(step string, d time.Duration, ok bool, uploaded, verified, failed int) {
-	e.write([]string{"Step"}, map[string]any{"Step": step, "Outcome": outcome(ok)}, []metric{
+	g := e.take()
+	e.write([]string{"Step"}, map[string]any{"Step": step, "Outcome": outcome(ok)}, append([]metric{
 		{"StepDuration", unitMilliseconds, ms(d)},
 		{"StepFailures", unitCount, boolCount(!ok)},
 		{"NumbersUploaded", unitCount, uploaded},
 		{"NumbersVerified", unitCount, verified},
 		{"NumbersFailed", unitCount, failed},
-	})
+	}, g.metrics()...))
 }
 
-// Command records one operator command (rotate, status, resync).
+// commandStatus is the one command that runs on a schedule.
+const commandStatus = "status"
+
+// Command records one operator command and the Graph calls it made. The
+// scheduled status is written as properties only; see the package comment.
 func (e *EMF) Command(command string, d time.Duration, ok bool, uploaded, verified, failed int) {
-	e.write([]string{"Command"}, map[string]any{"Command": command, "Outcome": outcome(ok)}, []metric{
+	g := e.take()
+	values := append([]metric{
 		{"CommandDuration", unitMilliseconds, ms(d)},
 		{"CommandFailures", unitCount, boolCount(!ok)},
 		{"NumbersUploaded", unitCount, uploaded},
 		{"NumbersVerified", unitCount, verified},
 		{"NumbersFailed", unitCount, failed},
-	})
+	}, g.metrics()...)
+	fields := map[string]any{"Command": command, "Outcome": outcome(ok)}
+	if command == commandStatus {
+		for _, m := range values {
+			fields[m.name] = m.value
+		}
+		e.write(nil, fields, nil)
+		return
+	}
+	e.write([]string{"Command"}, fields, values)
 }
 
-// Drift records what a status found. It is written for a healthy secret
-// too (DriftedNumbers 0), so that an alarm on it returns to OK.
+// Drift records what a status found: DriftedNumbers is its one metric.
 func (e *EMF) Drift(numbers, drifted int) {
-	e.write(nil, nil, []metric{
-		{"PhoneNumbers", unitCount, numbers},
+	e.write(nil, map[string]any{"PhoneNumbers": numbers}, []metric{
 		{"DriftedNumbers", unitCount, drifted},
 	})
 }
 
 // ObserveGraph counts one Graph HTTP attempt; pass it as
-// graph.Options.Observe. Nothing is written until Flush, so a rotation of
-// many numbers costs a few lines, not one per request.
+// graph.Options.Observe. The counts go out with the step or command that
+// made the calls, so a rotation of many numbers costs one line per step.
 func (e *EMF) ObserveGraph(c graph.Call) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	g := e.graph[c.Op]
-	if g == nil {
-		g = &graphCounts{}
-		e.graph[c.Op] = g
-	}
-	g.calls++
+	e.graph.calls++
 	if c.Retrying {
-		g.retries++
+		e.graph.retries++
 	}
 	if c.HTTPStatus == 429 || c.Code == 4 || c.Code == 80007 || c.Code == 130429 {
-		g.rateLimited++
+		e.graph.rateLimited++
 	}
 }
 
-// Flush writes the Graph counts observed since the last Flush and resets
-// them. Call it at the end of every invocation.
-func (e *EMF) Flush() {
+// take returns the Graph counts observed so far and resets them.
+func (e *EMF) take() graphCounts {
 	e.mu.Lock()
-	counts := e.graph
-	e.graph = map[string]*graphCounts{}
-	e.mu.Unlock()
-	ops := make([]string, 0, len(counts))
-	for op := range counts {
-		ops = append(ops, op)
+	defer e.mu.Unlock()
+	g := e.graph
+	e.graph = graphCounts{}
+	return g
+}
+
+func (g graphCounts) metrics() []metric {
+	return []metric{
+		{"GraphCalls", unitCount, g.calls},
+		{"GraphRetries", unitCount, g.retries},
+		{"GraphRateLimited", unitCount, g.rateLimited},
 	}
-	slices.Sort(ops)
-	for _, op := range ops {
-		c := counts[op]
-		e.write([]string{"Operation"}, map[string]any{"Operation": op}, []metric{
-			{"GraphCalls", unitCount, c.calls},
-			{"GraphRetries", unitCount, c.retries},
-			{"GraphRateLimited", unitCount, c.rateLimited},
-		})
+}
+
+// Flush ends an invocation: Graph calls that no step or command claimed
+// (one that failed before it could report) are logged as properties, so
+// they are neither lost nor counted against the next invocation.
+func (e *EMF) Flush() {
+	g := e.take()
+	if g == (graphCounts{}) {
+		return
 	}
+	fields := map[string]any{"Unclaimed": true}
+	for _, m := range g.metrics() {
+		fields[m.name] = m.value
+	}
+	e.write(nil, fields, nil)
 }
 
 type metric struct {
@@ -162,20 +185,23 @@ type metadata struct {
 	CloudWatchMetrics []metricDirective `json:"CloudWatchMetrics"`
 }
 
-// write emits one line: the _aws metadata, the Function dimension, the
-// extra dimensions' values in fields, and each metric's value.
+// write emits one line: the fields, the Function dimension and each
+// metric's value, with the _aws metadata that makes them metrics. Without
+// metrics it is a plain log line.
 func (e *EMF) write(dims []string, fields map[string]any, metrics []metric) {
 	line := make(map[string]any, len(fields)+len(metrics)+2)
 	for k, v := range fields {
 		line[k] = v
 	}
 	line["Function"] = e.function
-	d := metricDirective{Namespace: Namespace, Dimensions: [][]string{append([]string{"Function"}, dims...)}}
-	for _, m := range metrics {
-		d.Metrics = append(d.Metrics, metricDefn{Name: m.name, Unit: m.unit})
-		line[m.name] = m.value
+	if len(metrics) > 0 {
+		d := metricDirective{Namespace: Namespace, Dimensions: [][]string{append([]string{"Function"}, dims...)}}
+		for _, m := range metrics {
+			d.Metrics = append(d.Metrics, metricDefn{Name: m.name, Unit: m.unit})
+			line[m.name] = m.value
+		}
+		line["_aws"] = metadata{Timestamp: e.now().UnixMilli(), CloudWatchMetrics: []metricDirective{d}}
 	}
-	line["_aws"] = metadata{Timestamp: e.now().UnixMilli(), CloudWatchMetrics: []metricDirective{d}}
 	b, err := json.Marshal(line)
 	if err != nil {
 		// Unreachable for these value types; a metric is not worth failing a rotation for.

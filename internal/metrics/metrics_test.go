@@ -32,28 +32,32 @@ func lines(t *testing.T, buf *bytes.Buffer) []string {
 }
 
 func TestLinesHaveTheExactEMFShape(t *testing.T) {
-	ts := fixed.UnixMilli()
+	ts := itoa(fixed.UnixMilli())
+	graphDefs := `{"Name":"GraphCalls","Unit":"Count"},{"Name":"GraphRetries","Unit":"Count"},{"Name":"GraphRateLimited","Unit":"Count"}`
+	numbers := `{"Name":"NumbersUploaded","Unit":"Count"},{"Name":"NumbersVerified","Unit":"Count"},{"Name":"NumbersFailed","Unit":"Count"}`
 	tests := []struct {
 		name string
 		emit func(*EMF)
 		want string
 	}{
 		{"step", func(e *EMF) { e.Step("setSecret", 1500*time.Millisecond, true, 3, 0, 0) },
-			`{"Function":"flowkey-rotator","NumbersFailed":0,"NumbersUploaded":3,"NumbersVerified":0,"Outcome":"ok","Step":"setSecret","StepDuration":1500,"StepFailures":0,` +
-				`"_aws":{"Timestamp":` + itoa(ts) + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function","Step"]],"Metrics":[` +
-				`{"Name":"StepDuration","Unit":"Milliseconds"},{"Name":"StepFailures","Unit":"Count"},{"Name":"NumbersUploaded","Unit":"Count"},{"Name":"NumbersVerified","Unit":"Count"},{"Name":"NumbersFailed","Unit":"Count"}]}]}}`},
+			`{"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"NumbersFailed":0,"NumbersUploaded":3,"NumbersVerified":0,"Outcome":"ok","Step":"setSecret","StepDuration":1500,"StepFailures":0,` +
+				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function","Step"]],"Metrics":[` +
+				`{"Name":"StepDuration","Unit":"Milliseconds"},{"Name":"StepFailures","Unit":"Count"},` + numbers + `,` + graphDefs + `]}]}}`},
 		{"failed step", func(e *EMF) { e.Step("testSecret", 250*time.Microsecond, false, 0, 2, 1) },
-			`{"Function":"flowkey-rotator","NumbersFailed":1,"NumbersUploaded":0,"NumbersVerified":2,"Outcome":"failed","Step":"testSecret","StepDuration":0.25,"StepFailures":1,` +
-				`"_aws":{"Timestamp":` + itoa(ts) + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function","Step"]],"Metrics":[` +
-				`{"Name":"StepDuration","Unit":"Milliseconds"},{"Name":"StepFailures","Unit":"Count"},{"Name":"NumbersUploaded","Unit":"Count"},{"Name":"NumbersVerified","Unit":"Count"},{"Name":"NumbersFailed","Unit":"Count"}]}]}}`},
+			`{"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"NumbersFailed":1,"NumbersUploaded":0,"NumbersVerified":2,"Outcome":"failed","Step":"testSecret","StepDuration":0.25,"StepFailures":1,` +
+				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function","Step"]],"Metrics":[` +
+				`{"Name":"StepDuration","Unit":"Milliseconds"},{"Name":"StepFailures","Unit":"Count"},` + numbers + `,` + graphDefs + `]}]}}`},
 		{"command", func(e *EMF) { e.Command("resync", 2*time.Second, true, 1, 1, 0) },
-			`{"Command":"resync","CommandDuration":2000,"CommandFailures":0,"Function":"flowkey-rotator","NumbersFailed":0,"NumbersUploaded":1,"NumbersVerified":1,"Outcome":"ok",` +
-				`"_aws":{"Timestamp":` + itoa(ts) + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function","Command"]],"Metrics":[` +
-				`{"Name":"CommandDuration","Unit":"Milliseconds"},{"Name":"CommandFailures","Unit":"Count"},{"Name":"NumbersUploaded","Unit":"Count"},{"Name":"NumbersVerified","Unit":"Count"},{"Name":"NumbersFailed","Unit":"Count"}]}]}}`},
+			`{"Command":"resync","CommandDuration":2000,"CommandFailures":0,"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"NumbersFailed":0,"NumbersUploaded":1,"NumbersVerified":1,"Outcome":"ok",` +
+				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function","Command"]],"Metrics":[` +
+				`{"Name":"CommandDuration","Unit":"Milliseconds"},{"Name":"CommandFailures","Unit":"Count"},` + numbers + `,` + graphDefs + `]}]}}`},
+		{"the scheduled status publishes no metric of its own", func(e *EMF) { e.Command("status", 2*time.Second, true, 0, 0, 0) },
+			`{"Command":"status","CommandDuration":2000,"CommandFailures":0,"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"NumbersFailed":0,"NumbersUploaded":0,"NumbersVerified":0,"Outcome":"ok"}`},
 		{"healthy status still reports zero drift", func(e *EMF) { e.Drift(3, 0) },
 			`{"DriftedNumbers":0,"Function":"flowkey-rotator","PhoneNumbers":3,` +
-				`"_aws":{"Timestamp":` + itoa(ts) + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function"]],"Metrics":[` +
-				`{"Name":"PhoneNumbers","Unit":"Count"},{"Name":"DriftedNumbers","Unit":"Count"}]}]}}`},
+				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function"]],"Metrics":[` +
+				`{"Name":"DriftedNumbers","Unit":"Count"}]}]}}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,7 +72,7 @@ func TestLinesHaveTheExactEMFShape(t *testing.T) {
 	}
 }
 
-func TestGraphCallsAreCountedPerOperationAndWrittenOnFlush(t *testing.T) {
+func TestGraphCallsGoOutWithTheStepThatMadeThem(t *testing.T) {
 	e, buf := newTest()
 	calls := []graph.Call{
 		{Op: "upload", Attempt: 1, HTTPStatus: 503, Retrying: true},
@@ -89,19 +93,34 @@ func TestGraphCallsAreCountedPerOperationAndWrittenOnFlush(t *testing.T) {
 	}
 	wg.Wait()
 	if buf.Len() != 0 {
-		t.Fatalf("calls were written before Flush: %s", buf.String())
+		t.Fatalf("calls were written on their own: %s", buf.String())
 	}
+	e.Step("setSecret", time.Second, true, 3, 0, 0)
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["GraphCalls"] != 50.0 || line["GraphRetries"] != 20.0 || line["GraphRateLimited"] != 20.0 {
+		t.Errorf("step line counts = %v/%v/%v, want 50 calls, 20 retries, 20 rate-limited", line["GraphCalls"], line["GraphRetries"], line["GraphRateLimited"])
+	}
+	buf.Reset()
+	e.Step("testSecret", time.Second, true, 0, 3, 0)
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line["GraphCalls"] != 0.0 {
+		t.Errorf("the next step was charged the first one's calls: %v", line["GraphCalls"])
+	}
+}
+
+func TestFlushLogsUnclaimedCallsWithoutPublishingThem(t *testing.T) {
+	e, buf := newTest()
 	e.Flush()
-	ts := itoa(fixed.UnixMilli())
-	dir := `"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function","Operation"]],"Metrics":[` +
-		`{"Name":"GraphCalls","Unit":"Count"},{"Name":"GraphRetries","Unit":"Count"},{"Name":"GraphRateLimited","Unit":"Count"}]}]}}`
-	want := []string{
-		`{"Function":"flowkey-rotator","GraphCalls":30,"GraphRateLimited":20,"GraphRetries":10,"Operation":"get",` + dir,
-		`{"Function":"flowkey-rotator","GraphCalls":20,"GraphRateLimited":0,"GraphRetries":10,"Operation":"upload",` + dir,
+	if buf.Len() != 0 {
+		t.Fatalf("an empty Flush wrote %s", buf.String())
 	}
-	got := lines(t, buf)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	e.ObserveGraph(graph.Call{Op: "get", Attempt: 1, HTTPStatus: 500, Retrying: true})
+	e.Flush()
+	want := `{"Function":"flowkey-rotator","GraphCalls":1,"GraphRateLimited":0,"GraphRetries":1,"Unclaimed":true}`
+	if got := lines(t, buf); len(got) != 1 || got[0] != want {
+		t.Fatalf("got %s, want %s", buf.String(), want)
 	}
 	buf.Reset()
 	e.Flush()
