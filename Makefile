@@ -122,7 +122,7 @@ deploy: $(ARM64_BIN) $(CDK) ## cdk deploy: needs AWS credentials, cdk bootstrap 
 
 STEP ?= createSecret
 SAM_ENV_VARS ?= events/env.json
-sam-invoke: $(ARM64_BIN) ## one rotation step under sam local (SAM and Docker): make sam-invoke STEP=createSecret
-	@case '$(STEP)' in createSecret|setSecret|testSecret|finishSecret) ;; \
-	  *) echo "STEP must be createSecret, setSecret, testSecret or finishSecret, not '$(STEP)'" >&2; exit 2 ;; esac
+sam-invoke: $(ARM64_BIN) ## one event of events/ under sam local (SAM and Docker): make sam-invoke STEP=createSecret|...|status
+	@case '$(STEP)' in createSecret|setSecret|testSecret|finishSecret|status|rotate-now|resync) ;; \
+	  *) echo "STEP must be createSecret, setSecret, testSecret, finishSecret, status, rotate-now or resync, not '$(STEP)'" >&2; exit 2 ;; esac
 	sam local invoke RotatorFunction --template template.yaml --event events/$(STEP).json --env-vars $(SAM_ENV_VARS)
