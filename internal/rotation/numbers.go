@@ -169,10 +169,12 @@ func switchedOrUnknown(results []NumberResult) []string {
 }
 
 // definiteFailure reports whether err is Graph refusing the call, which
-// changes nothing at Meta.
+// changes nothing at Meta. Only a refusal of the one and only attempt is
+// definite: when an earlier attempt timed out or got a 5xx, it may have
+// landed even though the last one was refused.
 func definiteFailure(err error) bool {
 	var ge *graph.Error
-	return errors.As(err, &ge) && ge.HTTPStatus >= 400 && ge.HTTPStatus < 500
+	return errors.As(err, &ge) && ge.HTTPStatus >= 400 && ge.HTTPStatus < 500 && ge.Attempts <= 1
 }
 
 func (r *Rotator) upload(ctx context.Context, inv *invocation, auth graph.Auth, numbers []string, pem, action string) []NumberResult {
@@ -185,8 +187,9 @@ func (r *Rotator) upload(ctx context.Context, inv *invocation, auth graph.Auth, 
 }
 
 // rollback puts the AWSCURRENT key back on numbers and returns the step's
-// error, which reports failed out of total numbers. Without a current key (the first rotation) there is nothing to put
-// back; the numbers keep the pending key, which AWSPENDING still holds.
+// error, which reports failed out of total numbers. Without a current key
+// (the first rotation) there is nothing to put back; the numbers keep the
+// pending key, which AWSPENDING still holds.
 func (r *Rotator) rollback(ctx context.Context, inv *invocation, auth graph.Auth, p pair, step string, total int, failed []NumberResult, numbers []string) error {
 	e := &StepError{Step: step, Secret: inv.secret.arn, Token: inv.ev.ClientRequestToken, Total: total, Failed: failed}
 	switch {

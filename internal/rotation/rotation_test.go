@@ -319,6 +319,23 @@ func TestSetSecretRollsBackAnUploadWhoseOutcomeIsUnknown(t *testing.T) {
 	h.assertInvariant(t)
 }
 
+func TestSetSecretRollsBackARefusalThatFollowedAnUncertainAttempt(t *testing.T) {
+	h := newHarness(t, configOnly(phones...), phones...)
+	if err := h.rotate(t, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	bad := phones[0]
+	// The first attempt timed out (it may have landed); the retry was
+	// rate-limited. The number must be rolled back all the same.
+	refused := &graph.Error{Op: "upload", Object: bad, HTTPStatus: 400, Code: 80007, RateLimited: true, Attempts: 2, Message: "scripted"}
+	h.g.fault("upload", bad, refused)
+	err := h.rotate(t, "v2")
+	if err == nil || !strings.Contains(err.Error(), "Put the AWSCURRENT key back on 3 numbers") {
+		t.Fatalf("want every number rolled back, got %v", err)
+	}
+	h.assertInvariant(t)
+}
+
 func TestFirstRotationFailureKeepsPendingBecauseThereIsNothingToRollBackTo(t *testing.T) {
 	h := newHarness(t, configOnly(phones...), phones...)
 	h.g.fault("upload", phones[0], graphErr("upload", phones[0], 400, 100, 33, false))
