@@ -197,13 +197,14 @@ func (r *Rotator) Handle(ctx context.Context, ev Event) error {
 		return fmt.Errorf("rotation event: %w", err)
 	}
 	start := r.opts.Now()
-	log := r.opts.Logger.With("step", ev.Step, "secret_arn", ev.SecretID, "token", ev.ClientRequestToken)
+	log := r.opts.Logger.With("step", ev.Step, "token", ev.ClientRequestToken)
 
 	sec, err := r.describe(ctx, ev.SecretID)
 	if err != nil {
-		log.Error("step failed", "outcome", "describe_failed", "error", err.Error())
+		log.Error("step failed", "secret_arn", ev.SecretID, "outcome", "describe_failed", "error", err.Error())
 		return err
 	}
+	// The ARN from DescribeSecret, also when the event named the secret.
 	log = log.With("secret_arn", sec.arn)
 	inv := &invocation{ev: ev, secret: sec, log: log}
 

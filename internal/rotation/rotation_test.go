@@ -584,3 +584,20 @@ func BenchmarkCleanRotation(b *testing.B) {
 		}
 	}
 }
+
+func TestLogLinesCarryEachAttributeOnce(t *testing.T) {
+	h := newHarness(t, configOnly(phones...), phones...)
+	if err := h.rotate(t, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(h.logs.String()), "\n") {
+		for _, key := range []string{`"secret_arn":`, `"step":`, `"token":`} {
+			if n := strings.Count(line, key); n > 1 {
+				t.Errorf("%s appears %d times in %s", key, n, line)
+			}
+		}
+		if !strings.Contains(line, `"secret_arn":"`+h.arn+`"`) {
+			t.Errorf("log line without the secret ARN: %s", line)
+		}
+	}
+}
