@@ -143,6 +143,7 @@ func TestStatusReportsDrift(t *testing.T) {
 	if err := e.Graph.SetKey(phones[0], other.PublicPEM(), graph.StatusValid); err != nil {
 		t.Fatal(err)
 	}
+	e.brokenOnPurpose = "a key set behind flowkey's back is the drift under test"
 	if err := e.Graph.SetMismatch(phones[1], true); err != nil {
 		t.Fatal(err)
 	}
