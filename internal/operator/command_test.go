@@ -105,7 +105,7 @@ func TestRunNeedsASecret(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
-	if n := h.sm.calls("DescribeSecret"); n != 0 {
+	if n := h.sm.Calls("DescribeSecret"); n != 0 {
 		t.Errorf("%d calls to Secrets Manager without a secret", n)
 	}
 }

@@ -14,9 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/flowkey/flowkey/internal/graph"
+	"github.com/flowkey/flowkey/internal/graphfake"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/rotation"
 	"github.com/flowkey/flowkey/internal/secretdoc"
+	"github.com/flowkey/flowkey/internal/secretsfake"
 )
 
 // Keys made once: RSA generation is too slow per test.
@@ -25,10 +27,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	pairs, err := generatePairs(4)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "generate test keys:", err)
-		os.Exit(1)
+	var pairs [4]*keypair.Pair
+	for i := range pairs {
+		var err error
+		if pairs[i], err = keypair.Generate(nil); err != nil {
+			fmt.Fprintln(os.Stderr, "generate test keys:", err)
+			os.Exit(1)
+		}
 	}
 	keyCur, keyPend, keyPrev, keyForeign = pairs[0], pairs[1], pairs[2], pairs[3]
 	os.Exit(m.Run())
@@ -44,9 +49,9 @@ const (
 var phones = []string{"106540352242922", "106540352242923", "106540352242924", "106540352242925", "106540352242926"}
 
 type harness struct {
-	sm      *fakeSecrets
-	g       *fakeGraph
-	s       *fakeSecret
+	sm      *secretsfake.Fake
+	g       *graphfake.Fake
+	s       *secretsfake.Secret
 	arn     string
 	cfg     map[string]any
 	op      *Operator
@@ -64,11 +69,14 @@ func newHarness(t *testing.T, cfg map[string]any) *harness {
 		cfg = map[string]any{"phone_number_ids": phones[:3]}
 	}
 	cfg["access_token_secret_id"] = tokenSecret
-	h := &harness{sm: newFakeSecrets(), g: newFakeGraph(), cfg: cfg, logs: &bytes.Buffer{}, metrics: &recMetrics{}}
-	h.s = h.sm.add("flowkey/key")
-	h.arn = h.s.arn
-	tok := h.sm.add(tokenSecret)
-	h.sm.put(tok, "t1", aws.String(tokenValue), rotation.StageCurrent)
+	h := &harness{sm: secretsfake.New(t), g: graphfake.New(), cfg: cfg, logs: &bytes.Buffer{}, metrics: &recMetrics{}}
+	// Commands must never write the secret: PutSecretValue and
+	// UpdateSecretVersionStage refuse.
+	h.sm.ReadOnly = true
+	h.s = h.sm.Add("flowkey/key")
+	h.arn = h.s.ARN
+	tok := h.sm.Add(tokenSecret)
+	h.sm.Put(tok, "t1", aws.String(tokenValue), rotation.StageCurrent)
 	log := slog.New(slog.NewJSONHandler(h.logs, nil))
 	rot, err := rotation.New(h.sm, noKeys{}, h.g, rotation.Options{
 		Concurrency:      4,
@@ -121,11 +129,11 @@ func (h *harness) doc(t *testing.T, p *keypair.Pair) *string {
 // keyPrev, AWSCURRENT keyCur, and every number holds keyCur.
 func (h *harness) standard(t *testing.T, numbers ...string) {
 	t.Helper()
-	h.sm.put(h.s, "v-prev", h.doc(t, keyPrev), rotation.StageCurrent)
-	h.sm.put(h.s, "v-cur", h.doc(t, keyCur), rotation.StageCurrent, rotation.StagePending)
-	h.sm.put(h.s, "v-prev", h.s.values["v-prev"], rotation.StagePrevious)
+	h.sm.Put(h.s, "v-prev", h.doc(t, keyPrev), rotation.StageCurrent)
+	h.sm.Put(h.s, "v-cur", h.doc(t, keyCur), rotation.StageCurrent, rotation.StagePending)
+	h.sm.Put(h.s, "v-prev", h.s.Values["v-prev"], rotation.StagePrevious)
 	for _, p := range numbers {
-		h.g.set(p, keyCur.PublicPEM(), graph.StatusValid)
+		h.g.Set(p, keyCur.PublicPEM(), graph.StatusValid)
 	}
 }
 
@@ -136,7 +144,7 @@ func (h *harness) pending(t *testing.T, id string, p *keypair.Pair) {
 	if p != nil {
 		v = h.doc(t, p)
 	}
-	h.sm.put(h.s, id, v, rotation.StagePending)
+	h.sm.Put(h.s, id, v, rotation.StagePending)
 }
 
 func (h *harness) run(t *testing.T, cmd Command) (any, error) {
@@ -165,10 +173,10 @@ func (h *harness) status(t *testing.T) *StatusReport {
 
 func (h *harness) assertNoWrites(t *testing.T) {
 	t.Helper()
-	if w := h.sm.writes(); len(w) != 0 {
+	if w := h.sm.Writes(); len(w) != 0 {
 		t.Errorf("Secrets Manager writes: %v", w)
 	}
-	up, _ := h.g.counts()
+	up, _ := h.g.Counts()
 	if len(up) != 0 {
 		t.Errorf("Graph uploads: %v", up)
 	}

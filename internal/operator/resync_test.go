@@ -8,6 +8,7 @@ import (
 
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/rotation"
+	"github.com/flowkey/flowkey/internal/secretsfake"
 )
 
 func resync(t *testing.T, h *harness, dryRun bool) *ResyncReport {
@@ -32,10 +33,10 @@ func actions(r *ResyncReport) map[string]string {
 func drifted(t *testing.T) *harness {
 	h := newHarness(t, map[string]any{"phone_number_ids": phones})
 	h.standard(t, phones...)
-	h.g.set(phones[1], keyForeign.PublicPEM(), graph.StatusValid) // matches none
-	h.g.set(phones[2], keyCur.PublicPEM(), graph.StatusMismatch)  // MISMATCH
-	h.g.set(phones[3], keyPrev.PublicPEM(), graph.StatusValid)    // AWSPREVIOUS, no rotation
-	h.g.fault("get", phones[4], graphErr("get", phones[4], 500, 0, 0, true))
+	h.g.Set(phones[1], keyForeign.PublicPEM(), graph.StatusValid) // matches none
+	h.g.Set(phones[2], keyCur.PublicPEM(), graph.StatusMismatch)  // MISMATCH
+	h.g.Set(phones[3], keyPrev.PublicPEM(), graph.StatusValid)    // AWSPREVIOUS, no rotation
+	h.g.Fault("get", phones[4], graphErr("get", phones[4], 500, 0, 0, true))
 	return h
 }
 
@@ -66,7 +67,7 @@ func TestResyncRepairsExactlyTheDriftedNumbers(t *testing.T) {
 	if got := actions(r); !maps.Equal(got, want) {
 		t.Fatalf("actions %v, want %v", got, want)
 	}
-	up, gets := h.g.counts()
+	up, gets := h.g.Counts()
 	if want := map[string]int{phones[1]: 1, phones[2]: 1, phones[3]: 1}; !maps.Equal(up, want) {
 		t.Errorf("uploads %v, want %v", up, want)
 	}
@@ -80,7 +81,7 @@ func TestResyncRepairsExactlyTheDriftedNumbers(t *testing.T) {
 	if n := byID(t, r.Numbers, func(n ResyncNumber) string { return n.PhoneNumberID }, phones[4]); !strings.HasPrefix(n.Reason, "what Meta holds is unknown, so resync does not overwrite it") {
 		t.Errorf("skipped reason %q", n.Reason)
 	}
-	if w := h.sm.writes(); len(w) != 0 {
+	if w := h.sm.Writes(); len(w) != 0 {
 		t.Errorf("resync wrote the secret: %v", w)
 	}
 	if want := []string{"resync ok=false uploaded=3 verified=3 failed=0"}; !slices.Equal(h.metrics.commands, want) {
@@ -96,7 +97,7 @@ func TestResyncRepairsExactlyTheDriftedNumbers(t *testing.T) {
 	if !r.OK || r.Outcome != OutcomeNothingToDo || r.Message != "no number needs the AWSCURRENT key; nothing was written" {
 		t.Errorf("second resync: %+v", r)
 	}
-	if up2, _ := h.g.counts(); !maps.Equal(up, up2) {
+	if up2, _ := h.g.Counts(); !maps.Equal(up, up2) {
 		t.Errorf("a healthy secret got uploads: %v", up2)
 	}
 }
@@ -105,10 +106,10 @@ func TestResyncLeavesTheRotationInProgressAlone(t *testing.T) {
 	h := newHarness(t, map[string]any{"phone_number_ids": phones[:4]})
 	h.standard(t, phones[:4]...)
 	h.pending(t, "v-pend", keyPend)
-	h.g.set(phones[0], keyPend.PublicPEM(), graph.StatusValid)    // the rotation switched it: fine
-	h.g.set(phones[1], keyPend.PublicPEM(), graph.StatusMismatch) // the rotation's to fix
-	h.g.set(phones[2], keyPrev.PublicPEM(), graph.StatusValid)    // the rotation's setSecret replaces it
-	h.g.set(phones[3], keyForeign.PublicPEM(), graph.StatusValid) // drifted: repaired
+	h.g.Set(phones[0], keyPend.PublicPEM(), graph.StatusValid)    // the rotation switched it: fine
+	h.g.Set(phones[1], keyPend.PublicPEM(), graph.StatusMismatch) // the rotation's to fix
+	h.g.Set(phones[2], keyPrev.PublicPEM(), graph.StatusValid)    // the rotation's setSecret replaces it
+	h.g.Set(phones[3], keyForeign.PublicPEM(), graph.StatusValid) // drifted: repaired
 	r := resync(t, h, false)
 	want := map[string]string{phones[0]: ActionUnchanged, phones[1]: ActionSkipped, phones[2]: ActionSkipped, phones[3]: ActionRepaired}
 	if got := actions(r); !maps.Equal(got, want) {
@@ -117,7 +118,7 @@ func TestResyncLeavesTheRotationInProgressAlone(t *testing.T) {
 	if !r.RotationInProgress {
 		t.Error("rotation_in_progress is false")
 	}
-	if up, _ := h.g.counts(); !maps.Equal(up, map[string]int{phones[3]: 1}) {
+	if up, _ := h.g.Counts(); !maps.Equal(up, map[string]int{phones[3]: 1}) {
 		t.Errorf("uploads %v, want only %s", up, phones[3])
 	}
 	n := byID(t, r.Numbers, func(n ResyncNumber) string { return n.PhoneNumberID }, phones[1])
@@ -129,14 +130,14 @@ func TestResyncLeavesTheRotationInProgressAlone(t *testing.T) {
 func TestResyncNeverWritesToGoneNumbers(t *testing.T) {
 	h := newHarness(t, map[string]any{"waba_id": wabaID, "include_phone_number_ids": []string{phones[0], phones[1], phones[2]}})
 	h.standard(t, phones[0], phones[1])
-	h.g.waba = []graph.PhoneNumber{{ID: phones[0]}, {ID: phones[1]}}
-	h.g.set(phones[1], " ", graph.StatusMismatch)
+	h.g.AddWABA(graph.PhoneNumber{ID: phones[0]}, graph.PhoneNumber{ID: phones[1]})
+	h.g.Set(phones[1], " ", graph.StatusMismatch)
 	r := resync(t, h, false)
 	want := map[string]string{phones[0]: ActionUnchanged, phones[1]: ActionRepaired, phones[2]: ActionSkipped}
 	if got := actions(r); !maps.Equal(got, want) {
 		t.Fatalf("actions %v, want %v", got, want)
 	}
-	if up, gets := h.g.counts(); up[phones[2]]+gets[phones[2]] != 0 {
+	if up, gets := h.g.Counts(); up[phones[2]]+gets[phones[2]] != 0 {
 		t.Error("a gone number was called")
 	}
 }
@@ -145,12 +146,10 @@ func TestResyncReportsFailedUploadsAndVerifications(t *testing.T) {
 	h := newHarness(t, nil)
 	h.standard(t, phones[:3]...)
 	for _, p := range phones[:3] {
-		h.g.set(p, keyForeign.PublicPEM(), graph.StatusValid)
+		h.g.Set(p, keyForeign.PublicPEM(), graph.StatusValid)
 	}
-	h.g.fault("upload", phones[0], graphErr("upload", phones[0], 400, 100, 0, false))
-	h.g.mu.Lock()
-	h.g.stale[phones[1]] = 1 << 20 // Meta keeps showing the old key
-	h.g.mu.Unlock()
+	h.g.Fault("upload", phones[0], graphErr("upload", phones[0], 400, 100, 0, false))
+	h.g.SetLag(phones[1], 1<<20) // Meta keeps showing the old key
 	r := resync(t, h, false)
 	want := map[string]string{phones[0]: ActionFailed, phones[1]: ActionFailed, phones[2]: ActionRepaired}
 	if got := actions(r); !maps.Equal(got, want) {
@@ -176,12 +175,12 @@ func TestResyncReportsFailedUploadsAndVerifications(t *testing.T) {
 
 func TestResyncAbortsWhenALabelMovesWhileItReads(t *testing.T) {
 	h := drifted(t)
-	h.sm.onDescribe = func(n int, s *fakeSecret) {
+	h.sm.OnDescribe = func(n int, s *secretsfake.Secret) {
 		if n == 2 { // resync's re-check before writing
 			v := h.doc(t, keyPend)
-			s.values["v-new"] = v
-			s.detach(rotation.StagePending)
-			s.stages["v-new"] = []string{rotation.StagePending}
+			s.Values["v-new"] = v
+			s.Detach(rotation.StagePending)
+			s.Stages["v-new"] = []string{rotation.StagePending}
 		}
 	}
 	r := resync(t, h, false)
@@ -194,9 +193,9 @@ func TestResyncAbortsWhenALabelMovesWhileItReads(t *testing.T) {
 func TestResyncRefusesWithoutACurrentKey(t *testing.T) {
 	for _, dry := range []bool{true, false} {
 		h := newHarness(t, nil)
-		h.sm.put(h.s, "v0", h.doc(t, nil), rotation.StageCurrent)
+		h.sm.Put(h.s, "v0", h.doc(t, nil), rotation.StageCurrent)
 		for _, p := range phones[:3] {
-			h.g.set(p, " ", graph.StatusMismatch)
+			h.g.Set(p, " ", graph.StatusMismatch)
 		}
 		_, err := h.run(t, Command{Name: CommandResync, DryRun: dry})
 		want := "resync: AWSCURRENT version v0 of " + h.arn + ` holds no key (configuration only), so there is nothing to re-upload; fix: start the first rotation with {"command":"rotate"}`

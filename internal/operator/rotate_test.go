@@ -11,6 +11,7 @@ import (
 
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/rotation"
+	"github.com/flowkey/flowkey/internal/secretsfake"
 )
 
 func rotateNow(t *testing.T, h *harness) *RotateReport {
@@ -30,22 +31,20 @@ func TestRotateStartsARotationAndReturnsAtOnce(t *testing.T) {
 	if !r.OK || r.Outcome != OutcomeStarted || r.VersionID != v || r.SecretARN != h.arn {
 		t.Fatalf("got %+v", r)
 	}
-	if len(h.sm.rotateInputs) != 1 {
-		t.Fatalf("%d RotateSecret calls, want 1", len(h.sm.rotateInputs))
+	if len(h.sm.RotateInputs()) != 1 {
+		t.Fatalf("%d RotateSecret calls, want 1", len(h.sm.RotateInputs()))
 	}
-	in := h.sm.rotateInputs[0]
+	in := h.sm.RotateInputs()[0]
 	if aws.ToString(in.SecretId) != h.arn || !aws.ToBool(in.RotateImmediately) || in.RotationLambdaARN != nil || in.RotationRules != nil {
 		t.Errorf("RotateSecret input: secret %s, immediately %v, lambda %v, rules %v", aws.ToString(in.SecretId), aws.ToBool(in.RotateImmediately), in.RotationLambdaARN, in.RotationRules)
 	}
 	// It does not wait: nothing is read after RotateSecret, and the new
 	// version is still the empty one Secrets Manager staged.
-	h.sm.mu.Lock()
-	ops := slices.Clone(h.sm.ops)
-	h.sm.mu.Unlock()
+	ops := h.sm.Ops()
 	if want := []string{"DescribeSecret", "RotateSecret"}; !slices.Equal(ops, want) {
 		t.Errorf("Secrets Manager calls %v, want %v", ops, want)
 	}
-	if up, gets := h.g.counts(); len(up)+len(gets) != 0 {
+	if up, gets := h.g.Counts(); len(up)+len(gets) != 0 {
 		t.Errorf("Graph calls: uploads %v, gets %v", up, gets)
 	}
 	for _, s := range []string{"does not wait", "{\"command\":\"status\"}", "aws secretsmanager describe-secret --secret-id " + h.arn, "versions.AWSCURRENT.version_id is " + v, functionName} {
@@ -81,18 +80,18 @@ func TestRotateDuringAnIncompleteRotation(t *testing.T) {
 		message    string
 	}{
 		{"a number holds the pending key, another cannot be read", true, func(h *harness) {
-			h.g.set(phones[0], keyPend.PublicPEM(), graph.StatusValid)
-			h.g.fault("get", phones[2], graphErr("get", phones[2], 503, 131000, 0, true))
+			h.g.Set(phones[0], keyPend.PublicPEM(), graph.StatusValid)
+			h.g.Fault("get", phones[2], graphErr("get", phones[2], 503, 131000, 0, true))
 		}, []string{phones[0]}, []string{phones[2]}, false,
 			"not started: a previous rotation is incomplete (AWSPENDING is on version " + pend + ", AWSCURRENT on v-cur); phone numbers " + phones[0] + " hold its key; phone numbers " + phones[2] + " could not be read and may hold it: complete that rotation, do not abandon it"},
 		{"no number holds it but one cannot be read", true, func(h *harness) {
-			h.g.fault("get", phones[1], graphErr("get", phones[1], 500, 0, 0, true))
+			h.g.Fault("get", phones[1], graphErr("get", phones[1], 500, 0, 0, true))
 		}, nil, []string{phones[1]}, false,
 			"not started: a previous rotation is incomplete (AWSPENDING is on version " + pend + ", AWSCURRENT on v-cur); phone numbers " + phones[1] + " could not be read and may hold it: complete that rotation, do not abandon it"},
 		{"every number read, none holds it", true, func(h *harness) {}, nil, nil, true,
 			"not started: a previous rotation is incomplete (AWSPENDING is on version " + pend + ", AWSCURRENT on v-cur); no phone number holds the pending key (every number was read), so clearing it strands nothing"},
 		{"the pending version never got a key", false, func(h *harness) {
-			h.g.fault("get", phones[1], graphErr("get", phones[1], 500, 0, 0, true))
+			h.g.Fault("get", phones[1], graphErr("get", phones[1], 500, 0, 0, true))
 		}, nil, []string{phones[1]}, true,
 			"not started: a previous rotation is incomplete (AWSPENDING is on version " + pend + ", AWSCURRENT on v-cur); the pending version holds no key, so Meta cannot hold it, so clearing it strands nothing"},
 	}
@@ -110,7 +109,7 @@ func TestRotateDuringAnIncompleteRotation(t *testing.T) {
 			if r.OK || r.Outcome != OutcomeBlocked || r.PendingVersionID != pend || r.CurrentVersionID != "v-cur" || r.VersionID != "" {
 				t.Fatalf("got %+v", r)
 			}
-			if h.sm.calls("RotateSecret") != 0 {
+			if h.sm.Calls("RotateSecret") != 0 {
 				t.Error("RotateSecret was called during an incomplete rotation")
 			}
 			if !slices.Equal(r.HoldingPending, tc.holding) || !slices.Equal(r.Unknown, tc.unknown) || r.SafeToRemovePending != tc.safe {
@@ -147,13 +146,13 @@ func TestRotateDuringAnIncompleteRotation(t *testing.T) {
 func TestRotateMapsSecretsManagersRefusalToTheSameReport(t *testing.T) {
 	h := newHarness(t, nil)
 	h.standard(t, phones[:3]...)
-	h.g.set(phones[1], keyPend.PublicPEM(), graph.StatusValid)
+	h.g.Set(phones[1], keyPend.PublicPEM(), graph.StatusValid)
 	// Another caller starts a rotation between DescribeSecret and RotateSecret.
-	h.sm.beforeRotate = func(s *fakeSecret) {
+	h.sm.BeforeRotate = func(s *secretsfake.Secret) {
 		v := h.doc(t, keyPend)
-		s.values["v-other"] = v
-		s.detach(rotation.StagePending)
-		s.stages["v-other"] = []string{rotation.StagePending}
+		s.Values["v-other"] = v
+		s.Detach(rotation.StagePending)
+		s.Stages["v-other"] = []string{rotation.StagePending}
 	}
 	r := rotateNow(t, h)
 	if r.Outcome != OutcomeBlocked || r.PendingVersionID != "v-other" || !slices.Equal(r.HoldingPending, []string{phones[1]}) || r.SafeToRemovePending {
@@ -164,7 +163,7 @@ func TestRotateMapsSecretsManagersRefusalToTheSameReport(t *testing.T) {
 func TestRotateReportsOtherRotateSecretErrorsWithAFix(t *testing.T) {
 	h := newHarness(t, nil)
 	h.standard(t, phones[:3]...)
-	h.sm.fail["RotateSecret"] = &types.InvalidRequestException{Message: aws.String("No Lambda rotation function ARN is associated with this secret.")}
+	h.sm.FailAlways("RotateSecret", &types.InvalidRequestException{Message: aws.String("No Lambda rotation function ARN is associated with this secret.")})
 	_, err := h.run(t, Command{Name: CommandRotate})
 	want := "rotate: rotate-secret " + h.arn + ": InvalidRequestException: No Lambda rotation function ARN is associated with this secret.; fix: check that rotation is configured"
 	if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "lambda:InvokeFunction on the rotation function") {
@@ -176,9 +175,7 @@ func TestRotateBlockedWhenNoNumberCanBeReadNeverAdvisesRemoval(t *testing.T) {
 	h := newHarness(t, nil)
 	h.standard(t, phones[:3]...)
 	h.pending(t, "v-pend", keyPend)
-	h.sm.mu.Lock()
-	delete(h.sm.byName, tokenSecret)
-	h.sm.mu.Unlock()
+	h.sm.Delete(tokenSecret)
 	r := rotateNow(t, h)
 	if r.Outcome != OutcomeBlocked || r.SafeToRemovePending || !strings.Contains(r.NumbersError, "read access token secret "+tokenSecret) {
 		t.Fatalf("got %+v", r)

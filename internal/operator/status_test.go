@@ -26,7 +26,7 @@ func TestStatusOfAHealthySecretReadsEveryNumberOnceAndWritesNothing(t *testing.T
 			t.Errorf("%+v, want ok on AWSCURRENT", n)
 		}
 	}
-	_, gets := h.g.counts()
+	_, gets := h.g.Counts()
 	for _, p := range phones[:3] {
 		if gets[p] != 1 {
 			t.Errorf("%s read %d times, want 1", p, gets[p])
@@ -52,31 +52,29 @@ func TestStatusJudgesEachNumber(t *testing.T) {
 		reason   string
 		graphErr bool
 	}{
-		{"changed behind flowkey's back", false, func(h *harness) { h.g.set(p, keyForeign.PublicPEM(), graph.StatusValid) },
+		{"changed behind flowkey's back", false, func(h *harness) { h.g.Set(p, keyForeign.PublicPEM(), graph.StatusValid) },
 			StateDrifted, MatchNone, "Meta holds key " + keyForeign.Fingerprint().Short() + ", which matches no version of the secret", false},
-		{"forced MISMATCH on the current key", false, func(h *harness) { h.g.set(p, keyCur.PublicPEM(), graph.StatusMismatch) },
+		{"forced MISMATCH on the current key", false, func(h *harness) { h.g.Set(p, keyCur.PublicPEM(), graph.StatusMismatch) },
 			StateDrifted, rotation.StageCurrent, "Meta holds the AWSCURRENT key, but its signature status is MISMATCH, not VALID", false},
-		{"blank key, as Meta shows a re-registered number", false, func(h *harness) { h.g.set(p, " ", graph.StatusMismatch) },
+		{"blank key, as Meta shows a re-registered number", false, func(h *harness) { h.g.Set(p, " ", graph.StatusMismatch) },
 			StateDrifted, MatchNone, "Meta holds no key for this number", false},
 		{"unusable key", false, func(h *harness) {
-			h.g.set(p, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", graph.StatusValid)
+			h.g.Set(p, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", graph.StatusValid)
 		},
 			StateDrifted, MatchNone, "Meta holds a key flowkey cannot use: business_public_key is not a valid PKIX public key", false},
-		{"previous key, no rotation", false, func(h *harness) { h.g.set(p, keyPrev.PublicPEM(), graph.StatusValid) },
+		{"previous key, no rotation", false, func(h *harness) { h.g.Set(p, keyPrev.PublicPEM(), graph.StatusValid) },
 			StateDrifted, rotation.StagePrevious, "Meta holds the AWSPREVIOUS key " + keyPrev.Fingerprint().Short() + ", whose private key leaves the secret at the next rotation", false},
-		{"previous key during a rotation", true, func(h *harness) { h.g.set(p, keyPrev.PublicPEM(), graph.StatusValid) },
+		{"previous key during a rotation", true, func(h *harness) { h.g.Set(p, keyPrev.PublicPEM(), graph.StatusValid) },
 			StateDrifted, rotation.StagePrevious, "a rotation is in progress and its setSecret uploads the new key to this number", false},
-		{"pending key during a rotation", true, func(h *harness) { h.g.set(p, keyPend.PublicPEM(), graph.StatusValid) },
+		{"pending key during a rotation", true, func(h *harness) { h.g.Set(p, keyPend.PublicPEM(), graph.StatusValid) },
 			StateOK, rotation.StagePending, "", false},
-		{"pending key with MISMATCH during a rotation", true, func(h *harness) { h.g.set(p, keyPend.PublicPEM(), graph.StatusMismatch) },
+		{"pending key with MISMATCH during a rotation", true, func(h *harness) { h.g.Set(p, keyPend.PublicPEM(), graph.StatusMismatch) },
 			StateDrifted, rotation.StagePending, "the key of the rotation in progress (AWSPENDING), but its signature status is MISMATCH", false},
 		{"GET fails", false, func(h *harness) {
-			h.g.fault("get", p, graphErr("get", p, 503, 131000, 0, true))
+			h.g.Fault("get", p, graphErr("get", p, 503, 131000, 0, true))
 		}, StateUnreadable, MatchUnknown, "the GET of its key failed, so what Meta holds is unknown: graph get " + p + ": HTTP 503 code 131000", true},
 		{"number deleted", false, func(h *harness) {
-			h.g.mu.Lock()
-			delete(h.g.keys, p)
-			h.g.mu.Unlock()
+			h.g.Remove(p)
 		}, StateGone, MatchUnknown, "Graph says the number does not exist for this business (deleted or moved); flowkey never writes to it; fix: remove it from config.phone_number_ids", true},
 	}
 	for _, tc := range tests {
@@ -120,7 +118,7 @@ func TestStatusJudgesEachNumber(t *testing.T) {
 func TestStatusGraphErrorFields(t *testing.T) {
 	h := newHarness(t, nil)
 	h.standard(t, phones[:3]...)
-	h.g.fault("get", phones[0], graphErr("get", phones[0], 403, 10, 2494, false))
+	h.g.Fault("get", phones[0], graphErr("get", phones[0], 403, 10, 2494, false))
 	r := h.status(t)
 	b, _ := json.Marshal(numberOf(r, t, phones[0]).GraphError)
 	want := `{"message":"graph get ` + phones[0] + `: HTTP 403 code 10 subcode 2494 (OAuthException): test failure [fbtrace_id AbCdEf] after 1 attempt","http_status":403,"code":10,"subcode":2494,"fbtrace_id":"AbCdEf","retryable":false}`
@@ -133,15 +131,15 @@ func TestStatusInWABAModeListsTheWABAEveryTimeAndReportsGoneNumbers(t *testing.T
 	h := newHarness(t, map[string]any{"waba_id": wabaID, "exclude_phone_number_ids": []string{phones[4]}})
 	h.standard(t, phones[0], phones[1], phones[4])
 	for _, p := range phones[:2] {
-		h.g.waba = append(h.g.waba, graph.PhoneNumber{ID: p})
+		h.g.AddWABA(graph.PhoneNumber{ID: p})
 	}
 	if r := h.status(t); !r.OK || len(r.Numbers) != 2 || r.WABAID != wabaID {
 		t.Fatalf("want 2 healthy numbers, got %+v", r)
 	}
 	// A number joins the WABA: it holds no key yet, so it is drifted until
 	// the next rotation or resync.
-	h.g.waba = append(h.g.waba, graph.PhoneNumber{ID: phones[2]}, graph.PhoneNumber{ID: phones[4]})
-	h.g.set(phones[2], " ", graph.StatusMismatch)
+	h.g.AddWABA(graph.PhoneNumber{ID: phones[2]}, graph.PhoneNumber{ID: phones[4]})
+	h.g.Set(phones[2], " ", graph.StatusMismatch)
 	r := h.status(t)
 	if n := numberOf(r, t, phones[2]); n.State != StateDrifted || n.Matches != MatchNone {
 		t.Errorf("new number: %+v", n)
@@ -154,13 +152,13 @@ func TestStatusInWABAModeListsTheWABAEveryTimeAndReportsGoneNumbers(t *testing.T
 	// never read.
 	h2 := newHarness(t, map[string]any{"waba_id": wabaID, "include_phone_number_ids": []string{phones[0], phones[3]}})
 	h2.standard(t, phones[0], phones[3])
-	h2.g.waba = []graph.PhoneNumber{{ID: phones[0]}, {ID: phones[1]}}
+	h2.g.AddWABA(graph.PhoneNumber{ID: phones[0]}, graph.PhoneNumber{ID: phones[1]})
 	r = h2.status(t)
 	n := numberOf(r, t, phones[3])
 	if n.State != StateGone || !strings.Contains(n.Reason, "listed in config.include_phone_number_ids but no longer in WABA "+wabaID+"; flowkey never writes to it") {
 		t.Errorf("left number: %+v", n)
 	}
-	if _, gets := h2.g.counts(); gets[phones[3]] != 0 || gets[phones[1]] != 0 {
+	if _, gets := h2.g.Counts(); gets[phones[3]] != 0 || gets[phones[1]] != 0 {
 		t.Errorf("reads %v: a gone or not included number was read", gets)
 	}
 	if r.OK || r.Drifted != 1 || len(r.Numbers) != 2 {
@@ -170,9 +168,9 @@ func TestStatusInWABAModeListsTheWABAEveryTimeAndReportsGoneNumbers(t *testing.T
 
 func TestStatusOfAConfigurationOnlySecret(t *testing.T) {
 	h := newHarness(t, nil)
-	h.sm.put(h.s, "v0", h.doc(t, nil), rotation.StageCurrent)
+	h.sm.Put(h.s, "v0", h.doc(t, nil), rotation.StageCurrent)
 	for _, p := range phones[:3] {
-		h.g.set(p, " ", graph.StatusMismatch)
+		h.g.Set(p, " ", graph.StatusMismatch)
 	}
 	r := h.status(t)
 	if r.OK || len(r.Reasons) != 4 || r.Reasons[0] != `AWSCURRENT version v0 holds no key yet (configuration only): start the first rotation with {"command":"rotate"}` {
@@ -183,16 +181,14 @@ func TestStatusOfAConfigurationOnlySecret(t *testing.T) {
 func TestStatusFailsWhenItCannotReadTheNumbers(t *testing.T) {
 	h := newHarness(t, map[string]any{"waba_id": wabaID})
 	h.standard(t)
-	h.g.fault("list", wabaID, graphErr("list", wabaID, 400, 190, 463, false))
+	h.g.Fault("list", wabaID, graphErr("list", wabaID, 400, 190, 463, false))
 	_, err := h.run(t, Command{Name: CommandStatus})
 	if err == nil || !strings.HasPrefix(err.Error(), "status: list phone numbers of WABA "+wabaID+": graph list "+wabaID+": HTTP 400 code 190 subcode 463") {
 		t.Fatalf("got %v", err)
 	}
 	h2 := newHarness(t, nil)
 	h2.standard(t)
-	h2.sm.mu.Lock()
-	delete(h2.sm.byName, tokenSecret)
-	h2.sm.mu.Unlock()
+	h2.sm.Delete(tokenSecret)
 	if _, err := h2.run(t, Command{Name: CommandStatus}); err == nil || !strings.Contains(err.Error(), "read access token secret "+tokenSecret) {
 		t.Fatalf("got %v", err)
 	}
@@ -204,7 +200,7 @@ func TestStatusFailsWhenItCannotReadTheNumbers(t *testing.T) {
 func TestStatusResultShape(t *testing.T) {
 	h := newHarness(t, nil)
 	h.standard(t, phones[:3]...)
-	h.g.set(phones[1], keyForeign.PublicPEM(), graph.StatusValid)
+	h.g.Set(phones[1], keyForeign.PublicPEM(), graph.StatusValid)
 	out, err := h.run(t, Command{Name: CommandStatus})
 	if err != nil {
 		t.Fatal(err)

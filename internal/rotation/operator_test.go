@@ -21,7 +21,7 @@ func TestResolveNumbersReportsIncludedNumbersThatLeftTheWABA(t *testing.T) {
 		"access_token_secret_id":   tokenSecret}})
 	h := newHarness(t, string(doc), phones...)
 	for _, p := range phones {
-		h.g.waba = append(h.g.waba, graph.PhoneNumber{ID: p})
+		h.g.AddWABA(graph.PhoneNumber{ID: p})
 	}
 	cur, err := h.rot.LoadDocument(context.Background(), h.arn, "", StageCurrent)
 	if err != nil {
@@ -42,7 +42,7 @@ func TestResolveNumbersReportsIncludedNumbersThatLeftTheWABA(t *testing.T) {
 
 func TestLoadDocumentOfAnEmptyPendingVersionIsNotFound(t *testing.T) {
 	h := newHarness(t, configOnly(phones...), phones...)
-	h.sm.stagePending(h.arn, "v1", nil)
+	h.sm.StagePending(h.arn, "v1", nil)
 	_, err := h.rot.LoadDocument(context.Background(), h.arn, "v1", StagePending)
 	var nf *types.ResourceNotFoundException
 	if !errors.As(err, &nf) {
@@ -55,14 +55,12 @@ func TestVerifyJudgesANumberAsTestSecretDoes(t *testing.T) {
 	if err := h.rotate(t, "v1"); err != nil {
 		t.Fatal(err)
 	}
-	cur := h.sm.doc(t, h.arn, StageCurrent)
+	cur := h.doc(t, StageCurrent)
 	auth, err := h.rot.GraphAuth(context.Background(), cur.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.g.mu.Lock()
-	h.g.keys[phones[1]] = testPairs[3].PublicPEM()
-	h.g.mu.Unlock()
+	h.g.SetKey(phones[1], testPairs[3].PublicPEM())
 	res := h.rot.Verify(context.Background(), auth, phones[:2], cur.Key)
 	if res[0].Err != nil {
 		t.Errorf("%s holds the current key, got %v", phones[0], res[0].Err)

@@ -16,8 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/flowkey/flowkey/internal/graph"
+	"github.com/flowkey/flowkey/internal/graphfake"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/secretdoc"
+	"github.com/flowkey/flowkey/internal/secretsfake"
 )
 
 // testPairs is filled once by TestMain and only read afterwards.
@@ -40,8 +42,8 @@ const (
 var phones = []string{"106540352242922", "106540352242923", "106540352242924"}
 
 type harness struct {
-	sm   *fakeSecrets
-	g    *fakeGraph
+	sm   *secretsfake.Fake
+	g    *graphfake.Fake
 	keys *keyPool
 	rot  *Rotator
 	arn  string
@@ -55,9 +57,9 @@ func configOnly(ids ...string) string {
 
 func newHarness(t testing.TB, initial string, phoneIDs ...string) *harness {
 	t.Helper()
-	h := &harness{sm: newFakeSecrets(), g: newFakeGraph(phoneIDs...), keys: &keyPool{pairs: testPairs}, logs: &bytes.Buffer{}}
-	h.arn = h.sm.add("flowkey/key", initial, true)
-	h.sm.add(tokenSecret, tokenValue, false)
+	h := &harness{sm: secretsfake.New(t), g: graphfake.New(phoneIDs...), keys: &keyPool{pairs: testPairs}, logs: &bytes.Buffer{}}
+	h.arn = addSecret(h.sm, "flowkey/key", initial, true)
+	addSecret(h.sm, tokenSecret, tokenValue, false)
 	var err error
 	h.rot, err = New(h.sm, h.keys, h.g, Options{
 		Concurrency:      4,
@@ -88,7 +90,7 @@ func (h *harness) step(step, token string) error {
 // order, stop at the first failure.
 func (h *harness) rotate(t testing.TB, token string) error {
 	t.Helper()
-	h.sm.stagePending(h.arn, token, nil)
+	h.sm.StagePending(h.arn, token, nil)
 	for _, s := range []string{StepCreate, StepSet, StepTest, StepFinish} {
 		if err := h.step(s, token); err != nil {
 			return err
@@ -111,8 +113,8 @@ func (h *harness) assertInvariant(t *testing.T) {
 			held[d.Key.FingerprintSHA256] = true
 		}
 	}
-	for phone := range h.g.keys {
-		fp := h.g.heldFingerprint(phone)
+	for _, phone := range h.g.Numbers() {
+		fp := h.g.HeldFingerprint(phone)
 		if fp != "" && !held[fp] {
 			t.Errorf("invariant broken: %s holds %s, which is in neither AWSCURRENT nor AWSPENDING", phone, fp[:16])
 		}
@@ -124,34 +126,34 @@ func TestCleanRotationsMoveTheKeyAndCostNUploadsAndNReads(t *testing.T) {
 	if err := h.rotate(t, "v1"); err != nil {
 		t.Fatalf("first rotation: %v", err)
 	}
-	first := h.sm.doc(t, h.arn, StageCurrent)
+	first := h.doc(t, StageCurrent)
 	if first.Key == nil {
 		t.Fatal("AWSCURRENT holds no key after the first rotation")
 	}
 	for _, p := range phones {
-		if got := h.g.heldFingerprint(p); got != first.Key.FingerprintSHA256 {
+		if got := h.g.HeldFingerprint(p); got != first.Key.FingerprintSHA256 {
 			t.Errorf("%s holds %.16s, want %.16s", p, got, first.Key.FingerprintSHA256)
 		}
 	}
-	if up, get := h.g.counts(); up != len(phones) || get != len(phones) {
+	if up, get := h.g.Totals(); up != len(phones) || get != len(phones) {
 		t.Errorf("first rotation made %d uploads and %d reads, want %d and %d", up, get, len(phones), len(phones))
 	}
-	if !equalConfig(first.Config, h.sm.doc(t, h.arn, StagePrevious).Config) {
+	if !equalConfig(first.Config, h.doc(t, StagePrevious).Config) {
 		t.Error("configuration was not carried over")
 	}
 
 	if err := h.rotate(t, "v2"); err != nil {
 		t.Fatalf("second rotation: %v", err)
 	}
-	second := h.sm.doc(t, h.arn, StageCurrent)
+	second := h.doc(t, StageCurrent)
 	if second.Key.FingerprintSHA256 == first.Key.FingerprintSHA256 {
 		t.Fatal("second rotation kept the same key")
 	}
-	if prev := h.sm.doc(t, h.arn, StagePrevious); prev.Key.FingerprintSHA256 != first.Key.FingerprintSHA256 {
+	if prev := h.doc(t, StagePrevious); prev.Key.FingerprintSHA256 != first.Key.FingerprintSHA256 {
 		t.Error("AWSPREVIOUS does not hold the first key")
 	}
 	for _, p := range phones {
-		if got := h.g.heldFingerprint(p); got != second.Key.FingerprintSHA256 {
+		if got := h.g.HeldFingerprint(p); got != second.Key.FingerprintSHA256 {
 			t.Errorf("%s holds %.16s, want the second key", p, got)
 		}
 	}
@@ -166,16 +168,16 @@ func equalConfig(a, b secretdoc.Config) bool {
 
 func TestEveryStepRunTwiceGivesTheSameState(t *testing.T) {
 	h := newHarness(t, configOnly(phones...), phones...)
-	h.sm.stagePending(h.arn, "v1", nil)
+	h.sm.StagePending(h.arn, "v1", nil)
 	for _, s := range []string{StepCreate, StepSet, StepTest, StepFinish} {
 		if err := h.step(s, "v1"); err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
-		secretState, meta := h.sm.snapshot(h.arn), metaState(h.g)
+		secretState, meta := h.sm.Snapshot(h.arn), metaState(h.g)
 		if err := h.step(s, "v1"); err != nil {
 			t.Fatalf("%s again: %v", s, err)
 		}
-		if got := h.sm.snapshot(h.arn); got != secretState {
+		if got := h.sm.Snapshot(h.arn); got != secretState {
 			t.Errorf("%s again changed the secret:\nbefore\n%s\nafter\n%s", s, secretState, got)
 		}
 		if got := metaState(h.g); got != meta {
@@ -185,10 +187,10 @@ func TestEveryStepRunTwiceGivesTheSameState(t *testing.T) {
 	}
 }
 
-func metaState(g *fakeGraph) string {
+func metaState(g *graphfake.Fake) string {
 	var s []string
 	for _, p := range phones {
-		fp := g.heldFingerprint(p)
+		fp := g.HeldFingerprint(p)
 		if len(fp) > 16 {
 			fp = fp[:16]
 		}
@@ -208,13 +210,13 @@ func TestGuards(t *testing.T) {
 		{name: "unknown step fails before any call", ev: Event{Step: "rotateSecret", SecretID: "x", ClientRequestToken: "v1"}, wantErr: `Step "rotateSecret" is not a rotation step`},
 		{name: "missing fields are named", ev: Event{Step: StepCreate}, wantErr: "SecretId is missing"},
 		{name: "missing token is named", ev: Event{Step: StepCreate, SecretID: "x"}, wantErr: "ClientRequestToken is missing"},
-		{name: "rotation never enabled (nil)", setup: func(h *harness) { h.sm.secrets[h.arn].rotationEnabled = nil }, ev: Event{Step: StepCreate, ClientRequestToken: "v1"}, wantErr: "rotation is not enabled", wantCalls: 1},
-		{name: "rotation disabled", setup: func(h *harness) { h.sm.secrets[h.arn].rotationEnabled = aws.Bool(false) }, ev: Event{Step: StepCreate, ClientRequestToken: "v1"}, wantErr: "rotation is not enabled", wantCalls: 1},
+		{name: "rotation never enabled (nil)", setup: func(h *harness) { h.sm.Secret(h.arn).RotationEnabled = nil }, ev: Event{Step: StepCreate, ClientRequestToken: "v1"}, wantErr: "rotation is not enabled", wantCalls: 1},
+		{name: "rotation disabled", setup: func(h *harness) { h.sm.Secret(h.arn).RotationEnabled = aws.Bool(false) }, ev: Event{Step: StepCreate, ClientRequestToken: "v1"}, wantErr: "rotation is not enabled", wantCalls: 1},
 		{name: "token not a version", ev: Event{Step: StepSet, ClientRequestToken: "nope"}, wantErr: "no version with this ID", wantCalls: 1},
 		{name: "token already current succeeds doing nothing", ev: Event{Step: StepSet, ClientRequestToken: "v0-flowkey/key"}, wantCalls: 1},
 		{name: "token not pending fails", setup: func(h *harness) {
-			s := h.sm.secrets[h.arn]
-			s.values["old"], s.stages["old"] = aws.String(configOnly(phones...)), []string{StagePrevious}
+			s := h.sm.Secret(h.arn)
+			s.Values["old"], s.Stages["old"] = aws.String(configOnly(phones...)), []string{StagePrevious}
 		}, ev: Event{Step: StepTest, ClientRequestToken: "old"}, wantErr: "not staged AWSPENDING", wantCalls: 1},
 	}
 	for _, tc := range tests {
@@ -226,7 +228,7 @@ func TestGuards(t *testing.T) {
 			if tc.ev.ClientRequestToken != "" && tc.ev.SecretID == "" {
 				tc.ev.SecretID = h.arn
 			}
-			before := h.sm.snapshot(h.arn)
+			before := h.sm.Snapshot(h.arn)
 			err := h.rot.Handle(context.Background(), tc.ev)
 			switch {
 			case tc.wantErr == "" && err != nil:
@@ -234,17 +236,13 @@ func TestGuards(t *testing.T) {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
 			}
-			calls := 0
-			for _, n := range h.sm.calls {
-				calls += n
+			if calls := h.sm.TotalCalls(); calls != tc.wantCalls {
+				t.Errorf("made %d Secrets Manager calls (%v), want %d", calls, h.sm.Ops(), tc.wantCalls)
 			}
-			if calls != tc.wantCalls {
-				t.Errorf("made %d Secrets Manager calls (%v), want %d", calls, h.sm.calls, tc.wantCalls)
-			}
-			if up, get := h.g.counts(); up+get != 0 {
+			if up, get := h.g.Totals(); up+get != 0 {
 				t.Errorf("made %d Graph calls, want none", up+get)
 			}
-			if after := h.sm.snapshot(h.arn); after != before {
+			if after := h.sm.Snapshot(h.arn); after != before {
 				t.Errorf("guard changed the secret:\n%s\n->\n%s", before, after)
 			}
 		})
@@ -260,9 +258,9 @@ func TestSetSecretFailureRollsBackSwitchedNumbers(t *testing.T) {
 	if err := h.rotate(t, "v1"); err != nil {
 		t.Fatal(err)
 	}
-	current := h.sm.doc(t, h.arn, StageCurrent).Key.FingerprintSHA256
+	current := h.doc(t, StageCurrent).Key.FingerprintSHA256
 	bad := phones[1]
-	h.g.fault("upload", bad, graphErr("upload", bad, 400, 100, 0, false))
+	h.g.Fault("upload", bad, graphErr("upload", bad, 400, 100, 0, false))
 
 	err := h.rotate(t, "v2")
 	var se *StepError
@@ -278,27 +276,27 @@ func TestSetSecretFailureRollsBackSwitchedNumbers(t *testing.T) {
 		}
 	}
 	for _, p := range phones {
-		if got := h.g.heldFingerprint(p); got != current {
+		if got := h.g.HeldFingerprint(p); got != current {
 			t.Errorf("%s holds %.16s after rollback, want the current key %.16s", p, got, current)
 		}
 	}
-	if h.g.uploads[bad] != 2 {
-		t.Errorf("the refused number got %d uploads; a definite refusal needs no rollback upload", h.g.uploads[bad])
+	if h.g.Uploads(bad) != 2 {
+		t.Errorf("the refused number got %d uploads; a definite refusal needs no rollback upload", h.g.Uploads(bad))
 	}
-	if h.sm.doc(t, h.arn, StageCurrent).Key.FingerprintSHA256 != current {
+	if h.doc(t, StageCurrent).Key.FingerprintSHA256 != current {
 		t.Error("AWSCURRENT moved after a failed rotation")
 	}
 	h.assertInvariant(t)
 
 	// Secrets Manager retries the whole rotation with the same token; the
 	// fault is gone and the stored pending key is reused.
-	pending := h.sm.doc(t, h.arn, StagePending).Key.FingerprintSHA256
+	pending := h.doc(t, StagePending).Key.FingerprintSHA256
 	for _, s := range []string{StepCreate, StepSet, StepTest, StepFinish} {
 		if err := h.step(s, "v2"); err != nil {
 			t.Fatalf("retry %s: %v", s, err)
 		}
 	}
-	if got := h.sm.doc(t, h.arn, StageCurrent).Key.FingerprintSHA256; got != pending {
+	if got := h.doc(t, StageCurrent).Key.FingerprintSHA256; got != pending {
 		t.Error("the retried rotation did not finish with the key stored by the first attempt")
 	}
 	h.assertInvariant(t)
@@ -311,7 +309,7 @@ func TestSetSecretRollsBackAnUploadWhoseOutcomeIsUnknown(t *testing.T) {
 	}
 	bad := phones[2]
 	// A 503 after retries may have landed at Meta: it must be rolled back too.
-	h.g.fault("upload", bad, graphErr("upload", bad, 503, 0, 0, true))
+	h.g.Fault("upload", bad, graphErr("upload", bad, 503, 0, 0, true))
 	err := h.rotate(t, "v2")
 	if err == nil || !strings.Contains(err.Error(), "Put the AWSCURRENT key back on 3 numbers") {
 		t.Fatalf("want all 3 numbers rolled back, got %v", err)
@@ -328,7 +326,7 @@ func TestSetSecretRollsBackARefusalThatFollowedAnUncertainAttempt(t *testing.T) 
 	// The first attempt timed out (it may have landed); the retry was
 	// rate-limited. The number must be rolled back all the same.
 	refused := &graph.Error{Op: "upload", Object: bad, HTTPStatus: 400, Code: 80007, RateLimited: true, Attempts: 2, Message: "scripted"}
-	h.g.fault("upload", bad, refused)
+	h.g.Fault("upload", bad, refused)
 	err := h.rotate(t, "v2")
 	if err == nil || !strings.Contains(err.Error(), "Put the AWSCURRENT key back on 3 numbers") {
 		t.Fatalf("want every number rolled back, got %v", err)
@@ -338,7 +336,7 @@ func TestSetSecretRollsBackARefusalThatFollowedAnUncertainAttempt(t *testing.T) 
 
 func TestFirstRotationFailureKeepsPendingBecauseThereIsNothingToRollBackTo(t *testing.T) {
 	h := newHarness(t, configOnly(phones...), phones...)
-	h.g.fault("upload", phones[0], graphErr("upload", phones[0], 400, 100, 33, false))
+	h.g.Fault("upload", phones[0], graphErr("upload", phones[0], 400, 100, 33, false))
 	err := h.rotate(t, "v1")
 	if err == nil || !strings.Contains(err.Error(), "no AWSCURRENT key to put back") || !strings.Contains(err.Error(), "subcode 33") {
 		t.Fatalf("want a first-rotation failure that explains itself, got %v", err)
@@ -356,11 +354,11 @@ func TestTestSecret(t *testing.T) {
 		wantErr string
 		gets    int // reads of phones[0], when > 0
 	}{
-		{name: "lag shorter than the deadline", setup: func(h *harness) { h.g.lag[phones[0]] = 2 }, gets: 3},
-		{name: "persistent MISMATCH", setup: func(h *harness) { h.g.status[phones[0]] = graph.StatusMismatch }, wantErr: `status "MISMATCH"`},
-		{name: "another key behind our back", setup: func(h *harness) { h.g.keys[phones[0]] = testPairs[3].PublicPEM() }, wantErr: "want"},
-		{name: "auth error is not polled", setup: func(h *harness) { h.g.fault("get", phones[0], graphErr("get", phones[0], 401, 190, 0, false)) }, wantErr: "graph code 190", gets: 1},
-		{name: "transient error is polled through", setup: func(h *harness) { h.g.fault("get", phones[0], graphErr("get", phones[0], 500, 0, 0, true)) }, gets: 2},
+		{name: "lag shorter than the deadline", setup: func(h *harness) { h.g.SetLag(phones[0], 2) }, gets: 3},
+		{name: "persistent MISMATCH", setup: func(h *harness) { h.g.SetStatus(phones[0], graph.StatusMismatch) }, wantErr: `status "MISMATCH"`},
+		{name: "another key behind our back", setup: func(h *harness) { h.g.SetKey(phones[0], testPairs[3].PublicPEM()) }, wantErr: "want"},
+		{name: "auth error is not polled", setup: func(h *harness) { h.g.Fault("get", phones[0], graphErr("get", phones[0], 401, 190, 0, false)) }, wantErr: "graph code 190", gets: 1},
+		{name: "transient error is polled through", setup: func(h *harness) { h.g.Fault("get", phones[0], graphErr("get", phones[0], 500, 0, 0, true)) }, gets: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -368,14 +366,14 @@ func TestTestSecret(t *testing.T) {
 			if err := h.rotate(t, "v1"); err != nil {
 				t.Fatal(err)
 			}
-			current := h.sm.doc(t, h.arn, StageCurrent).Key.FingerprintSHA256
-			h.sm.stagePending(h.arn, "v2", nil)
+			current := h.doc(t, StageCurrent).Key.FingerprintSHA256
+			h.sm.StagePending(h.arn, "v2", nil)
 			for _, s := range []string{StepCreate, StepSet} {
 				if err := h.step(s, "v2"); err != nil {
 					t.Fatal(err)
 				}
 			}
-			h.g.gets = map[string]int{}
+			h.g.ResetCounts()
 			tc.setup(h)
 			err := h.step(StepTest, "v2")
 			if tc.wantErr == "" {
@@ -387,7 +385,7 @@ func TestTestSecret(t *testing.T) {
 					t.Fatalf("want an error naming %s and %q, got %v", phones[0], tc.wantErr, err)
 				}
 				for _, p := range phones {
-					if got := h.g.heldFingerprint(p); got != current {
+					if got := h.g.HeldFingerprint(p); got != current {
 						t.Errorf("%s not rolled back to the current key", p)
 					}
 				}
@@ -395,8 +393,8 @@ func TestTestSecret(t *testing.T) {
 					t.Errorf("finishSecret after a failed test: want refusal, got %v", ferr)
 				}
 			}
-			if tc.gets > 0 && h.g.gets[phones[0]] != tc.gets {
-				t.Errorf("read %s %d times, want %d", phones[0], h.g.gets[phones[0]], tc.gets)
+			if tc.gets > 0 && h.g.Gets(phones[0]) != tc.gets {
+				t.Errorf("read %s %d times, want %d", phones[0], h.g.Gets(phones[0]), tc.gets)
 			}
 			h.assertInvariant(t)
 		})
@@ -410,37 +408,37 @@ func TestTestSecretAloneVerifiesTheCurrentKeyAndUploadsNothing(t *testing.T) {
 	}
 	// RotateImmediately=false: a pending copy of the current value.
 	cur, _ := h.sm.GetSecretValue(context.Background(), secretsGet(h.arn, StageCurrent))
-	h.sm.stagePending(h.arn, "check", cur.SecretString)
-	up0, get0 := h.g.counts()
+	h.sm.StagePending(h.arn, "check", cur.SecretString)
+	up0, get0 := h.g.Totals()
 	if err := h.step(StepTest, "check"); err != nil {
 		t.Fatalf("testSecret alone: %v", err)
 	}
-	if up, get := h.g.counts(); up != up0 || get-get0 != len(phones) {
+	if up, get := h.g.Totals(); up != up0 || get-get0 != len(phones) {
 		t.Errorf("made %d uploads and %d reads, want 0 and %d", up-up0, get-get0, len(phones))
 	}
-	h.g.status[phones[1]] = graph.StatusMismatch
+	h.g.SetStatus(phones[1], graph.StatusMismatch)
 	err := h.step(StepTest, "check")
 	if err == nil || !strings.Contains(err.Error(), "nothing was uploaded") {
 		t.Fatalf("want a verification-only failure, got %v", err)
 	}
-	if up, _ := h.g.counts(); up != up0 {
+	if up, _ := h.g.Totals(); up != up0 {
 		t.Error("a verification-only testSecret uploaded")
 	}
 }
 
 func TestFinishSecretRefusesAnUnverifiedVersion(t *testing.T) {
 	h := newHarness(t, configOnly(phones...), phones...)
-	h.sm.stagePending(h.arn, "v1", nil)
+	h.sm.StagePending(h.arn, "v1", nil)
 	if err := h.step(StepCreate, "v1"); err != nil {
 		t.Fatal(err)
 	}
-	before := h.sm.snapshot(h.arn)
+	before := h.sm.Snapshot(h.arn)
 	err := h.step(StepFinish, "v1")
 	var ge *GuardError
 	if !errors.As(err, &ge) {
 		t.Fatalf("want *GuardError, got %v", err)
 	}
-	if h.sm.snapshot(h.arn) != before {
+	if h.sm.Snapshot(h.arn) != before {
 		t.Error("a refused finishSecret changed the secret")
 	}
 }
@@ -449,52 +447,52 @@ func TestCreateSecret(t *testing.T) {
 	t.Run("generator failure changes nothing", func(t *testing.T) {
 		h := newHarness(t, configOnly(phones...), phones...)
 		h.keys.fail = errors.New("kms: connection refused")
-		h.sm.stagePending(h.arn, "v1", nil)
-		before := h.sm.snapshot(h.arn)
+		h.sm.StagePending(h.arn, "v1", nil)
+		before := h.sm.Snapshot(h.arn)
 		if err := h.step(StepCreate, "v1"); err == nil || !strings.Contains(err.Error(), "generate key pair") {
 			t.Fatalf("want a generation error, got %v", err)
 		}
-		if h.sm.snapshot(h.arn) != before {
+		if h.sm.Snapshot(h.arn) != before {
 			t.Error("a failed createSecret changed the secret")
 		}
 	})
 	t.Run("invalid current document is named and changes nothing", func(t *testing.T) {
 		h := newHarness(t, `{"schema_version":7,"config":{}}`, phones...)
-		h.sm.stagePending(h.arn, "v1", nil)
-		before := h.sm.snapshot(h.arn)
+		h.sm.StagePending(h.arn, "v1", nil)
+		before := h.sm.Snapshot(h.arn)
 		err := h.step(StepCreate, "v1")
 		var de *secretdoc.Error
 		if !errors.As(err, &de) || !strings.Contains(err.Error(), "schema_version") {
 			t.Fatalf("want a secretdoc error about schema_version, got %v", err)
 		}
-		if h.sm.snapshot(h.arn) != before {
+		if h.sm.Snapshot(h.arn) != before {
 			t.Error("changed the secret")
 		}
 	})
 	t.Run("a concurrent createSecret's key wins", func(t *testing.T) {
 		h := newHarness(t, configOnly(phones...), phones...)
-		h.sm.stagePending(h.arn, "v1", nil)
+		h.sm.StagePending(h.arn, "v1", nil)
 		// Simulate the other invocation storing first, after our read.
-		other := &secretdoc.Document{SchemaVersion: 1, Config: h.sm.doc(t, h.arn, StageCurrent).Config,
+		other := &secretdoc.Document{SchemaVersion: 1, Config: h.doc(t, StageCurrent).Config,
 			Key: secretdoc.NewKey(&keypair.Generated{Pair: testPairs[2], Method: keypair.MethodCrypto}, time.Now())}
 		body, err := other.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
-		h.sm.failNext["PutSecretValue"] = &types.ResourceExistsException{Message: aws.String("exists")}
-		h.sm.secrets[h.arn].values["v1"] = aws.String(string(body))
+		h.sm.FailNext("PutSecretValue", &types.ResourceExistsException{Message: aws.String("exists")})
+		h.sm.Secret(h.arn).Values["v1"] = aws.String(string(body))
 		// The first pending read already happened in real life; here the
 		// value is present, so createSecret must simply accept it.
 		if err := h.step(StepCreate, "v1"); err != nil {
 			t.Fatal(err)
 		}
-		if got := h.sm.doc(t, h.arn, StagePending).Key.FingerprintSHA256; got != testPairs[2].Fingerprint().String() {
+		if got := h.doc(t, StagePending).Key.FingerprintSHA256; got != testPairs[2].Fingerprint().String() {
 			t.Error("the concurrently stored key was replaced")
 		}
 	})
 	t.Run("ClientRequestToken and RotationToken are passed", func(t *testing.T) {
 		h := newHarness(t, configOnly(phones...), phones...)
-		h.sm.stagePending(h.arn, "v1", nil)
+		h.sm.StagePending(h.arn, "v1", nil)
 		if err := h.step(StepCreate, "v1"); err != nil {
 			t.Fatal(err)
 		}
@@ -516,7 +514,7 @@ func TestAccessTokenSecretForms(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.value, func(t *testing.T) {
 			h := newHarness(t, configOnly(phones...), phones...)
-			*h.sm.secrets[h.sm.byName[tokenSecret]].values["v0-"+tokenSecret] = tc.value
+			*h.sm.Secret(tokenSecret).Values["v0-"+tokenSecret] = tc.value
 			err := h.rotate(t, "v1")
 			if tc.wantErr == "" && err != nil {
 				t.Fatal(err)
@@ -538,15 +536,15 @@ func TestWABANumbersAreDiscoveredAndFiltered(t *testing.T) {
 		"waba_id": "102290129340398", "exclude_phone_number_ids": []string{phones[2]}, "access_token_secret_id": tokenSecret}})
 	h := newHarness(t, string(doc), phones...)
 	for _, p := range phones {
-		h.g.waba = append(h.g.waba, graph.PhoneNumber{ID: p})
+		h.g.AddWABA(graph.PhoneNumber{ID: p})
 	}
 	if err := h.rotate(t, "v1"); err != nil {
 		t.Fatal(err)
 	}
-	if h.g.uploads[phones[2]] != 0 || h.g.gets[phones[2]] != 0 {
+	if h.g.Uploads(phones[2]) != 0 || h.g.Gets(phones[2]) != 0 {
 		t.Error("an excluded number was touched")
 	}
-	if h.g.uploads[phones[0]] != 1 || h.g.uploads[phones[1]] != 1 {
+	if h.g.Uploads(phones[0]) != 1 || h.g.Uploads(phones[1]) != 1 {
 		t.Error("included numbers were not uploaded once each")
 	}
 }
@@ -556,14 +554,14 @@ func TestTestSecretAloneOnAConfigurationOnlySecretChecksAccess(t *testing.T) {
 	// any key exists.
 	h := newHarness(t, configOnly(phones...), phones...)
 	cur, _ := h.sm.GetSecretValue(context.Background(), secretsGet(h.arn, StageCurrent))
-	h.sm.stagePending(h.arn, "check", cur.SecretString)
+	h.sm.StagePending(h.arn, "check", cur.SecretString)
 	if err := h.step(StepTest, "check"); err != nil {
 		t.Fatalf("testSecret on a configuration-only secret: %v", err)
 	}
-	if up, get := h.g.counts(); up != 0 || get != len(phones) {
+	if up, get := h.g.Totals(); up != 0 || get != len(phones) {
 		t.Errorf("made %d uploads and %d reads, want 0 and %d", up, get, len(phones))
 	}
-	h.g.fault("get", phones[2], graphErr("get", phones[2], 403, 10, 0, false))
+	h.g.Fault("get", phones[2], graphErr("get", phones[2], 403, 10, 0, false))
 	if err := h.step(StepTest, "check"); err == nil || !strings.Contains(err.Error(), "graph code 10") {
 		t.Fatalf("want the permission error reported, got %v", err)
 	}
