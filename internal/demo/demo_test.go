@@ -11,13 +11,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/flowkey/flowkey/internal/graphsim"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/localstack"
+	"github.com/flowkey/flowkey/internal/logbuf"
 	"github.com/flowkey/flowkey/internal/secretsemu"
 )
 
@@ -48,24 +48,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 	return m.Run()
-}
-
-// syncBuffer collects the children's output, written from their goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // leftovers lists the live processes that are this test process's
@@ -125,7 +107,7 @@ func checkNoSecrets(t *testing.T, where, text string) {
 
 func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 	var out bytes.Buffer
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	var stack *localstack.Stack
 	err := Run(context.Background(), Options{
 		Binaries: binaries, Dir: t.TempDir(), Out: &out, Logs: logs,

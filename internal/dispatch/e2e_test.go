@@ -7,13 +7,11 @@ package dispatch_test
 // tests do the same through the RIE; this one runs in `go test`.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,7 @@ import (
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/graphsim"
 	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/logbuf"
 	"github.com/flowkey/flowkey/internal/metrics"
 	"github.com/flowkey/flowkey/internal/operator"
 	"github.com/flowkey/flowkey/internal/rotation"
@@ -36,37 +35,19 @@ const (
 	e2eLambda = "arn:aws:lambda:us-east-1:123456789012:function:flowkey-rotator"
 )
 
-// syncBuffer is a bytes.Buffer safe for the handler's concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type stack struct {
 	sim  *graphsim.Sim
 	emu  *secretsemu.Server
 	sm   *secretsmanager.Client
 	h    *dispatch.Handler
 	arn  string
-	out  *syncBuffer // logs and EMF lines, as Lambda's stdout
+	out  *logbuf.Buffer // logs and EMF lines, as Lambda's stdout
 	nums []string
 }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	st := &stack{out: &syncBuffer{}}
+	st := &stack{out: &logbuf.Buffer{}}
 	var err error
 	// Page size 2 over 5 numbers: discovery follows three pages.
 	if st.sim, err = graphsim.New(graphsim.Options{Token: e2eToken, PageSize: 2}); err != nil {

@@ -1,7 +1,6 @@
 package graphsim
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flowkey/flowkey/internal/logbuf"
 )
 
 const (
@@ -113,30 +114,13 @@ type fixture struct {
 	sim   *Sim
 	srv   *httptest.Server
 	clock *testClock
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	logs  *logbuf.Buffer
 }
 
 // newFixture starts a simulator with WABA testWABA holding numA, numB, numC.
 func newFixture(t *testing.T, mod func(*Options)) *fixture {
 	t.Helper()
-	f := &fixture{clock: newClock(), logs: &syncBuffer{}}
+	f := &fixture{clock: newClock(), logs: &logbuf.Buffer{}}
 	opts := Options{Token: testToken, Now: f.clock.Now, Logger: newJSONLogger(f.logs)}
 	if mod != nil {
 		mod(&opts)

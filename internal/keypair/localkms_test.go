@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/flowkey/flowkey/internal/logbuf"
 )
 
 // localKMSBinary is set once by TestMain before any test runs.
@@ -62,24 +63,6 @@ func buildLocalKMS(dir string) (string, error) {
 	return bin, nil
 }
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startLocalKMS runs local-kms on a free port with its own data folder and
 // returns a real SDK client for it. The process dies with the test.
 func startLocalKMS(t *testing.T) *kms.Client {
@@ -93,7 +76,7 @@ func startLocalKMS(t *testing.T) *kms.Client {
 	l.Close()
 
 	dataDir := t.TempDir()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	cmd := exec.Command(localKMSBinary)
 	cmd.Env = append(os.Environ(),
 		"PORT="+port,

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/flowkey/flowkey/internal/graphsim"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/localstack"
+	"github.com/flowkey/flowkey/internal/logbuf"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 	"github.com/flowkey/flowkey/internal/secretsemu"
 )
@@ -52,28 +52,10 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// syncBuffer collects the children's output (the function's logs).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	*localstack.Stack
 	arn  string
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	// brokenOnPurpose names why a test leaves Meta holding a key that no
 	// version holds (drift planted behind flowkey's back); "" for none.
 	brokenOnPurpose string
@@ -89,7 +71,7 @@ type setup struct {
 
 func start(t *testing.T, s setup) *env {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	fnEnv := map[string]string{"VERIFY_TIMEOUT": "3s", "GRAPH_MAX_ATTEMPTS": "3"}
 	for k, v := range s.fnEnv {
 		fnEnv[k] = v

@@ -1,7 +1,6 @@
 package secretsemu
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,30 +21,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/flowkey/flowkey/internal/logbuf"
 )
-
-// syncBuffer collects a child's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type rieProcess struct {
 	url    string
 	exited chan struct{}
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 }
 
 func freePort(t *testing.T) int {
@@ -68,7 +51,7 @@ func startRIE(t *testing.T, env ...string) *rieProcess {
 		"--runtime-interface-emulator-address", addr,
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(freePort(t)),
 		testBinaries.bootstrap)
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so the bootstrap goes too

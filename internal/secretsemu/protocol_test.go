@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/flowkey/flowkey/internal/logbuf"
 )
 
 // raw posts an AWS JSON 1.1 request without the SDK.
@@ -232,7 +234,7 @@ func TestNewValidatesOptions(t *testing.T) {
 }
 
 func TestLogsAreJSONAndCarryNoSecretValue(t *testing.T) {
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	e, _ := rotEmu(t, Options{Logger: logger})
 	const value = "-----BEGIN PRIVATE KEY-----MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
