@@ -32,21 +32,13 @@ func run(m *testing.M) int {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		return helper(mode)
 	}
-	root, err := localstack.ModuleRoot()
+	b, remove, err := localstack.BuildTemp(context.Background())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "flowkey-demo-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if binaries, err = localstack.Build(context.Background(), root, dir); err != nil {
 		fmt.Fprintln(os.Stderr, "the demo tests need the bootstrap, local-kms and the RIE:", err)
 		return 1
 	}
+	defer remove()
+	binaries = b
 	return m.Run()
 }
 

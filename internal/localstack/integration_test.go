@@ -34,21 +34,13 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	root, err := localstack.ModuleRoot()
+	b, remove, err := localstack.BuildTemp(context.Background())
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "flowkey-it-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if binaries, err = localstack.Build(context.Background(), root, dir); err != nil {
 		fmt.Fprintln(os.Stderr, "integration tests need the bootstrap, local-kms and the RIE:", err)
 		return 1
 	}
+	defer remove()
+	binaries = b
 	return m.Run()
 }
 

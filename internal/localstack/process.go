@@ -54,6 +54,26 @@ func Build(ctx context.Context, moduleRoot, dir string) (Binaries, error) {
 	return b, nil
 }
 
+// BuildTemp builds the binaries of the module the working directory is in
+// into a new temporary directory, for test binaries that start stacks.
+// remove deletes the directory.
+func BuildTemp(ctx context.Context) (b Binaries, remove func(), err error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return Binaries{}, nil, err
+	}
+	dir, err := os.MkdirTemp("", "flowkey-bin-")
+	if err != nil {
+		return Binaries{}, nil, err
+	}
+	remove = func() { os.RemoveAll(dir) }
+	if b, err = Build(ctx, root, dir); err != nil {
+		remove()
+		return Binaries{}, nil, err
+	}
+	return b, remove, nil
+}
+
 // ModuleRoot finds the directory holding go.mod, from the working directory up.
 func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
