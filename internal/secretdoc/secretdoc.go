@@ -13,7 +13,7 @@
 //	    "graph_api_version": "v24.0"                  // optional
 //	  },
 //	  "key": {                                        // absent in a config-only first version
-//	    "private_key_pem": "-----BEGIN PRIVATE KEY-----...",   // PKCS#8, unencrypted
+//	    "private_key_pem": "<PEM>",                   // PKCS#8, unencrypted
 //	    "public_key_pem": "-----BEGIN PUBLIC KEY-----...",     // PKIX
 //	    "fingerprint_sha256": "<64 hex chars of SHA-256(PKIX DER)>",
 //	    "created_at": "2026-11-25T10:00:00Z",
