@@ -412,16 +412,7 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 		Resources:  &[]*string{topic.TopicArn()},
 		Conditions: &map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": rule.AttrArn()}},
 	}))
-	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("RotatorErrorsAlarmPublishes"),
-		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
-		Actions:    jsii.Strings("sns:Publish"),
-		Resources:  &[]*string{topic.TopicArn()},
-		Conditions: &map[string]any{
-			"ArnEquals":    map[string]any{"aws:SourceArn": alarm.AlarmArn()},
-			"StringEquals": map[string]any{"aws:SourceAccount": account},
-		},
-	}))
+	alarmMayPublish(topic, "RotatorErrorsAlarmPublishes", alarm.AlarmArn(), account)
 
 	if props.statusScheduleOn() {
 		addStatusSchedule(stack, props, fn, key, topic, topicARN, driftAlarmName, driftAlarmARN)
@@ -502,16 +493,7 @@ func addStatusSchedule(stack awscdk.Stack, props *RotationStackProps, fn awslamb
 	// As for the errors alarm: the topic policy names the alarm, and the
 	// key policy names the topic and the alarm by their constructed ARNs
 	// (a Ref would be a cycle: key -> alarm -> topic -> key).
-	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("DriftAlarmPublishes"),
-		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
-		Actions:    jsii.Strings("sns:Publish"),
-		Resources:  &[]*string{topic.TopicArn()},
-		Conditions: &map[string]any{
-			"ArnEquals":    map[string]any{"aws:SourceArn": alarm.AlarmArn()},
-			"StringEquals": map[string]any{"aws:SourceAccount": stack.Account()},
-		},
-	}))
+	alarmMayPublish(topic, "DriftAlarmPublishes", alarm.AlarmArn(), stack.Account())
 	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:        jsii.String("DriftAlarmPublishesToAlertTopic"),
 		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
@@ -522,6 +504,21 @@ func addStatusSchedule(stack awscdk.Stack, props *RotationStackProps, fn awslamb
 			"ArnEquals":    map[string]any{"aws:SourceArn": alarmARN},
 		},
 	}), jsii.Bool(false))
+}
+
+// alarmMayPublish lets exactly one CloudWatch alarm of this account
+// publish to topic.
+func alarmMayPublish(topic awssns.Topic, sid string, alarmARN, account *string) {
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String(sid),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{topic.TopicArn()},
+		Conditions: &map[string]any{
+			"ArnEquals":    map[string]any{"aws:SourceArn": alarmARN},
+			"StringEquals": map[string]any{"aws:SourceAccount": account},
+		},
+	}))
 }
 
 // seconds writes a duration the way an operator would ("90s", not "1m30s").
