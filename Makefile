@@ -31,10 +31,10 @@ LOCAL_BIN := $(BUILD)/host/flowkey-local
 LOCAL_DIR := .local
 
 $(DEMO_BIN): $(GO_SRC)
-	$(GO) build -o $@ ./internal/cmd/demo
+	$(GO) build -o $@ ./internal/local/cmd/flowkey-demo
 
 $(LOCAL_BIN): $(GO_SRC)
-	$(GO) build -o $@ ./internal/cmd/localstack
+	$(GO) build -o $@ ./internal/local/cmd/flowkey-local
 
 .PHONY: demo local-up local-down
 demo: $(DEMO_BIN) ## rotate a key twice on the local stack, no AWS account (DEMO_FLAGS=-v prints the function's logs)

@@ -19,14 +19,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/flowkey/flowkey/internal/dispatch"
+	"github.com/flowkey/flowkey/internal/fake/logbuf"
 	"github.com/flowkey/flowkey/internal/graph"
-	"github.com/flowkey/flowkey/internal/graphsim"
 	"github.com/flowkey/flowkey/internal/keypair"
-	"github.com/flowkey/flowkey/internal/logbuf"
+	"github.com/flowkey/flowkey/internal/local/graphsim"
+	"github.com/flowkey/flowkey/internal/local/secretsemu"
 	"github.com/flowkey/flowkey/internal/metrics"
 	"github.com/flowkey/flowkey/internal/operator"
 	"github.com/flowkey/flowkey/internal/rotation"
-	"github.com/flowkey/flowkey/internal/secretsemu"
 )
 
 const (

@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/flowkey/flowkey/internal/logbuf"
+	"github.com/flowkey/flowkey/internal/fake/logbuf"
 )
 
 // localKMSBinary is set once by TestMain before any test runs.

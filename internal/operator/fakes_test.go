@@ -1,7 +1,7 @@
 package operator
 
 // The test doubles that only these tests need; Secrets Manager and Meta's
-// key store are internal/secretsfake and internal/graphfake.
+// key store are internal/fake/secretsfake and internal/fake/graphfake.
 
 import (
 	"context"

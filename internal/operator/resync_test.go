@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowkey/flowkey/internal/fake/secretsfake"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/rotation"
-	"github.com/flowkey/flowkey/internal/secretsfake"
 )
 
 func resync(t *testing.T, h *harness, dryRun bool) *ResyncReport {

@@ -9,9 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/flowkey/flowkey/internal/fake/secretsfake"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/rotation"
-	"github.com/flowkey/flowkey/internal/secretsfake"
 )
 
 func rotateNow(t *testing.T, h *harness) *RotateReport {

@@ -15,11 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/flowkey/flowkey/internal/fake/graphfake"
+	"github.com/flowkey/flowkey/internal/fake/secretsfake"
 	"github.com/flowkey/flowkey/internal/graph"
-	"github.com/flowkey/flowkey/internal/graphfake"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/secretdoc"
-	"github.com/flowkey/flowkey/internal/secretsfake"
 )
 
 // testPairs is filled once by TestMain and only read afterwards.

@@ -1,4 +1,4 @@
-package localstack_test
+package stack_test
 
 import (
 	"bytes"
@@ -18,23 +18,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
-	"github.com/flowkey/flowkey/internal/graphsim"
+	"github.com/flowkey/flowkey/internal/fake/logbuf"
 	"github.com/flowkey/flowkey/internal/keypair"
-	"github.com/flowkey/flowkey/internal/localstack"
-	"github.com/flowkey/flowkey/internal/logbuf"
+	"github.com/flowkey/flowkey/internal/local/graphsim"
+	"github.com/flowkey/flowkey/internal/local/secretsemu"
+	"github.com/flowkey/flowkey/internal/local/stack"
 	"github.com/flowkey/flowkey/internal/secretdoc"
-	"github.com/flowkey/flowkey/internal/secretsemu"
 )
 
 // binaries are built once by TestMain and only read afterwards.
-var binaries localstack.Binaries
+var binaries stack.Binaries
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	b, remove, err := localstack.BuildTemp(context.Background())
+	b, remove, err := stack.BuildTemp(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration tests need the bootstrap, local-kms and the RIE:", err)
 		return 1
@@ -45,7 +45,7 @@ func run(m *testing.M) int {
 }
 
 type env struct {
-	*localstack.Stack
+	*stack.Stack
 	arn  string
 	logs *logbuf.Buffer
 	// brokenOnPurpose names why a test leaves Meta holding a key that no
@@ -68,7 +68,7 @@ func start(t *testing.T, s setup) *env {
 	for k, v := range s.fnEnv {
 		fnEnv[k] = v
 	}
-	stack, err := localstack.Start(context.Background(), localstack.Options{
+	lst, err := stack.Start(context.Background(), stack.Options{
 		Binaries: binaries, Dir: t.TempDir(), PhoneNumbers: s.phones, FunctionEnv: fnEnv,
 		FunctionTimeout: s.timeout, NoKMS: s.noKMS,
 		RotationAttempts: max(s.attempts, 1), RetryDelay: 10 * time.Millisecond, Output: logs,
@@ -76,13 +76,13 @@ func start(t *testing.T, s setup) *env {
 	if err != nil {
 		t.Fatalf("start the local stack: %v", err)
 	}
-	e := &env{Stack: stack, logs: logs}
+	e := &env{Stack: lst, logs: logs}
 	t.Cleanup(func() {
 		// After every scenario, whatever it asserted itself.
 		if e.arn != "" && e.brokenOnPurpose == "" {
 			e.checkInvariants(t, e.incompleteRotation())
 		}
-		stack.Close()
+		lst.Close()
 		out := logs.String()
 		for _, leak := range []string{"flowkey-local-token", "PRIVATE KEY"} {
 			if strings.Contains(out, leak) {
@@ -94,10 +94,10 @@ func start(t *testing.T, s setup) *env {
 		}
 	})
 	ctx := context.Background()
-	if _, err := stack.CreateTokenSecret(ctx); err != nil {
+	if _, err := lst.CreateTokenSecret(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if e.arn, err = stack.CreateKeySecret(ctx, localstack.KeySecretName, secretdoc.Config{PhoneNumberIDs: stack.PhoneNumberIDs()}); err != nil {
+	if e.arn, err = lst.CreateKeySecret(ctx, stack.KeySecretName, secretdoc.Config{PhoneNumberIDs: lst.PhoneNumberIDs()}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -371,7 +371,7 @@ func TestRateLimitBeyondTheDeadlineFailsFast(t *testing.T) {
 func TestInvalidTokenFails(t *testing.T) {
 	e := start(t, setup{})
 	if _, err := e.SM.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
-		SecretId: aws.String(localstack.TokenSecretName), SecretString: aws.String("EAAG-revoked-token"),
+		SecretId: aws.String(stack.TokenSecretName), SecretString: aws.String("EAAG-revoked-token"),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -501,7 +501,7 @@ func TestEventFilesDriveARotationThroughTheRIE(t *testing.T) {
 	if err := e.StartKMS(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	root, err := localstack.ModuleRoot()
+	root, err := stack.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

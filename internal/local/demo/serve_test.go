@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowkey/flowkey/internal/localstack"
-	"github.com/flowkey/flowkey/internal/secretsemu"
+	"github.com/flowkey/flowkey/internal/local/secretsemu"
+	"github.com/flowkey/flowkey/internal/local/stack"
 )
 
 // The test binary doubles as a stack process for the Stop tests.
@@ -39,7 +39,7 @@ func helper(mode string) int {
 	switch mode {
 	case "serve":
 		dir := filepath.Dir(os.Getenv(helperBinEnv))
-		bins := localstack.Binaries{Bootstrap: filepath.Join(dir, "bootstrap"), LocalKMS: filepath.Join(dir, "local-kms"), RIE: filepath.Join(dir, "aws-lambda-rie")}
+		bins := stack.Binaries{Bootstrap: filepath.Join(dir, "bootstrap"), LocalKMS: filepath.Join(dir, "local-kms"), RIE: filepath.Join(dir, "aws-lambda-rie")}
 		scratch, err := os.MkdirTemp("", "flowkey-demo-helper-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -49,7 +49,7 @@ func helper(mode string) int {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
 		err = Serve(ctx, ServeOptions{Binaries: bins, Dir: scratch, StateDir: state, Out: io.Discard,
-			Ready: func(*localstack.Stack, Endpoints) { fmt.Println(helperReady) }})
+			Ready: func(*stack.Stack, Endpoints) { fmt.Println(helperReady) }})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -126,8 +126,8 @@ func send(t *testing.T, method, url, body string, headers map[string]string) (in
 }
 
 type ready struct {
-	stack *localstack.Stack
-	e     Endpoints
+	lst *stack.Stack
+	e   Endpoints
 }
 
 // TestServeRunsTheStackAndItsCommandsWork follows the printed commands, as a
@@ -141,7 +141,7 @@ func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Serve(ctx, ServeOptions{Binaries: binaries, Dir: t.TempDir(), StateDir: state, Out: &out,
-			Ready: func(s *localstack.Stack, e Endpoints) { readyc <- ready{s, e} }})
+			Ready: func(s *stack.Stack, e Endpoints) { readyc <- ready{s, e} }})
 	}()
 	var r ready
 	select {
@@ -158,7 +158,7 @@ func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
 	if !reflect.DeepEqual(got, e) {
 		t.Errorf("%s = %+v, want %+v", StateFile, got, e)
 	}
-	if e.PID != os.Getpid() || e.SecretsManagerURL != r.stack.SecretsURL || e.InvokeURL != r.stack.FunctionURL+invocationsPath || len(e.PhoneNumberIDs) != 3 {
+	if e.PID != os.Getpid() || e.SecretsManagerURL != r.lst.SecretsURL || e.InvokeURL != r.lst.FunctionURL+invocationsPath || len(e.PhoneNumberIDs) != 3 {
 		t.Errorf("endpoints %+v do not describe this stack", e)
 	}
 	text, err := os.ReadFile(filepath.Join(state, CommandsFile))
@@ -169,7 +169,7 @@ func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
 		t.Errorf("%s and the printed text are not Commands(endpoints)", CommandsFile)
 	}
 	for _, want := range []string{
-		"aws --endpoint-url " + e.SecretsManagerURL + " secretsmanager rotate-secret --secret-id flowkey/whatsapp-flows-key --rotation-lambda-arn " + localstack.FunctionARN,
+		"aws --endpoint-url " + e.SecretsManagerURL + " secretsmanager rotate-secret --secret-id flowkey/whatsapp-flows-key --rotation-lambda-arn " + stack.FunctionARN,
 		"export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1",
 		"curl -s " + e.GraphStateURL, "curl -s '" + e.EventsURL + "?secret=flowkey/whatsapp-flows-key'",
 	} {
@@ -192,7 +192,7 @@ func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
 	}
 	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	defer wcancel()
-	end, err := r.stack.WaitRotation(wctx, e.KeySecretARN, rotated.VersionId)
+	end, err := r.lst.WaitRotation(wctx, e.KeySecretARN, rotated.VersionId)
 	if err != nil || end.Type != secretsemu.RotationSucceeded {
 		t.Fatalf("the rotation started with the printed command ended with %s %s (%v)", end.Type, end.Error, err)
 	}
@@ -227,7 +227,7 @@ func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
 			t.Errorf("%s is still there after Serve returned (%v)", f, err)
 		}
 	}
-	checkStopped(t, r.stack)
+	checkStopped(t, r.lst)
 }
 
 func TestServeRefusesWhileAnotherStackRuns(t *testing.T) {

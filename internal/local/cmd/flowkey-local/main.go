@@ -1,7 +1,7 @@
-// Command localstack is `make local-up` and `make local-down`: it runs
+// Command flowkey-local is `make local-up` and `make local-down`: it runs
 // flowkey's local stack until SIGTERM or Ctrl-C, for hands-on use with the
 // AWS CLI and curl; -down stops the one running, and -check tells whether one
-// is (internal/demo).
+// is (internal/local/demo).
 package main
 
 import (
@@ -15,13 +15,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flowkey/flowkey/internal/demo"
-	"github.com/flowkey/flowkey/internal/localstack"
+	"github.com/flowkey/flowkey/internal/local/demo"
+	"github.com/flowkey/flowkey/internal/local/stack"
 )
 
 func main() {
 	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "localstack:", err)
+		fmt.Fprintln(os.Stderr, "flowkey-local:", err)
 		os.Exit(1)
 	}
 }
@@ -33,7 +33,7 @@ func run() error {
 	phones := flag.Int("phones", 3, "phone numbers in the simulated WABA (1 to 1000)")
 	flag.Parse()
 
-	root, err := localstack.ModuleRoot()
+	root, err := stack.ModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func run() error {
 	if err := demo.CheckNotRunning(*state); err != nil || *check {
 		return err
 	}
-	bins, err := localstack.Build(ctx, root, filepath.Join(root, ".build", "local-bin"))
+	bins, err := stack.Build(ctx, root, filepath.Join(root, ".build", "local-bin"))
 	if err != nil {
 		return fmt.Errorf("build the bootstrap, local-kms and the Lambda RIE: %w", err)
 	}

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowkey/flowkey/internal/logbuf"
+	"github.com/flowkey/flowkey/internal/fake/logbuf"
 )
 
 const (

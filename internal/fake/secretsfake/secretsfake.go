@@ -8,7 +8,7 @@
 // inspect the calls made.
 //
 // It is a call-level fake, not a server: the emulator that speaks the AWS
-// JSON 1.1 protocol and drives a rotation Lambda is internal/secretsemu,
+// JSON 1.1 protocol and drives a rotation Lambda is internal/local/secretsemu,
 // used by the end-to-end tests.
 package secretsfake
 

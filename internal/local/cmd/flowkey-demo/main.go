@@ -1,6 +1,6 @@
-// Command demo is `make demo`: it builds the rotator and the local stack's
+// Command flowkey-demo is `make demo`: it builds the rotator and the local stack's
 // tools, then rotates a WhatsApp Flows key twice with no AWS account and
-// reports what happened (internal/demo).
+// reports what happened (internal/local/demo).
 package main
 
 import (
@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flowkey/flowkey/internal/demo"
-	"github.com/flowkey/flowkey/internal/localstack"
+	"github.com/flowkey/flowkey/internal/local/demo"
+	"github.com/flowkey/flowkey/internal/local/stack"
 )
 
 func main() { os.Exit(run()) }
@@ -50,14 +50,14 @@ func run() int {
 }
 
 func rotate(ctx context.Context, verbose bool, phones int) error {
-	root, err := localstack.ModuleRoot()
+	root, err := stack.ModuleRoot()
 	if err != nil {
 		return err
 	}
 	fmt.Println("flowkey demo: two rotations of the WhatsApp Flows key on a local stack, no AWS account")
 	binDir := filepath.Join(root, ".build", "demo-bin")
 	t := time.Now()
-	bins, err := localstack.Build(ctx, root, binDir)
+	bins, err := stack.Build(ctx, root, binDir)
 	if err != nil {
 		return fmt.Errorf("build the bootstrap, local-kms and the Lambda RIE: %w", err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
-	"github.com/flowkey/flowkey/internal/secretsfake"
+	"github.com/flowkey/flowkey/internal/fake/secretsfake"
 )
 
 // These tests pin the behaviour the rotation and operator tests rely on,

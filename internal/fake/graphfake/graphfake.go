@@ -5,7 +5,7 @@
 // upload as Meta's does, and count the calls per number.
 //
 // It is a call-level fake, not a server: the HTTP simulator of the Graph API
-// is internal/graphsim, used by the end-to-end tests.
+// is internal/local/graphsim, used by the end-to-end tests.
 package graphfake
 
 import (

@@ -1,9 +1,9 @@
-// Package localstack runs flowkey's whole product on one machine, with no
+// Package stack runs flowkey's whole product on one machine, with no
 // AWS account and no Docker: the Secrets Manager emulator and the Graph API
 // simulator in process, local-kms and the AWS Lambda Runtime Interface
 // Emulator (running the real bootstrap) as child processes, all on free
 // loopback ports. The demo, `make local-up` and the integration tests use it.
-package localstack
+package stack
 
 import (
 	"context"
@@ -27,9 +27,9 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/flowkey/flowkey/internal/config"
-	"github.com/flowkey/flowkey/internal/graphsim"
+	"github.com/flowkey/flowkey/internal/local/graphsim"
+	"github.com/flowkey/flowkey/internal/local/secretsemu"
 	"github.com/flowkey/flowkey/internal/secretdoc"
-	"github.com/flowkey/flowkey/internal/secretsemu"
 )
 
 // Fixed names of the local stack, so scripts and docs can name them.
@@ -92,7 +92,7 @@ type Stack struct {
 // Start brings the stack up. On error everything already started is stopped.
 func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if opts.Binaries.Bootstrap == "" || opts.Dir == "" {
-		return nil, errors.New("localstack: Options.Binaries and Options.Dir are required")
+		return nil, errors.New("stack: Options.Binaries and Options.Dir are required")
 	}
 	if opts.PhoneNumbers == 0 {
 		opts.PhoneNumbers = 3
@@ -278,7 +278,7 @@ func (s *Stack) startFunction(ctx context.Context) error {
 func (s *Stack) KillBootstrap() error {
 	kids := children(s.rieProc.cmd.Process.Pid)
 	if len(kids) == 0 {
-		return errors.New("localstack: the RIE has no running bootstrap")
+		return errors.New("stack: the RIE has no running bootstrap")
 	}
 	for _, pid := range kids {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {

@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/flowkey/flowkey/internal/localstack"
+	"github.com/flowkey/flowkey/internal/local/secretsemu"
+	"github.com/flowkey/flowkey/internal/local/stack"
 	"github.com/flowkey/flowkey/internal/secretdoc"
-	"github.com/flowkey/flowkey/internal/secretsemu"
 )
 
 // Files Serve keeps in its state directory while the stack runs.
@@ -58,7 +58,7 @@ type Endpoints struct {
 
 // ServeOptions configure Serve.
 type ServeOptions struct {
-	Binaries localstack.Binaries // required: see localstack.Build
+	Binaries stack.Binaries // required: see stack.Build
 	// Dir is scratch space for the stack (required); the caller removes it.
 	Dir string
 	// StateDir receives StateFile and CommandsFile (required).
@@ -70,7 +70,7 @@ type ServeOptions struct {
 	// Logs receives the child processes' output (io.Discard).
 	Logs io.Writer
 	// Ready, when set, is called once StateFile is written.
-	Ready func(*localstack.Stack, Endpoints)
+	Ready func(*stack.Stack, Endpoints)
 }
 
 // AlreadyRunningError is Serve's refusal to start a second stack on the same
@@ -103,34 +103,34 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		return fmt.Errorf("create the state directory: %w", err)
 	}
 
-	stack, err := localstack.Start(ctx, localstack.Options{
+	lst, err := stack.Start(ctx, stack.Options{
 		Binaries: opts.Binaries, Dir: opts.Dir, PhoneNumbers: opts.PhoneNumbers, Output: opts.Logs,
 	})
 	if err != nil {
 		return fmt.Errorf("start the local stack: %w", err)
 	}
-	defer stack.Close()
+	defer lst.Close()
 
-	tokenARN, err := stack.CreateTokenSecret(ctx)
+	tokenARN, err := lst.CreateTokenSecret(ctx)
 	if err != nil {
 		return err
 	}
-	phones := stack.PhoneNumberIDs()
-	keyARN, err := stack.CreateKeySecret(ctx, localstack.KeySecretName, secretdoc.Config{PhoneNumberIDs: phones})
+	phones := lst.PhoneNumberIDs()
+	keyARN, err := lst.CreateKeySecret(ctx, stack.KeySecretName, secretdoc.Config{PhoneNumberIDs: phones})
 	if err != nil {
 		return err
 	}
 	// Configure rotation as a CDK deploy does: Secrets Manager runs
 	// testSecret alone against the configuration, and from then on the
 	// rotator's own {"command":"rotate"} can start rotations.
-	check, err := stack.Rotate(ctx, keyARN, false)
+	check, err := lst.Rotate(ctx, keyARN, false)
 	if err != nil {
 		return fmt.Errorf("configure rotation: %w", err)
 	}
-	if ev, err := stack.WaitRotation(ctx, keyARN, check); err != nil || ev.Type != secretsemu.RotationSucceeded {
+	if ev, err := lst.WaitRotation(ctx, keyARN, check); err != nil || ev.Type != secretsemu.RotationSucceeded {
 		return fmt.Errorf("configure rotation: the deploy-time testSecret ended with %v %s", err, ev.Error)
 	}
-	desc, err := stack.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(keyARN)})
+	desc, err := lst.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(keyARN)})
 	if err != nil {
 		return fmt.Errorf("describe %s: %w", keyARN, err)
 	}
@@ -139,13 +139,13 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		first = id
 	}
 	e := Endpoints{
-		PID: os.Getpid(), StartedAt: time.Now().UTC().Truncate(time.Second), Region: localstack.Region,
-		SecretsManagerURL: stack.SecretsURL, EventsURL: stack.SecretsURL + "/_emulator/events",
-		KMSURL: stack.KMSURL, KMSKeyARN: stack.KMSKeyARN,
-		GraphURL: stack.GraphURL, GraphStateURL: stack.GraphURL + "/_sim/state",
-		InvokeURL: stack.FunctionURL + invocationsPath, FunctionARN: localstack.FunctionARN,
-		KeySecretName: localstack.KeySecretName, KeySecretARN: keyARN, TokenSecretARN: tokenARN,
-		WABAID: localstack.DefaultWABAID, PhoneNumberIDs: phones, FirstVersionID: first,
+		PID: os.Getpid(), StartedAt: time.Now().UTC().Truncate(time.Second), Region: stack.Region,
+		SecretsManagerURL: lst.SecretsURL, EventsURL: lst.SecretsURL + "/_emulator/events",
+		KMSURL: lst.KMSURL, KMSKeyARN: lst.KMSKeyARN,
+		GraphURL: lst.GraphURL, GraphStateURL: lst.GraphURL + "/_sim/state",
+		InvokeURL: lst.FunctionURL + invocationsPath, FunctionARN: stack.FunctionARN,
+		KeySecretName: stack.KeySecretName, KeySecretARN: keyARN, TokenSecretARN: tokenARN,
+		WABAID: stack.DefaultWABAID, PhoneNumberIDs: phones, FirstVersionID: first,
 	}
 
 	text := Commands(e)
@@ -164,7 +164,7 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	defer os.Remove(statePath)
 	fmt.Fprint(opts.Out, text)
 	if opts.Ready != nil {
-		opts.Ready(stack, e)
+		opts.Ready(lst, e)
 	}
 
 	<-ctx.Done()
@@ -329,7 +329,7 @@ func Commands(e Endpoints) string {
 	w("  Graph API simulator              %s   state %s", e.GraphURL, e.GraphStateURL)
 	w("  rotation function (Lambda RIE)   %s", e.InvokeURL)
 	w("  function ARN                     %s", e.FunctionARN)
-	w("  secrets                          %s (configuration only; rotation configured as a deploy leaves it, no key yet), %s", e.KeySecretName, localstack.TokenSecretName)
+	w("  secrets                          %s (configuration only; rotation configured as a deploy leaves it, no key yet), %s", e.KeySecretName, stack.TokenSecretName)
 	w("  WABA %s                  %s", e.WABAID, firstFew(e.PhoneNumberIDs, 5))
 	w("")
 	w("The AWS CLI needs credentials and a region; any values do:")

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/flowkey/flowkey/internal/logbuf"
+	"github.com/flowkey/flowkey/internal/fake/logbuf"
 )
 
 // raw posts an AWS JSON 1.1 request without the SDK.

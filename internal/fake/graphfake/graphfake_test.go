@@ -11,8 +11,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/flowkey/flowkey/internal/fake/graphfake"
 	"github.com/flowkey/flowkey/internal/graph"
-	"github.com/flowkey/flowkey/internal/graphfake"
 	"github.com/flowkey/flowkey/internal/keypair"
 )
 

@@ -1,4 +1,4 @@
-package localstack_test
+package stack_test
 
 import (
 	"context"
@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/flowkey/flowkey/internal/graph"
-	"github.com/flowkey/flowkey/internal/graphsim"
 	"github.com/flowkey/flowkey/internal/keypair"
-	"github.com/flowkey/flowkey/internal/localstack"
+	"github.com/flowkey/flowkey/internal/local/graphsim"
+	"github.com/flowkey/flowkey/internal/local/secretsemu"
+	"github.com/flowkey/flowkey/internal/local/stack"
 	"github.com/flowkey/flowkey/internal/operator"
 	"github.com/flowkey/flowkey/internal/secretdoc"
-	"github.com/flowkey/flowkey/internal/secretsemu"
 )
 
 // invoke sends an operator command to the function through the RIE, as
@@ -218,7 +218,7 @@ func TestResyncRepairsExactlyTheDriftedNumbers(t *testing.T) {
 
 func TestWABADiscoveryFollowsTheWABA(t *testing.T) {
 	e := start(t, setup{phones: 5}) // the simulator's page size is 2: three pages
-	wabaSecret, err := e.CreateKeySecret(context.Background(), "flowkey/waba", secretdoc.Config{WABAID: localstack.DefaultWABAID})
+	wabaSecret, err := e.CreateKeySecret(context.Background(), "flowkey/waba", secretdoc.Config{WABAID: stack.DefaultWABAID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestWABADiscoveryFollowsTheWABA(t *testing.T) {
 		t.Fatal(err)
 	}
 	added := "106540352299999"
-	if err := e.Graph.AddPhoneNumber(localstack.DefaultWABAID, added, "+1 202-555-0199", "Flowkey Demo"); err != nil {
+	if err := e.Graph.AddPhoneNumber(stack.DefaultWABAID, added, "+1 202-555-0199", "Flowkey Demo"); err != nil {
 		t.Fatal(err)
 	}
 	e.Graph.ResetCounters()

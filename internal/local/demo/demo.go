@@ -1,4 +1,4 @@
-// Package demo shows flowkey at work on the local stack (internal/localstack),
+// Package demo shows flowkey at work on the local stack (internal/local/stack),
 // with no AWS account: Run is `make demo`, two rotations told step by step,
 // and Serve is `make local-up`, the stack left running for hands-on use.
 package demo
@@ -16,10 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/flowkey/flowkey/internal/graphsim"
-	"github.com/flowkey/flowkey/internal/localstack"
+	"github.com/flowkey/flowkey/internal/local/graphsim"
+	"github.com/flowkey/flowkey/internal/local/secretsemu"
+	"github.com/flowkey/flowkey/internal/local/stack"
 	"github.com/flowkey/flowkey/internal/secretdoc"
-	"github.com/flowkey/flowkey/internal/secretsemu"
 )
 
 // Stage labels the demo reports.
@@ -35,7 +35,7 @@ const rotationTimeout = 2 * time.Minute
 
 // Options configure Run.
 type Options struct {
-	Binaries localstack.Binaries // required: see localstack.Build
+	Binaries stack.Binaries // required: see stack.Build
 	// Dir is scratch space for the stack (required); Run leaves it for the
 	// caller to remove.
 	Dir string
@@ -50,7 +50,7 @@ type Options struct {
 	Logs io.Writer
 	// Prepare, when set, runs once the stack is up and both secrets exist,
 	// before the first rotation: tests use it to script Graph faults.
-	Prepare func(context.Context, *localstack.Stack) error
+	Prepare func(context.Context, *stack.Stack) error
 }
 
 // RotationError reports a rotation that did not succeed.
@@ -91,46 +91,46 @@ func Run(ctx context.Context, opts Options) (err error) {
 	out := opts.Out
 
 	began := time.Now()
-	stack, err := localstack.Start(ctx, localstack.Options{
+	lst, err := stack.Start(ctx, stack.Options{
 		Binaries: opts.Binaries, Dir: opts.Dir, PhoneNumbers: opts.PhoneNumbers, Output: opts.Logs,
 	})
 	if err != nil {
 		return fmt.Errorf("start the local stack: %w", err)
 	}
-	defer stack.Close()
+	defer lst.Close()
 	fmt.Fprintf(out, "stack up in %s:\n", ms(time.Since(began)))
-	fmt.Fprintf(out, "  Secrets Manager emulator  %s\n", stack.SecretsURL)
-	fmt.Fprintf(out, "  local-kms                 %s\n", stack.KMSURL)
-	fmt.Fprintf(out, "  Graph API simulator       %s\n", stack.GraphURL)
-	fmt.Fprintf(out, "  Lambda RIE (bootstrap)    %s\n", stack.FunctionURL)
+	fmt.Fprintf(out, "  Secrets Manager emulator  %s\n", lst.SecretsURL)
+	fmt.Fprintf(out, "  local-kms                 %s\n", lst.KMSURL)
+	fmt.Fprintf(out, "  Graph API simulator       %s\n", lst.GraphURL)
+	fmt.Fprintf(out, "  Lambda RIE (bootstrap)    %s\n", lst.FunctionURL)
 
-	phones := stack.PhoneNumberIDs()
-	if _, err := stack.CreateTokenSecret(ctx); err != nil {
+	phones := lst.PhoneNumberIDs()
+	if _, err := lst.CreateTokenSecret(ctx); err != nil {
 		return err
 	}
-	arn, err := stack.CreateKeySecret(ctx, localstack.KeySecretName, secretdoc.Config{PhoneNumberIDs: phones})
+	arn, err := lst.CreateKeySecret(ctx, stack.KeySecretName, secretdoc.Config{PhoneNumberIDs: phones})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "WABA %s has %d phone numbers: %s\n", localstack.DefaultWABAID, len(phones), firstFew(phones, 5))
+	fmt.Fprintf(out, "WABA %s has %d phone numbers: %s\n", stack.DefaultWABAID, len(phones), firstFew(phones, 5))
 	fmt.Fprintf(out, "created %s (Graph token) and %s (configuration only, no key yet)\n",
-		localstack.TokenSecretName, localstack.KeySecretName)
+		stack.TokenSecretName, stack.KeySecretName)
 	if opts.Prepare != nil {
-		if err := opts.Prepare(ctx, stack); err != nil {
+		if err := opts.Prepare(ctx, lst); err != nil {
 			return fmt.Errorf("demo: prepare: %w", err)
 		}
 	}
 
 	var rotErr error
 	for n := 1; n <= opts.Rotations && rotErr == nil; n++ {
-		rotErr = rotate(ctx, out, stack, arn, n)
+		rotErr = rotate(ctx, out, lst, arn, n)
 	}
 	var failed *RotationError
 	if rotErr != nil && !errors.As(rotErr, &failed) {
 		return rotErr
 	}
 	// After a failed rotation the tables still show where every key is.
-	if err := report(ctx, out, stack, arn); err != nil || rotErr != nil {
+	if err := report(ctx, out, lst, arn); err != nil || rotErr != nil {
 		return errors.Join(rotErr, err)
 	}
 	fmt.Fprintf(out, "\nok: %d rotations; every number holds the AWSCURRENT key, status VALID\n", opts.Rotations)
@@ -139,45 +139,45 @@ func Run(ctx context.Context, opts Options) (err error) {
 
 // report prints what Meta holds, which version holds each key, and the
 // versions; it fails when the end state is not that of a good rotation.
-func report(ctx context.Context, out io.Writer, stack *localstack.Stack, arn string) error {
-	versions, err := readVersions(ctx, stack.SM, arn)
+func report(ctx context.Context, out io.Writer, lst *stack.Stack, arn string) error {
+	versions, err := readVersions(ctx, lst.SM, arn)
 	if err != nil {
 		return err
 	}
-	rows := metaRows(stack.Graph.State(), versions)
-	fmt.Fprintf(out, "\nWhat Meta holds, and which version of %s holds its private key:\n", localstack.KeySecretName)
+	rows := metaRows(lst.Graph.State(), versions)
+	fmt.Fprintf(out, "\nWhat Meta holds, and which version of %s holds its private key:\n", stack.KeySecretName)
 	writeMetaTable(out, rows)
-	fmt.Fprintf(out, "\nVersions of %s:\n", localstack.KeySecretName)
+	fmt.Fprintf(out, "\nVersions of %s:\n", stack.KeySecretName)
 	writeVersionTable(out, versions)
-	if err := describeRotation(ctx, out, stack.SM, arn); err != nil {
+	if err := describeRotation(ctx, out, lst.SM, arn); err != nil {
 		return err
 	}
 	return checkRows(rows)
 }
 
 // rotate runs rotation n through RotateSecret and prints its timeline.
-func rotate(ctx context.Context, out io.Writer, stack *localstack.Stack, arn string, n int) error {
+func rotate(ctx context.Context, out io.Writer, lst *stack.Stack, arn string, n int) error {
 	ctx, cancel := context.WithTimeout(ctx, rotationTimeout)
 	defer cancel()
-	callsBefore := stack.Graph.Calls()
-	token, err := stack.Rotate(ctx, arn, true)
+	callsBefore := lst.Graph.Calls()
+	token, err := lst.Rotate(ctx, arn, true)
 	if err != nil {
 		return fmt.Errorf("rotation %d: RotateSecret: %w", n, err)
 	}
-	end, err := stack.WaitRotation(ctx, arn, token)
+	end, err := lst.WaitRotation(ctx, arn, token)
 	if err != nil {
 		return fmt.Errorf("rotation %d (version %s): %w", n, token, err)
 	}
-	calls := stack.Graph.Calls()
+	calls := lst.Graph.Calls()
 	var events []secretsemu.Event
-	for _, e := range stack.Secrets.Events(arn) {
+	for _, e := range lst.Secrets.Events(arn) {
 		if e.Token == token && e.Seq <= end.Seq {
 			events = append(events, e)
 		}
 	}
 	fmt.Fprintf(out, "\nRotation %d: RotateSecret -> emulator -> Lambda RIE -> bootstrap; new version %s\n", n, token)
 	delta := callDelta(callsBefore, calls)
-	reqs := stack.Graph.Requests()
+	reqs := lst.Graph.Requests()
 	// The simulator keeps only its latest requests: per-step counts are
 	// shown only when that log holds every call of this rotation.
 	perStep := inSpan(events, reqs) == delta.Total()
@@ -192,7 +192,7 @@ func rotate(ctx context.Context, out io.Writer, stack *localstack.Stack, arn str
 	if end.Type != secretsemu.RotationSucceeded {
 		return &RotationError{N: n, Token: token, Event: end}
 	}
-	val, err := stack.SM.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionId: aws.String(token)})
+	val, err := lst.SM.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionId: aws.String(token)})
 	if err != nil {
 		return fmt.Errorf("rotation %d: read version %s: %w", n, token, err)
 	}

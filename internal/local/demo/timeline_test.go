@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowkey/flowkey/internal/graphsim"
-	"github.com/flowkey/flowkey/internal/secretsemu"
+	"github.com/flowkey/flowkey/internal/local/graphsim"
+	"github.com/flowkey/flowkey/internal/local/secretsemu"
 )
 
 func TestTimeline(t *testing.T) {

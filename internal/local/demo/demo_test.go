@@ -14,15 +14,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowkey/flowkey/internal/graphsim"
+	"github.com/flowkey/flowkey/internal/fake/logbuf"
 	"github.com/flowkey/flowkey/internal/keypair"
-	"github.com/flowkey/flowkey/internal/localstack"
-	"github.com/flowkey/flowkey/internal/logbuf"
-	"github.com/flowkey/flowkey/internal/secretsemu"
+	"github.com/flowkey/flowkey/internal/local/graphsim"
+	"github.com/flowkey/flowkey/internal/local/secretsemu"
+	"github.com/flowkey/flowkey/internal/local/stack"
 )
 
 // binaries are built once by TestMain and only read afterwards.
-var binaries localstack.Binaries
+var binaries stack.Binaries
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -32,7 +32,7 @@ func run(m *testing.M) int {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		return helper(mode)
 	}
-	b, remove, err := localstack.BuildTemp(context.Background())
+	b, remove, err := stack.BuildTemp(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "the demo tests need the bootstrap, local-kms and the RIE:", err)
 		return 1
@@ -75,12 +75,12 @@ func leftovers(t *testing.T) []string {
 }
 
 // checkStopped asserts that Run left no process and no listener behind.
-func checkStopped(t *testing.T, stack *localstack.Stack) {
+func checkStopped(t *testing.T, lst *stack.Stack) {
 	t.Helper()
 	if kids := leftovers(t); len(kids) > 0 {
 		t.Errorf("processes still running after Run returned: %v", kids)
 	}
-	for name, u := range map[string]string{"local-kms": stack.KMSURL, "Graph simulator": stack.GraphURL, "Secrets Manager": stack.SecretsURL} {
+	for name, u := range map[string]string{"local-kms": lst.KMSURL, "Graph simulator": lst.GraphURL, "Secrets Manager": lst.SecretsURL} {
 		if c, err := net.DialTimeout("tcp", strings.TrimPrefix(u, "http://"), time.Second); err == nil {
 			c.Close()
 			t.Errorf("%s at %s still accepts connections after Run returned", name, u)
@@ -100,16 +100,16 @@ func checkNoSecrets(t *testing.T, where, text string) {
 func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 	var out bytes.Buffer
 	logs := &logbuf.Buffer{}
-	var stack *localstack.Stack
+	var lst *stack.Stack
 	err := Run(context.Background(), Options{
 		Binaries: binaries, Dir: t.TempDir(), Out: &out, Logs: logs,
-		Prepare: func(_ context.Context, s *localstack.Stack) error { stack = s; return nil },
+		Prepare: func(_ context.Context, s *stack.Stack) error { lst = s; return nil },
 	})
 	report := out.String()
 	if err != nil {
 		t.Fatalf("Run: %v\nreport:\n%s", err, report)
 	}
-	checkStopped(t, stack)
+	checkStopped(t, lst)
 	checkNoSecrets(t, "the report", report)
 	checkNoSecrets(t, "the logs", logs.String())
 	if !strings.Contains(logs.String(), `"step":"createSecret"`) && !strings.Contains(logs.String(), `createSecret`) {
@@ -139,7 +139,7 @@ func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 	}
 
 	// Every number's row names the key Meta really holds, held by AWSCURRENT.
-	keys := stack.Graph.Keys()
+	keys := lst.Graph.Keys()
 	if len(keys) != 3 {
 		t.Fatalf("Meta holds keys for %d numbers, want 3", len(keys))
 	}
@@ -182,11 +182,11 @@ func TestRunOmitsPerStepCountsItCannotKnow(t *testing.T) {
 
 func TestRunFailsWhenMetaRefusesTheKey(t *testing.T) {
 	var out bytes.Buffer
-	var stack *localstack.Stack
+	var lst *stack.Stack
 	err := Run(context.Background(), Options{
 		Binaries: binaries, Dir: t.TempDir(), Out: &out,
-		Prepare: func(_ context.Context, s *localstack.Stack) error {
-			stack = s
+		Prepare: func(_ context.Context, s *stack.Stack) error {
+			lst = s
 			_, err := s.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Object: s.PhoneNumberIDs()[1],
 				Kind: graphsim.FaultGraphError, Code: 100, Times: graphsim.Forever})
 			return err
@@ -199,7 +199,7 @@ func TestRunFailsWhenMetaRefusesTheKey(t *testing.T) {
 	if rerr.N != 1 || rerr.Event.Type != secretsemu.RotationFailed {
 		t.Errorf("RotationError = rotation %d, %s; want rotation 1, RotationFailed", rerr.N, rerr.Event.Type)
 	}
-	checkStopped(t, stack)
+	checkStopped(t, lst)
 	checkNoSecrets(t, "the error", err.Error())
 	checkNoSecrets(t, "the report", out.String())
 	if !regexp.MustCompile(`(?m)^ +\+\d+ms +setSecret +FAILED `).MatchString(out.String()) {
@@ -207,7 +207,7 @@ func TestRunFailsWhenMetaRefusesTheKey(t *testing.T) {
 	}
 	// The tables still tell where each key is: the new key stays in
 	// AWSPENDING, as the first rotation has no AWSCURRENT key to go back to.
-	if !regexp.MustCompile(`(?m)^  ` + stack.PhoneNumberIDs()[0] + ` .* AWSPENDING \(`).MatchString(out.String()) {
+	if !regexp.MustCompile(`(?m)^  ` + lst.PhoneNumberIDs()[0] + ` .* AWSPENDING \(`).MatchString(out.String()) {
 		t.Errorf("the report does not show the first number's key held by AWSPENDING:\n%s", out.String())
 	}
 	if !strings.Contains(err.Error(), "not AWSCURRENT") {
@@ -222,11 +222,11 @@ func TestRunStopsEverythingWhenCancelledMidRotation(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out bytes.Buffer
-	var stack *localstack.Stack
+	var lst *stack.Stack
 	err := Run(ctx, Options{
 		Binaries: binaries, Dir: t.TempDir(), Out: &out,
-		Prepare: func(ctx context.Context, s *localstack.Stack) error {
-			stack = s
+		Prepare: func(ctx context.Context, s *stack.Stack) error {
+			lst = s
 			// The upload hangs, as if Meta did not answer; Ctrl-C comes
 			// while setSecret waits for it.
 			if _, err := s.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Kind: graphsim.FaultDelay, Delay: time.Hour, Times: graphsim.Forever}); err != nil {
@@ -256,10 +256,10 @@ func TestRunStopsEverythingWhenCancelledMidRotation(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v, want context.Canceled\nreport:\n%s", err, out.String())
 	}
-	if stack.Graph.Calls().Upload == 0 {
+	if lst.Graph.Calls().Upload == 0 {
 		t.Fatal("Run ended before setSecret reached Meta, so this test proved nothing")
 	}
-	checkStopped(t, stack)
+	checkStopped(t, lst)
 }
 
 func TestRunNeedsOutAndDir(t *testing.T) {
