@@ -401,7 +401,7 @@ func checkStatusSchedule(expr string) error {
 // to ACCESS_TOKEN_SECRET_ID and GRAPH_API_VERSION, which the stack sets
 // on the function. Leaving them out keeps them ordinary settings that
 // every deploy applies, together with the IAM grant on the token secret,
-// while the document is written only once (see NewRotationStack).
+// while the document is written only once (see newSeed).
 func (p *RotationStackProps) secretConfig() secretdoc.Config {
 	return secretdoc.Config{
 		PhoneNumberIDs: p.PhoneNumberIDs,

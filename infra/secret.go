@@ -3,10 +3,54 @@ package main
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/customresources"
 	"github.com/aws/jsii-runtime-go"
 )
+
+// The seed: the secret's first version, written once (see newSeed).
+const (
+	// seedVersionID is the ClientRequestToken, and so the VersionId, of the
+	// first version: uuid.NewSHA1(uuid.NameSpaceURL,
+	// "https://github.com/flowkey/flowkey/infra#seed-version"). It must
+	// never change: because it is fixed, PutSecretValue can add the seed to
+	// a secret at most once and fails on any later attempt with other data.
+	seedVersionID = "e0d1db6c-1e5b-5247-af7f-df9e462ab3b5"
+	// seedStage is the only label the seed asks for. Secrets Manager adds
+	// AWSCURRENT by itself to the first version of a secret, and only to
+	// that; the label also keeps the version from being deprecated and
+	// deleted, so seedVersionID stays taken for the life of the secret.
+	seedStage = "flowkey-seed"
+)
+
+// secret is the rotated secret and the custom resource that writes its
+// first version.
+type secret struct {
+	arn  *string // Ref of AWS::SecretsManager::Secret is its ARN
+	seed customresources.AwsCustomResource
+}
+
+// newSecret is the secret, encrypted with key, and its seed, the
+// configuration-only document initial.
+func newSecret(stack awscdk.Stack, secretName string, key awskms.Key, viaSecretsManager *string, initial string) secret {
+	// No SecretString and no GenerateSecretString: CloudFormation creates
+	// the secret empty (no version) and, as neither property exists, never
+	// writes a version on a later deploy. A SecretString built from the
+	// settings would: any changed setting would make CloudFormation put a
+	// configuration-only version as AWSCURRENT, moving the live private key
+	// to AWSPREVIOUS while Meta still holds its public key.
+	s := awssecretsmanager.NewCfnSecret(stack, jsii.String("Secret"), &awssecretsmanager.CfnSecretProps{
+		Name:        jsii.String(secretName),
+		Description: jsii.String("flowkey: the WhatsApp Flows business key pair and its configuration"),
+		KmsKeyId:    key.KeyArn(),
+	})
+	// Retained for the same reason as the key: it holds the live private key.
+	s.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN, nil)
+	arn := s.Ref()
+	return secret{arn: arn, seed: newSeed(stack, arn, key.KeyArn(), viaSecretsManager, initial)}
+}
 
 // newSeed writes the secret's first version, the configuration-only
 // document, when the stack is created, and never again.
