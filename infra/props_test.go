@@ -17,6 +17,8 @@ func fakeSettings(ctx map[string]any, env map[string]string) settings {
 	}
 }
 
+// TestPropsFromSettings is one table of settings, accepted or rejected
+// with the error that names them; its length is the table's, one row per case.
 func TestPropsFromSettings(t *testing.T) {
 	code := t.TempDir()
 	if err := os.WriteFile(filepath.Join(code, "bootstrap"), []byte("x"), 0o755); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -158,8 +159,8 @@ func TestSAMTemplateMatchesStack(t *testing.T) {
 
 	samVars := props["Environment"].(map[string]any)["Variables"].(map[string]any)
 	cdkVars := cdk["Environment"].(map[string]any)["Variables"].(map[string]any)
-	assertEqual(t, "template.yaml environment variable names", slices.Sorted(mapsKeys(samVars)), sorted(config.Names()))
-	assertEqual(t, "template.yaml and stack environment variable names", slices.Sorted(mapsKeys(samVars)), slices.Sorted(mapsKeys(cdkVars)))
+	assertEqual(t, "template.yaml environment variable names", slices.Sorted(maps.Keys(samVars)), sorted(config.Names()))
+	assertEqual(t, "template.yaml and stack environment variable names", slices.Sorted(maps.Keys(samVars)), slices.Sorted(maps.Keys(cdkVars)))
 	for name, sv := range samVars {
 		ss, samLiteral := sv.(string)
 		cs, cdkLiteral := cdkVars[name].(string)
@@ -231,7 +232,7 @@ func TestSAMEnvVarsFile(t *testing.T) {
 		if _, ok := resources[fn]; !ok {
 			t.Errorf("events/env.json sets variables for %q, which template.yaml does not define", fn)
 		}
-		assertEqual(t, "events/env.json variable names", slices.Sorted(mapsKeys(vars)), sorted(config.Names()))
+		assertEqual(t, "events/env.json variable names", slices.Sorted(maps.Keys(vars)), sorted(config.Names()))
 		if _, err := config.Load(func(k string) string { return vars[k] }); err != nil {
 			t.Errorf("events/env.json does not load: %v", err)
 		}
