@@ -1,6 +1,6 @@
 // Command infra is the CDK app that deploys flowkey: `cdk deploy` from this
 // directory (see cdk.json). Settings come from CDK context or FLOWKEY_*
-// environment variables; see RotationStackProps and the README.
+// environment variables; see RotationStackProps and README.md.
 package main
 
 import (

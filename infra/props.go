@@ -70,7 +70,7 @@ type setting struct {
 	Env     string
 }
 
-// The parameters of the app, in the order the README documents them.
+// The parameters of the app, in the order README.md documents them.
 var (
 	settingStackName      = setting{"flowkey:stackName", "FLOWKEY_STACK_NAME"}
 	settingSecretName     = setting{"flowkey:secretName", "FLOWKEY_SECRET_NAME"}

@@ -64,8 +64,8 @@ func newSecret(stack awscdk.Stack, secretName string, key awskms.Key, viaSecrets
 //
 //   - Update: no onUpdate, so the provider makes no call. A changed
 //     setting changes this resource's Create property and the
-//     SecretConfiguration output, nothing in the secret (README: "Changing
-//     the numbers after the first deploy").
+//     SecretConfiguration output, nothing in the secret (infra/README.md,
+//     "Changing the numbers after the first deploy").
 //   - Create: runs when the stack is created. Should it ever run again (a
 //     renamed construct replaces the resource), the secret already has a
 //     version seedVersionID, which Secrets Manager decrypts to compare
