@@ -1,6 +1,8 @@
 // Package demo shows flowkey at work on the local stack (internal/local/stack),
-// with no AWS account: Run is `make demo`, two rotations told step by step,
-// and Serve is `make local-up`, the stack left running for hands-on use.
+// with no AWS account: Run is `make demo`, two rotations told step by step;
+// Serve is the stack `make local-up` leaves running for hands-on use, Detach
+// starts it in the background and returns once it is ready, and Stop is
+// `make local-down`.
 package demo
 
 import (
