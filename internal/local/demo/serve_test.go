@@ -142,6 +142,40 @@ type ready struct {
 	e   Endpoints
 }
 
+// checkStateFiles checks what a ready Serve has written and printed: the
+// endpoints of its stack, and the commands to paste.
+func checkStateFiles(t *testing.T, state string, r ready, printed string) {
+	t.Helper()
+	e := r.e
+	got, err := ReadEndpoints(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, e) {
+		t.Errorf("%s = %+v, want %+v", StateFile, got, e)
+	}
+	if e.PID != os.Getpid() || e.SecretsManagerURL != r.lst.SecretsURL || e.InvokeURL != r.lst.FunctionURL+invocationsPath || len(e.PhoneNumberIDs) != 3 {
+		t.Errorf("endpoints %+v do not describe this stack", e)
+	}
+	text, err := os.ReadFile(filepath.Join(state, CommandsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(text) != Commands(e) || !strings.HasPrefix(printed, Commands(e)) {
+		t.Errorf("%s and the printed text are not Commands(endpoints)", CommandsFile)
+	}
+	for _, want := range []string{
+		"aws --endpoint-url " + e.SecretsManagerURL + " secretsmanager rotate-secret --secret-id flowkey/whatsapp-flows-key --rotation-lambda-arn " + stack.FunctionARN,
+		"export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1",
+		"curl -s " + e.GraphStateURL, "curl -s '" + e.EventsURL + "?secret=flowkey/whatsapp-flows-key'",
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the commands lack %q", want)
+		}
+	}
+	checkNoSecrets(t, "the commands", string(text))
+}
+
 // TestServeRunsTheStackAndItsCommandsWork follows the printed commands, as a
 // user of make local-up would, with the same requests curl sends.
 func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
@@ -163,33 +197,7 @@ func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
 	}
 	e := r.e
 
-	got, err := ReadEndpoints(state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, e) {
-		t.Errorf("%s = %+v, want %+v", StateFile, got, e)
-	}
-	if e.PID != os.Getpid() || e.SecretsManagerURL != r.lst.SecretsURL || e.InvokeURL != r.lst.FunctionURL+invocationsPath || len(e.PhoneNumberIDs) != 3 {
-		t.Errorf("endpoints %+v do not describe this stack", e)
-	}
-	text, err := os.ReadFile(filepath.Join(state, CommandsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(text) != Commands(e) || !strings.HasPrefix(out.String(), Commands(e)) {
-		t.Errorf("%s and the printed text are not Commands(endpoints)", CommandsFile)
-	}
-	for _, want := range []string{
-		"aws --endpoint-url " + e.SecretsManagerURL + " secretsmanager rotate-secret --secret-id flowkey/whatsapp-flows-key --rotation-lambda-arn " + stack.FunctionARN,
-		"export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1",
-		"curl -s " + e.GraphStateURL, "curl -s '" + e.EventsURL + "?secret=flowkey/whatsapp-flows-key'",
-	} {
-		if !strings.Contains(string(text), want) {
-			t.Errorf("the commands lack %q", want)
-		}
-	}
-	checkNoSecrets(t, "the commands", string(text))
+	checkStateFiles(t, state, r, out.String())
 
 	// As after a CDK deploy: rotation is configured, no key exists yet.
 	status, body := send(t, http.MethodPost, e.SecretsManagerURL, describeCall(e).Body, describeCall(e).headers())
