@@ -74,10 +74,14 @@ rotate-now status resync:
 	! grep -q '"errorMessage"' $(BUILD)/invoke-out.json
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck
+# boundary: what ships (functions/, infra/ and all they import) never imports
+# internal/fake or internal/local; a violation prints its import chain.
+lint: ## gofmt, go vet, staticcheck, go mod tidy -diff, and the import boundary of what ships
 	@out=$$(gofmt -l $$(find functions internal infra -name '*.go' -not -path '*/node_modules/*')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	$(GO) mod tidy -diff
+	$(GO) run ./internal/local/cmd/boundary ./functions/... ./infra
 
 .PHONY: test
 test: lint ## every test: unit, emulator, integration (real bootstrap under the RIE) and infra
