@@ -24,8 +24,7 @@ $(ARM64_BIN): $(GO_SRC)
 build: $(HOST_BIN) ## build the bootstrap for this machine (local stack)
 build-arm64: $(ARM64_BIN) ## build the Lambda bootstrap (linux/arm64) that infra/ and template.yaml deploy
 
-# --- the local stack: make demo, make local-up, make local-down ---
-# --- local stack: make demo, make local-up / make local-down (no AWS account) ---
+# --- the local stack: make demo, make local-up, make local-down (no AWS account) ---
 DEMO_BIN  := $(BUILD)/host/flowkey-demo
 LOCAL_BIN := $(BUILD)/host/flowkey-local
 LOCAL_DIR := .local
@@ -40,20 +39,8 @@ $(LOCAL_BIN): $(GO_SRC)
 demo: $(DEMO_BIN) ## rotate a key twice on the local stack, no AWS account (DEMO_FLAGS=-v prints the function's logs)
 	@$(DEMO_BIN) $(DEMO_FLAGS)
 
-# The stack builds its tools before it writes stack.json: the first run on a
-# fresh clone compiles for a while, hence the long bound.
 local-up: $(LOCAL_BIN) ## leave the local stack running in the background and print its endpoints and commands
-	@$(LOCAL_BIN) -state $(LOCAL_DIR) -check
-	@mkdir -p $(LOCAL_DIR)
-	@nohup $(LOCAL_BIN) -state $(LOCAL_DIR) > $(LOCAL_DIR)/stack.log 2>&1 & pid=$$!; \
-	for i in $$(seq 1 600); do \
-	  if grep -qs "\"pid\": $$pid," $(LOCAL_DIR)/stack.json; then \
-	    cat $(LOCAL_DIR)/stack.txt; echo "Logs (the function's JSON among them): $(LOCAL_DIR)/stack.log"; exit 0; fi; \
-	  if ! kill -0 $$pid 2>/dev/null; then \
-	    echo "make local-up: the local stack exited before it was ready:" >&2; tail -n 20 $(LOCAL_DIR)/stack.log >&2; exit 1; fi; \
-	  sleep 0.5; \
-	done; \
-	kill $$pid; echo "make local-up: no $(LOCAL_DIR)/stack.json after 300s; see $(LOCAL_DIR)/stack.log" >&2; exit 1
+	@$(LOCAL_BIN) -state $(LOCAL_DIR) -detach
 
 local-down: $(LOCAL_BIN) ## stop the stack make local-up started and wait until it has exited
 	@$(LOCAL_BIN) -state $(LOCAL_DIR) -down
@@ -87,10 +74,14 @@ rotate-now status resync:
 	! grep -q '"errorMessage"' $(BUILD)/invoke-out.json
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck
+# boundary: what ships (functions/, infra/ and all they import) never imports
+# internal/fake or internal/local; a violation prints its import chain.
+lint: ## gofmt, go vet, staticcheck, go mod tidy -diff, and the import boundary of what ships
 	@out=$$(gofmt -l $$(find functions internal infra -name '*.go' -not -path '*/node_modules/*')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	$(GO) mod tidy -diff
+	$(GO) run ./internal/local/cmd/boundary ./functions/... ./infra
 
 .PHONY: test
 test: lint ## every test: unit, emulator, integration (real bootstrap under the RIE) and infra

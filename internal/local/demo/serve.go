@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -95,7 +96,6 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	if opts.Logs == nil {
 		opts.Logs = io.Discard
 	}
-	statePath := filepath.Join(opts.StateDir, StateFile)
 	if err := CheckNotRunning(opts.StateDir); err != nil {
 		return err
 	}
@@ -110,58 +110,17 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		return fmt.Errorf("start the local stack: %w", err)
 	}
 	defer lst.Close()
-
-	tokenARN, err := lst.CreateTokenSecret(ctx)
+	e, err := deploy(ctx, lst)
 	if err != nil {
 		return err
-	}
-	phones := lst.PhoneNumberIDs()
-	keyARN, err := lst.CreateKeySecret(ctx, stack.KeySecretName, secretdoc.Config{PhoneNumberIDs: phones})
-	if err != nil {
-		return err
-	}
-	// Configure rotation as a CDK deploy does: Secrets Manager runs
-	// testSecret alone against the configuration, and from then on the
-	// rotator's own {"command":"rotate"} can start rotations.
-	check, err := lst.Rotate(ctx, keyARN, false)
-	if err != nil {
-		return fmt.Errorf("configure rotation: %w", err)
-	}
-	if ev, err := lst.WaitRotation(ctx, keyARN, check); err != nil || ev.Type != secretsemu.RotationSucceeded {
-		return fmt.Errorf("configure rotation: the deploy-time testSecret ended with %v %s", err, ev.Error)
-	}
-	desc, err := lst.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(keyARN)})
-	if err != nil {
-		return fmt.Errorf("describe %s: %w", keyARN, err)
-	}
-	var first string
-	for id := range desc.VersionIdsToStages {
-		first = id
-	}
-	e := Endpoints{
-		PID: os.Getpid(), StartedAt: time.Now().UTC().Truncate(time.Second), Region: stack.Region,
-		SecretsManagerURL: lst.SecretsURL, EventsURL: lst.SecretsURL + "/_emulator/events",
-		KMSURL: lst.KMSURL, KMSKeyARN: lst.KMSKeyARN,
-		GraphURL: lst.GraphURL, GraphStateURL: lst.GraphURL + "/_sim/state",
-		InvokeURL: lst.FunctionURL + invocationsPath, FunctionARN: stack.FunctionARN,
-		KeySecretName: stack.KeySecretName, KeySecretARN: keyARN, TokenSecretARN: tokenARN,
-		WABAID: stack.DefaultWABAID, PhoneNumberIDs: phones, FirstVersionID: first,
 	}
 
 	text := Commands(e)
-	// The commands first: whoever sees StateFile may print CommandsFile.
-	if err := writeFileAtomic(filepath.Join(opts.StateDir, CommandsFile), []byte(text)); err != nil {
-		return err
-	}
-	defer os.Remove(filepath.Join(opts.StateDir, CommandsFile))
-	body, err := json.MarshalIndent(e, "", "  ")
+	remove, err := writeState(opts.StateDir, e, text)
+	defer remove()
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(statePath, append(body, '\n')); err != nil {
-		return err
-	}
-	defer os.Remove(statePath)
 	fmt.Fprint(opts.Out, text)
 	if opts.Ready != nil {
 		opts.Ready(lst, e)
@@ -170,6 +129,75 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	<-ctx.Done()
 	fmt.Fprintf(opts.Out, "stopping the local stack (%v)\n", context.Cause(ctx))
 	return nil
+}
+
+// deploy leaves the stack as a CDK deploy leaves AWS: both secrets, the key
+// secret configuration-only with rotation configured. It returns how to
+// reach the stack.
+func deploy(ctx context.Context, lst *stack.Stack) (Endpoints, error) {
+	tokenARN, err := lst.CreateTokenSecret(ctx)
+	if err != nil {
+		return Endpoints{}, err
+	}
+	phones := lst.PhoneNumberIDs()
+	keyARN, err := lst.CreateKeySecret(ctx, stack.KeySecretName, secretdoc.Config{PhoneNumberIDs: phones})
+	if err != nil {
+		return Endpoints{}, err
+	}
+	// Configure rotation as a CDK deploy does: Secrets Manager runs
+	// testSecret alone against the configuration, and from then on the
+	// rotator's own {"command":"rotate"} can start rotations.
+	check, err := lst.Rotate(ctx, keyARN, false)
+	if err != nil {
+		return Endpoints{}, fmt.Errorf("configure rotation: %w", err)
+	}
+	if ev, err := lst.WaitRotation(ctx, keyARN, check); err != nil || ev.Type != secretsemu.RotationSucceeded {
+		return Endpoints{}, fmt.Errorf("configure rotation: the deploy-time testSecret ended with %v %s", err, ev.Error)
+	}
+	desc, err := lst.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(keyARN)})
+	if err != nil {
+		return Endpoints{}, fmt.Errorf("describe %s: %w", keyARN, err)
+	}
+	var first string
+	for id := range desc.VersionIdsToStages {
+		first = id
+	}
+	return Endpoints{
+		PID: os.Getpid(), StartedAt: time.Now().UTC().Truncate(time.Second), Region: stack.Region,
+		SecretsManagerURL: lst.SecretsURL, EventsURL: lst.SecretsURL + "/_emulator/events",
+		KMSURL: lst.KMSURL, KMSKeyARN: lst.KMSKeyARN,
+		GraphURL: lst.GraphURL, GraphStateURL: lst.GraphURL + "/_sim/state",
+		InvokeURL: lst.FunctionURL + invocationsPath, FunctionARN: stack.FunctionARN,
+		KeySecretName: stack.KeySecretName, KeySecretARN: keyARN, TokenSecretARN: tokenARN,
+		WABAID: stack.DefaultWABAID, PhoneNumberIDs: phones, FirstVersionID: first,
+	}, nil
+}
+
+// writeState writes CommandsFile, then StateFile: whoever sees StateFile may
+// print CommandsFile. The returned func removes what was written, also
+// after an error, in reverse order for the same reason.
+func writeState(stateDir string, e Endpoints, text string) (remove func(), err error) {
+	var written []string
+	remove = func() {
+		for _, p := range slices.Backward(written) {
+			os.Remove(p)
+		}
+	}
+	cmds := filepath.Join(stateDir, CommandsFile)
+	if err := writeFileAtomic(cmds, []byte(text)); err != nil {
+		return remove, err
+	}
+	written = append(written, cmds)
+	body, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return remove, err
+	}
+	statePath := filepath.Join(stateDir, StateFile)
+	if err := writeFileAtomic(statePath, append(body, '\n')); err != nil {
+		return remove, err
+	}
+	written = append(written, statePath)
+	return remove, nil
 }
 
 // CheckNotRunning returns an *AlreadyRunningError when StateFile in

@@ -25,7 +25,7 @@ import (
 
 // The test binary doubles as a stack process for the Stop tests.
 const (
-	helperEnv      = "FLOWKEY_DEMO_TEST_HELPER" // "serve" or "ignore-term"
+	helperEnv      = "FLOWKEY_DEMO_TEST_HELPER" // "serve", "ignore-term" or a Detach mode (detachHelper)
 	helperStateEnv = "FLOWKEY_DEMO_TEST_STATE"
 	helperBinEnv   = "FLOWKEY_DEMO_TEST_BIN"
 	helperReady    = "HELPER READY"
@@ -38,23 +38,7 @@ func helper(mode string) int {
 	state := os.Getenv(helperStateEnv)
 	switch mode {
 	case "serve":
-		dir := filepath.Dir(os.Getenv(helperBinEnv))
-		bins := stack.Binaries{Bootstrap: filepath.Join(dir, "bootstrap"), LocalKMS: filepath.Join(dir, "local-kms"), RIE: filepath.Join(dir, "aws-lambda-rie")}
-		scratch, err := os.MkdirTemp("", "flowkey-demo-helper-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(scratch)
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-		defer stop()
-		err = Serve(ctx, ServeOptions{Binaries: bins, Dir: scratch, StateDir: state, Out: io.Discard,
-			Ready: func(*stack.Stack, Endpoints) { fmt.Println(helperReady) }})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		return 0
+		return serveHelper(state, io.Discard, func(*stack.Stack, Endpoints) { fmt.Println(helperReady) })
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		body, _ := json.Marshal(Endpoints{PID: os.Getpid()})
@@ -66,15 +50,43 @@ func helper(mode string) int {
 		_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes stdin
 		return 0
 	}
+	if code, ok := detachHelper(mode, state); ok {
+		return code
+	}
 	fmt.Fprintf(os.Stderr, "unknown %s %q\n", helperEnv, mode)
 	return 2
+}
+
+// helperCommand runs the test binary in helper mode.
+func helperCommand(mode, state string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperStateEnv+"="+state, helperBinEnv+"="+binaries.Bootstrap)
+	return cmd
+}
+
+// serveHelper is Serve until SIGTERM, on the binaries TestMain built.
+func serveHelper(state string, out io.Writer, ready func(*stack.Stack, Endpoints)) int {
+	dir := filepath.Dir(os.Getenv(helperBinEnv))
+	bins := stack.Binaries{Bootstrap: filepath.Join(dir, "bootstrap"), LocalKMS: filepath.Join(dir, "local-kms"), RIE: filepath.Join(dir, "aws-lambda-rie")}
+	scratch, err := os.MkdirTemp("", "flowkey-demo-helper-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(scratch)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := Serve(ctx, ServeOptions{Binaries: bins, Dir: scratch, StateDir: state, Out: out, Ready: ready}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 // startHelper runs the test binary in helper mode and waits for its ready line.
 func startHelper(t *testing.T, mode, state string) (*exec.Cmd, io.WriteCloser) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperStateEnv+"="+state, helperBinEnv+"="+binaries.Bootstrap)
+	cmd := helperCommand(mode, state)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -130,6 +142,40 @@ type ready struct {
 	e   Endpoints
 }
 
+// checkStateFiles checks what a ready Serve has written and printed: the
+// endpoints of its stack, and the commands to paste.
+func checkStateFiles(t *testing.T, state string, r ready, printed string) {
+	t.Helper()
+	e := r.e
+	got, err := ReadEndpoints(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, e) {
+		t.Errorf("%s = %+v, want %+v", StateFile, got, e)
+	}
+	if e.PID != os.Getpid() || e.SecretsManagerURL != r.lst.SecretsURL || e.InvokeURL != r.lst.FunctionURL+invocationsPath || len(e.PhoneNumberIDs) != 3 {
+		t.Errorf("endpoints %+v do not describe this stack", e)
+	}
+	text, err := os.ReadFile(filepath.Join(state, CommandsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(text) != Commands(e) || !strings.HasPrefix(printed, Commands(e)) {
+		t.Errorf("%s and the printed text are not Commands(endpoints)", CommandsFile)
+	}
+	for _, want := range []string{
+		"aws --endpoint-url " + e.SecretsManagerURL + " secretsmanager rotate-secret --secret-id flowkey/whatsapp-flows-key --rotation-lambda-arn " + stack.FunctionARN,
+		"export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1",
+		"curl -s " + e.GraphStateURL, "curl -s '" + e.EventsURL + "?secret=flowkey/whatsapp-flows-key'",
+	} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("the commands lack %q", want)
+		}
+	}
+	checkNoSecrets(t, "the commands", string(text))
+}
+
 // TestServeRunsTheStackAndItsCommandsWork follows the printed commands, as a
 // user of make local-up would, with the same requests curl sends.
 func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
@@ -151,33 +197,7 @@ func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
 	}
 	e := r.e
 
-	got, err := ReadEndpoints(state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, e) {
-		t.Errorf("%s = %+v, want %+v", StateFile, got, e)
-	}
-	if e.PID != os.Getpid() || e.SecretsManagerURL != r.lst.SecretsURL || e.InvokeURL != r.lst.FunctionURL+invocationsPath || len(e.PhoneNumberIDs) != 3 {
-		t.Errorf("endpoints %+v do not describe this stack", e)
-	}
-	text, err := os.ReadFile(filepath.Join(state, CommandsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(text) != Commands(e) || !strings.HasPrefix(out.String(), Commands(e)) {
-		t.Errorf("%s and the printed text are not Commands(endpoints)", CommandsFile)
-	}
-	for _, want := range []string{
-		"aws --endpoint-url " + e.SecretsManagerURL + " secretsmanager rotate-secret --secret-id flowkey/whatsapp-flows-key --rotation-lambda-arn " + stack.FunctionARN,
-		"export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1",
-		"curl -s " + e.GraphStateURL, "curl -s '" + e.EventsURL + "?secret=flowkey/whatsapp-flows-key'",
-	} {
-		if !strings.Contains(string(text), want) {
-			t.Errorf("the commands lack %q", want)
-		}
-	}
-	checkNoSecrets(t, "the commands", string(text))
+	checkStateFiles(t, state, r, out.String())
 
 	// As after a CDK deploy: rotation is configured, no key exists yet.
 	status, body := send(t, http.MethodPost, e.SecretsManagerURL, describeCall(e).Body, describeCall(e).headers())

@@ -11,6 +11,8 @@ import (
 	"time"
 )
 
+// TestControlRoutes walks every control route once, each call building on
+// the state the last one left: split up, each part would repeat that set-up.
 func TestControlRoutes(t *testing.T) {
 	ks := testKeys()
 	f := newFixture(t, nil)

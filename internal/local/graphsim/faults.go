@@ -1,7 +1,9 @@
 package graphsim
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"time"
@@ -196,4 +198,79 @@ func (s *Sim) takeFaultLocked(op Op, object string) (Fault, bool) {
 		return fs.f, true
 	}
 	return Fault{}, false
+}
+
+// applyFault answers a call with a scripted fault (every kind but delay).
+// For a drop it returns the hijacked connection, for the caller to close.
+func (s *Sim) applyFault(w *statusWriter, rt route, f Fault) io.Closer {
+	switch f.Kind {
+	case FaultGraphError:
+		ge := newGraphError(f.Code, f.Subcode, f.Message)
+		if f.Status != 0 {
+			ge.status = f.Status
+		}
+		buc := ""
+		if f.Code == codeWABARateLimit || f.Code == 4 || f.Code == 130429 {
+			buc = s.throttledHeader(rt.object, f.RegainAccess)
+		}
+		s.writeError(w, rt, buc, ge)
+	case FaultHTTPStatus:
+		text := http.StatusText(f.Status)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(f.Status)
+		_, _ = fmt.Fprintf(w, "<html><head><title>%d %s</title></head><body><center><h1>%d %s</h1></center></body></html>\n", f.Status, text, f.Status, text)
+	case FaultMalformed:
+		body, ctype := malformedBody(rt.op, f)
+		s.graphHeaders(w, rt, "")
+		w.Header().Set("Content-Type", ctype)
+		w.WriteHeader(f.Status)
+		_, _ = io.WriteString(w, body)
+	case FaultDrop:
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			// HTTP/2 cannot hand over the connection; aborting the handler
+			// is the only way left to send no response, and net/http
+			// expects it.
+			panic(http.ErrAbortHandler)
+		}
+		return conn
+	}
+	return nil
+}
+
+func malformedBody(op Op, f Fault) (body, ctype string) {
+	const jsonType = "application/json; charset=UTF-8"
+	if f.Body != "" {
+		if f.ContentType != "" {
+			return f.Body, f.ContentType
+		}
+		return f.Body, jsonType
+	}
+	switch f.Malformed {
+	case MalformedHTML:
+		return "<!DOCTYPE html><html lang=\"en\"><head><title>Error</title></head><body>Sorry, something went wrong.</body></html>", "text/html; charset=utf-8"
+	case MalformedEmpty:
+		return "", jsonType
+	}
+	switch op {
+	case OpGet:
+		return `{"data":[{"business_public_key":"-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA`, jsonType
+	case OpList:
+		return `{"data":[{"verified_name":"Flowkey Demo","display_phone_number":"+1 202-55`, jsonType
+	default:
+		return `{"success":tr`, jsonType
+	}
+}
+
+// throttledHeader is the X-Business-Use-Case-Usage of a spent budget, for
+// scripted throttling errors.
+func (s *Sim) throttledHeader(object string, regain time.Duration) string {
+	s.mu.Lock()
+	key := object
+	if n, ok := s.numbers[object]; ok && n.waba != "" {
+		key = n.waba
+	}
+	s.mu.Unlock()
+	b, _ := json.Marshal(map[string][]bucEntry{key: {{Type: bucType, CallCount: 100, TotalCPUTime: 25, TotalTime: 25, EstimatedRegain: ceilMinutes(regain)}}})
+	return string(b)
 }

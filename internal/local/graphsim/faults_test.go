@@ -11,6 +11,8 @@ import (
 	"time"
 )
 
+// TestFaultKinds is long for its table: one case per fault kind and body
+// shape, each checked, then the call after it checked untouched.
 func TestFaultKinds(t *testing.T) {
 	cases := []struct {
 		name   string

@@ -148,59 +148,7 @@ func TestRIEInvokerAgainstTheRealRIE(t *testing.T) {
 			t.Fatalf("after the crash: %q, %v", got, err)
 		}
 	})
-	t.Run("invocations queue instead of crashing the RIE", func(t *testing.T) {
-		h := newHolder(t)
-		proxy := httptest.NewServer(inv)
-		defer proxy.Close()
-		first := make(chan error, 1)
-		go func() {
-			got, err := inv.Invoke(ctx, lambdaARN, h.payload())
-			if err == nil && string(got) != `{"echo":"held"}` {
-				err = fmt.Errorf("result %q", got)
-			}
-			first <- err
-		}()
-		var c net.Conn
-		select {
-		case c = <-h.conn: // the function is running now
-		case err := <-first:
-			t.Fatalf("the hold invocation ended early: %v\n%s", err, p.logs)
-		}
-		// Sent now, a second invocation would kill the pinned RIE. It must
-		// wait its turn, so with a short deadline it gives up unsent.
-		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		_, err := inv.Invoke(short, lambdaARN, []byte(`{"echo":"impatient"}`))
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "to finish another invocation") {
-			t.Errorf("an invocation during another: %v", err)
-		}
-		var wg sync.WaitGroup
-		var direct, proxied []byte
-		var directErr, proxiedErr error
-		wg.Go(func() { direct, directErr = inv.Invoke(ctx, lambdaARN, []byte(`{"echo":"direct"}`)) })
-		wg.Go(func() {
-			resp, err := http.Post(proxy.URL+riePath, "application/json", strings.NewReader(`{"echo":"proxied"}`))
-			if err != nil {
-				proxiedErr = err
-				return
-			}
-			defer resp.Body.Close()
-			proxied, proxiedErr = io.ReadAll(resp.Body)
-			if resp.StatusCode != 200 {
-				proxiedErr = fmt.Errorf("HTTP %d: %s", resp.StatusCode, proxied)
-			}
-		})
-		c.Write([]byte{1})
-		c.Close()
-		if err := <-first; err != nil {
-			t.Errorf("the hold invocation: %v", err)
-		}
-		wg.Wait()
-		if directErr != nil || string(direct) != `{"echo":"direct"}` || proxiedErr != nil || string(proxied) != `{"echo":"proxied"}` {
-			t.Errorf("queued invocations: %q %v / %q %v", direct, directErr, proxied, proxiedErr)
-		}
-		p.alive(t)
-	})
+	t.Run("invocations queue instead of crashing the RIE", func(t *testing.T) { testInvocationsQueue(ctx, t, inv, p) })
 	t.Run("a function error passes through the proxy unchanged", func(t *testing.T) {
 		proxy := httptest.NewServer(inv)
 		defer proxy.Close()
@@ -232,6 +180,63 @@ func TestRIEInvokerAgainstTheRealRIE(t *testing.T) {
 	p.alive(t)
 }
 
+// testInvocationsQueue holds one invocation in the function and checks that
+// others, direct or through the proxy, wait for it instead of reaching the
+// RIE, which a second concurrent invocation would kill.
+func testInvocationsQueue(ctx context.Context, t *testing.T, inv *RIEInvoker, p *rieProcess) {
+	h := newHolder(t)
+	proxy := httptest.NewServer(inv)
+	defer proxy.Close()
+	first := make(chan error, 1)
+	go func() {
+		got, err := inv.Invoke(ctx, lambdaARN, h.payload())
+		if err == nil && string(got) != `{"echo":"held"}` {
+			err = fmt.Errorf("result %q", got)
+		}
+		first <- err
+	}()
+	var c net.Conn
+	select {
+	case c = <-h.conn: // the function is running now
+	case err := <-first:
+		t.Fatalf("the hold invocation ended early: %v\n%s", err, p.logs)
+	}
+	// Sent now, a second invocation would kill the pinned RIE. It must
+	// wait its turn, so with a short deadline it gives up unsent.
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err := inv.Invoke(short, lambdaARN, []byte(`{"echo":"impatient"}`))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "to finish another invocation") {
+		t.Errorf("an invocation during another: %v", err)
+	}
+	var wg sync.WaitGroup
+	var direct, proxied []byte
+	var directErr, proxiedErr error
+	wg.Go(func() { direct, directErr = inv.Invoke(ctx, lambdaARN, []byte(`{"echo":"direct"}`)) })
+	wg.Go(func() {
+		resp, err := http.Post(proxy.URL+riePath, "application/json", strings.NewReader(`{"echo":"proxied"}`))
+		if err != nil {
+			proxiedErr = err
+			return
+		}
+		defer resp.Body.Close()
+		proxied, proxiedErr = io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			proxiedErr = fmt.Errorf("HTTP %d: %s", resp.StatusCode, proxied)
+		}
+	})
+	c.Write([]byte{1})
+	c.Close()
+	if err := <-first; err != nil {
+		t.Errorf("the hold invocation: %v", err)
+	}
+	wg.Wait()
+	if directErr != nil || string(direct) != `{"echo":"direct"}` || proxiedErr != nil || string(proxied) != `{"echo":"proxied"}` {
+		t.Errorf("queued invocations: %q %v / %q %v", direct, directErr, proxied, proxiedErr)
+	}
+	p.alive(t)
+}
+
 func TestRIEInvokerTimeout(t *testing.T) {
 	p := startRIE(t, "AWS_LAMBDA_FUNCTION_TIMEOUT=1")
 	h := newHolder(t)
@@ -242,6 +247,8 @@ func TestRIEInvokerTimeout(t *testing.T) {
 	}
 }
 
+// TestRIEInvokerHTTPHandling is long for its table: one case per way the
+// RIE answers an invocation.
 func TestRIEInvokerHTTPHandling(t *testing.T) {
 	type answer struct {
 		status int

@@ -266,6 +266,8 @@ func TestPutSecretValueStagesAndIdempotency(t *testing.T) {
 	})
 }
 
+// TestUpdateSecretVersionStage is long for its table: one case per way a
+// label moves or AWS refuses to move it.
 func TestUpdateSecretVersionStage(t *testing.T) {
 	type call struct {
 		stage, remove, move string // version names: v1 (current), v2, v3 (previous chain below)

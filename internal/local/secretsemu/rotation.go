@@ -52,28 +52,34 @@ type rotateSecretOutput struct {
 	VersionId string
 }
 
-func (s *Server) rotateSecret(in rotateSecretInput) (any, error) {
-	if s.invoker == nil {
-		return nil, errInvalidRequest("This emulator has no Lambda invoker (secretsemu.Options.Invoker is nil), so it can't run a rotation function.")
-	}
+// validateRotateInput checks what RotateSecret can check without the secret,
+// and returns the schedule of in.RotationRules (the zero schedule without).
+func validateRotateInput(in rotateSecretInput, now time.Time) (schedule, error) {
 	if in.ClientRequestToken != nil {
 		if err := validateToken(*in.ClientRequestToken); err != nil {
-			return nil, err
+			return schedule{}, err
 		}
 	}
 	if in.RotationLambdaARN != nil {
 		if a := *in.RotationLambdaARN; !strings.HasPrefix(a, "arn:") || len(a) > maxLambdaARNLen {
-			return nil, errInvalidParameter(fmt.Sprintf(
+			return schedule{}, errInvalidParameter(fmt.Sprintf(
 				"RotationLambdaARN %q is not a Lambda function ARN like arn:aws:lambda:us-east-1:123456789012:function:rotator.", a))
 		}
 	}
+	if in.RotationRules == nil {
+		return schedule{}, nil
+	}
+	return validateRules(*in.RotationRules, now)
+}
+
+func (s *Server) rotateSecret(in rotateSecretInput) (any, error) {
+	if s.invoker == nil {
+		return nil, errInvalidRequest("This emulator has no Lambda invoker (secretsemu.Options.Invoker is nil), so it can't run a rotation function.")
+	}
 	now := s.now()
-	var sch schedule
-	if in.RotationRules != nil {
-		var err error
-		if sch, err = validateRules(*in.RotationRules, now); err != nil {
-			return nil, err
-		}
+	sch, err := validateRotateInput(in, now)
+	if err != nil {
+		return nil, err
 	}
 	immediate := in.RotateImmediately == nil || *in.RotateImmediately
 

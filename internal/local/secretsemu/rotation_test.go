@@ -185,6 +185,29 @@ var cleanRun = []string{
 	"RotationSucceeded",
 }
 
+// checkWhileTheFirstStepIsHeld: RotateSecret has returned while the first
+// step of rotation tok is still held. The new version exists, empty, with
+// AWSPENDING, and the secret refuses another rotation and a stranger's
+// RotationToken, but takes the same RotateSecret again.
+func checkWhileTheFirstStepIsHeld(t *testing.T, e *emu, arn, v1, tok string) {
+	t.Helper()
+	e.waitEvent(t, arn, StepStarted, 1)
+	if want := map[string][]string{v1: {"AWSCURRENT"}, tok: {"AWSPENDING"}}; !equalStages(e.stages(t, arn), want) {
+		t.Errorf("before createSecret: %v, want %v", e.stages(t, arn), want)
+	}
+	_, err := e.client.GetSecretValue(ctxT(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionId: aws.String(tok), VersionStage: aws.String("AWSPENDING")})
+	wantAPIError(t, err, "ResourceNotFoundException", "Secrets Manager can't find the specified secret value for staging label: AWSPENDING")
+	_, err = e.client.RotateSecret(ctxT(t), &secretsmanager.RotateSecretInput{SecretId: aws.String(arn)})
+	wantAPIError(t, err, "InvalidRequestException", "A previous rotation isn't complete. That rotation will be reattempted.")
+	again, err := e.client.RotateSecret(ctxT(t), &secretsmanager.RotateSecretInput{SecretId: aws.String(arn), ClientRequestToken: aws.String(tok)})
+	if err != nil || aws.ToString(again.VersionId) != tok {
+		t.Errorf("a retried RotateSecret with the same token: %v %+v", err, again)
+	}
+	_, err = e.client.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn), ClientRequestToken: aws.String(tok),
+		SecretString: aws.String("x"), VersionStages: []string{"AWSPENDING"}, RotationToken: aws.String("not-the-rotation-token")})
+	wantAPIError(t, err, "InvalidRequestException", "The RotationToken doesn't match the rotation in progress")
+}
+
 func TestRotationFullCycle(t *testing.T) {
 	e, f := rotEmu(t, Options{})
 	arn, v1 := e.create(t, "flowkey/key", "first")
@@ -202,23 +225,7 @@ func TestRotationFullCycle(t *testing.T) {
 		t.Fatalf("RotateSecret = %+v", out)
 	}
 
-	// RotateSecret has returned while the first step is still held: the new
-	// version exists, empty, with AWSPENDING.
-	e.waitEvent(t, arn, StepStarted, 1)
-	if want := map[string][]string{v1: {"AWSCURRENT"}, tok: {"AWSPENDING"}}; !equalStages(e.stages(t, arn), want) {
-		t.Errorf("before createSecret: %v, want %v", e.stages(t, arn), want)
-	}
-	_, err = e.client.GetSecretValue(ctxT(t), &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionId: aws.String(tok), VersionStage: aws.String("AWSPENDING")})
-	wantAPIError(t, err, "ResourceNotFoundException", "Secrets Manager can't find the specified secret value for staging label: AWSPENDING")
-	_, err = e.client.RotateSecret(ctxT(t), &secretsmanager.RotateSecretInput{SecretId: aws.String(arn)})
-	wantAPIError(t, err, "InvalidRequestException", "A previous rotation isn't complete. That rotation will be reattempted.")
-	again, err := e.client.RotateSecret(ctxT(t), &secretsmanager.RotateSecretInput{SecretId: aws.String(arn), ClientRequestToken: aws.String(tok)})
-	if err != nil || aws.ToString(again.VersionId) != tok {
-		t.Errorf("a retried RotateSecret with the same token: %v %+v", err, again)
-	}
-	_, err = e.client.PutSecretValue(ctxT(t), &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn), ClientRequestToken: aws.String(tok),
-		SecretString: aws.String("x"), VersionStages: []string{"AWSPENDING"}, RotationToken: aws.String("not-the-rotation-token")})
-	wantAPIError(t, err, "InvalidRequestException", "The RotationToken doesn't match the rotation in progress")
+	checkWhileTheFirstStepIsHeld(t, e, arn, v1, tok)
 	close(gate)
 
 	done := e.waitEvent(t, arn, RotationSucceeded, 0)

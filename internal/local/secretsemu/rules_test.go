@@ -13,6 +13,8 @@ import (
 // TestRotationRulesValidation goes through RotateSecret with
 // RotateImmediately=false, so an accepted rule set also shows the
 // NextRotationDate the emulator derives from it.
+// TestRotationRulesValidation is long for its table: one line per rule AWS
+// accepts or refuses, with the next rotation or the message AWS gives.
 func TestRotationRulesValidation(t *testing.T) {
 	// The test clock starts on Wednesday 2026-03-04 10:30 UTC.
 	at := func(s string) time.Time {

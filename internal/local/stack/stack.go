@@ -113,10 +113,12 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		opts.Output = io.Discard
 	}
 	s = &Stack{opts: opts}
+	// The error returns below set s to nil: close what the stack started
+	// through a copy.
+	started := s
 	defer func() {
 		if err != nil {
-			s.Close()
-			s = nil
+			started.Close()
 		}
 	}()
 
