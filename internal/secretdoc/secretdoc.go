@@ -38,6 +38,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/strictjson"
 )
 
 // SchemaVersion is the only schema this build reads and writes.
@@ -525,45 +526,30 @@ func checkStructure(data []byte) (map[string]json.RawMessage, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &Error{Field: "document", Problem: "is empty", Fix: fixExample}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	top, err := readObject(dec, "document")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, &Error{Field: "document", Problem: "has data after the JSON object", Fix: "store exactly one JSON object"}
-	}
-	return top, nil
+	return readObject(data, "document")
 }
 
-// readObject reads one JSON object from dec, rejecting duplicate names:
-// with duplicates, which value wins is a decoder detail, not a decision.
-func readObject(dec *json.Decoder, path string) (map[string]json.RawMessage, error) {
-	tok, err := dec.Token()
-	if err != nil {
+// readObject reads raw as one JSON object, rejecting duplicate names: with
+// duplicates, which value wins is a decoder detail, not a decision. A
+// duplicate is reported before a syntax error or trailing data found after
+// it, as a reader that stops at the first problem would.
+func readObject(raw []byte, path string) (map[string]json.RawMessage, error) {
+	list, err := strictjson.Members(raw)
+	if dups := strictjson.Duplicates(list); len(dups) > 0 {
+		return nil, &Error{Field: join(path, list[dups[0]].Name), Problem: "appears more than once", Fix: "keep one"}
+	}
+	var notObject *strictjson.NotObjectError
+	switch {
+	case errors.Is(err, strictjson.ErrTrailingData):
+		return nil, &Error{Field: path, Problem: "has data after the JSON object", Fix: "store exactly one JSON object"}
+	case errors.As(err, &notObject):
+		return nil, &Error{Field: path, Problem: "is " + kindName(notObject.Kind) + ", must be a JSON object", Fix: fixExample}
+	case err != nil:
 		return nil, syntaxError(path, err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, &Error{Field: path, Problem: "is " + jsonKind(tok) + ", must be a JSON object", Fix: fixExample}
-	}
-	members := map[string]json.RawMessage{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, syntaxError(path, err)
-		}
-		name, _ := tok.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, syntaxError(path, err)
-		}
-		if _, dup := members[name]; dup {
-			return nil, &Error{Field: join(path, name), Problem: "appears more than once", Fix: "keep one"}
-		}
-		members[name] = raw
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, syntaxError(path, err)
+	members := make(map[string]json.RawMessage, len(list))
+	for _, m := range list {
+		members[m.Name] = m.Value
 	}
 	return members, nil
 }
@@ -590,7 +576,7 @@ func checkSchemaVersion(raw json.RawMessage) error {
 // checkObject checks that raw (not null) is an object with known members
 // of the right JSON types.
 func checkObject(path string, raw json.RawMessage, known []string, types func(map[string]json.RawMessage) []error) []error {
-	members, err := readObject(json.NewDecoder(bytes.NewReader(raw)), path)
+	members, err := readObject(raw, path)
 	if err != nil {
 		return []error{err}
 	}
@@ -732,41 +718,15 @@ func decodeError(err error) error {
 	return &Error{Field: "document", Problem: "cannot be decoded", Fix: fixExample}
 }
 
-func jsonKind(tok json.Token) string {
-	switch v := tok.(type) {
-	case json.Delim:
-		if v == '[' {
-			return "a list"
-		}
-		return "malformed"
-	case string:
-		return "a string"
-	case float64, json.Number:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case nil:
-		return "null"
+// kindName names a JSON value's type in this package's messages.
+func kindName(k strictjson.Kind) string {
+	switch k {
+	case strictjson.None:
+		return "empty"
+	case strictjson.Array:
+		return "a list"
 	}
-	return "not JSON"
+	return k.String()
 }
 
-func rawKind(raw json.RawMessage) string {
-	t := bytes.TrimSpace(raw)
-	if len(t) == 0 {
-		return "empty"
-	}
-	switch t[0] {
-	case '{':
-		return "an object"
-	case '[':
-		return "a list"
-	case '"':
-		return "a string"
-	case 't', 'f':
-		return "a boolean"
-	case 'n':
-		return "null"
-	}
-	return "a number"
-}
+func rawKind(raw json.RawMessage) string { return kindName(strictjson.KindOf(raw)) }
