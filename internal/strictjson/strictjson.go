@@ -10,8 +10,9 @@
 // error, to the caller: internal/secretdoc and internal/operator each report
 // problems in their own terms.
 //
-// The errors carry no input: a *SyntaxError holds the decoder's error, whose
-// message gives a position and a character class, never a value.
+// The errors carry no input beyond one character: a *SyntaxError holds the
+// decoder's error, whose message names at most the offending character
+// (its position is in *json.SyntaxError's Offset), never a value.
 package strictjson
 
 import (
