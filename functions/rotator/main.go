@@ -18,6 +18,7 @@ import (
 	"github.com/flowkey/flowkey/internal/dispatch"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/keystate"
 	"github.com/flowkey/flowkey/internal/metrics"
 	"github.com/flowkey/flowkey/internal/operator"
 	"github.com/flowkey/flowkey/internal/rotation"
@@ -25,12 +26,13 @@ import (
 
 // The SDK clients must satisfy the interfaces the packages declare.
 var (
+	_ keystate.SecretsAPI = (*secretsmanager.Client)(nil)
+	_ keystate.GraphAPI   = (*graph.Client)(nil)
 	_ rotation.SecretsAPI = (*secretsmanager.Client)(nil)
 	_ keypair.KMSAPI      = (*kms.Client)(nil)
 	_ rotation.GraphAPI   = (*graph.Client)(nil)
 	_ operator.SecretsAPI = (*secretsmanager.Client)(nil)
 	_ operator.GraphAPI   = (*graph.Client)(nil)
-	_ operator.Rotation   = (*rotation.Rotator)(nil)
 )
 
 func main() {
@@ -71,18 +73,25 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 		return nil, err
 	}
 	sm := secretsmanager.NewFromConfig(awsCfg)
-	rot, err := rotation.New(sm, keys, gc, rotation.Options{
+	// One Reader for the steps and the commands: a status judges a number
+	// exactly as testSecret does.
+	state, err := keystate.New(sm, gc, keystate.Options{
 		AccessTokenSecretID: cfg.AccessTokenSecretID,
 		GraphVersion:        cfg.GraphVersion,
-		Concurrency:         cfg.GraphConcurrency,
-		VerifyTimeout:       cfg.VerifyTimeout,
-		Logger:              log,
-		Metrics:             emf,
 	})
 	if err != nil {
 		return nil, err
 	}
-	op, err := operator.New(sm, gc, rot, operator.Options{
+	rot, err := rotation.New(state, sm, keys, gc, rotation.Options{
+		Concurrency:   cfg.GraphConcurrency,
+		VerifyTimeout: cfg.VerifyTimeout,
+		Logger:        log,
+		Metrics:       emf,
+	})
+	if err != nil {
+		return nil, err
+	}
+	op, err := operator.New(sm, gc, state, rot, operator.Options{
 		SecretID:     cfg.SecretID,
 		FunctionName: fn,
 		Concurrency:  cfg.GraphConcurrency,

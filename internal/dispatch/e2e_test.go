@@ -22,6 +22,7 @@ import (
 	"github.com/flowkey/flowkey/internal/fake/logbuf"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/keystate"
 	"github.com/flowkey/flowkey/internal/local/graphsim"
 	"github.com/flowkey/flowkey/internal/local/secretsemu"
 	"github.com/flowkey/flowkey/internal/metrics"
@@ -102,11 +103,15 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rot, err := rotation.New(st.sm, keypair.LocalGenerator{}, gc, rotation.Options{VerifyTimeout: 2 * time.Second, VerifyBackoff: 5 * time.Millisecond, Logger: log, Metrics: emf})
+	state, err := keystate.New(st.sm, gc, keystate.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	op, err := operator.New(st.sm, gc, rot, operator.Options{SecretID: st.arn, FunctionName: "flowkey-rotator", Logger: log, Metrics: emf})
+	rot, err := rotation.New(state, st.sm, keypair.LocalGenerator{}, gc, rotation.Options{VerifyTimeout: 2 * time.Second, VerifyBackoff: 5 * time.Millisecond, Logger: log, Metrics: emf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := operator.New(st.sm, gc, state, rot, operator.Options{SecretID: st.arn, FunctionName: "flowkey-rotator", Logger: log, Metrics: emf})
 	if err != nil {
 		t.Fatal(err)
 	}

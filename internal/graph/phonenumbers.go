@@ -57,20 +57,9 @@ func (c *Client) PhoneNumbers(ctx context.Context, auth Auth, wabaID string) ([]
 
 		var p phonePage
 		rq := request{op: op, object: wabaID, method: http.MethodGet, url: next}
-		err := c.do(ctx, auth, rq, red, func(body []byte) error {
-			p = phonePage{}
-			if err := decodeObject(body, &p); err != nil {
-				return err
-			}
-			if p.Data == nil {
-				return malformed("no data array")
-			}
-			for i, n := range *p.Data {
-				if checkID("id", n.ID) != nil {
-					return malformed("data[%d].id %q is not decimal digits", i, clip(n.ID, 40))
-				}
-			}
-			return nil
+		err := c.do(ctx, auth, rq, red, func(body []byte) (err error) {
+			p, err = decodePhonePage(body)
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -109,4 +98,22 @@ func (c *Client) PhoneNumbers(ctx context.Context, auth Auth, wabaID string) ([]
 			return nil, stop("paging.next is not on %s and there is no cursors.after to rebuild it from; not following it with the token", c.base)
 		}
 	}
+}
+
+// decodePhonePage decodes one page of the listing. A page without a data
+// array, or with an ID that is not a Graph ID, is malformed.
+func decodePhonePage(body []byte) (phonePage, error) {
+	var p phonePage
+	if err := decodeObject(body, &p); err != nil {
+		return phonePage{}, err
+	}
+	if p.Data == nil {
+		return phonePage{}, malformed("no data array")
+	}
+	for i, n := range *p.Data {
+		if checkID("id", n.ID) != nil {
+			return phonePage{}, malformed("data[%d].id %q is not decimal digits", i, clip(n.ID, 40))
+		}
+	}
+	return p, nil
 }

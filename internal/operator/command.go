@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/flowkey/flowkey/internal/rotation"
+	"github.com/flowkey/flowkey/internal/strictjson"
 )
 
 // The commands.
@@ -57,23 +58,21 @@ func ParseCommand(raw []byte) (Command, error) {
 		bad  = func(field, problem, fix string) {
 			errs = append(errs, &rotation.InputError{Field: field, Problem: problem, Fix: fix})
 		}
-		names = make([]string, 0, len(members))
 	)
 	for _, m := range members {
-		names = append(names, m.name)
-		if !slices.Contains(commandFields, m.name) {
-			bad("field "+describe(m.name), "is not accepted in a command", `send only "command", "secret_id" and (with resync) "dry_run"`)
+		if !slices.Contains(commandFields, m.Name) {
+			bad("field "+describe(m.Name), "is not accepted in a command", `send only "command", "secret_id" and (with resync) "dry_run"`)
 		}
 	}
-	for i, n := range names {
-		if slices.Index(names, n) != i && slices.Contains(commandFields, n) {
+	for _, i := range strictjson.Duplicates(members) {
+		if n := members[i].Name; slices.Contains(commandFields, n) {
 			bad(n, "appears more than once", "send it once")
 		}
 	}
 	get := func(name string) (json.RawMessage, bool) {
 		for _, m := range members {
-			if m.name == name {
-				return m.value, true
+			if m.Name == name {
+				return m.Value, true
 			}
 		}
 		return nil, false
@@ -85,8 +84,8 @@ func ParseCommand(raw []byte) (Command, error) {
 		bad("command", "is missing", fixCommand)
 	default:
 		var s string
-		if kind(v) != kindString || json.Unmarshal(v, &s) != nil {
-			bad("command", "must be a string, not "+kind(v), fixCommand)
+		if k := strictjson.KindOf(v); k != strictjson.String || json.Unmarshal(v, &s) != nil {
+			bad("command", "must be a string, not "+k.String(), fixCommand)
 			break
 		}
 		switch s {
@@ -100,8 +99,8 @@ func ParseCommand(raw []byte) (Command, error) {
 		var s string
 		fix := `send the secret's ARN or name as a string, or leave "secret_id" out to use the function's SECRET_ID`
 		switch {
-		case kind(v) != kindString || json.Unmarshal(v, &s) != nil:
-			bad("secret_id", "must be a string, not "+kind(v), fix)
+		case strictjson.KindOf(v) != strictjson.String || json.Unmarshal(v, &s) != nil:
+			bad("secret_id", "must be a string, not "+strictjson.KindOf(v).String(), fix)
 		case strings.TrimSpace(s) == "":
 			bad("secret_id", "is empty", fix)
 		case len(s) > maxSecretIDLen || strings.ContainsAny(s, " \t\r\n"):
@@ -113,8 +112,8 @@ func ParseCommand(raw []byte) (Command, error) {
 	if v, ok := get("dry_run"); ok {
 		var b bool
 		switch {
-		case kind(v) != kindBool || json.Unmarshal(v, &b) != nil:
-			bad("dry_run", "must be true or false, not "+kind(v), `send "dry_run":true to see what resync would do, or "dry_run":false to do it`)
+		case strictjson.KindOf(v) != strictjson.Bool || json.Unmarshal(v, &b) != nil:
+			bad("dry_run", "must be true or false, not "+strictjson.KindOf(v).String(), `send "dry_run":true to see what resync would do, or "dry_run":false to do it`)
 		case cmd.Name != "" && cmd.Name != CommandResync:
 			bad("dry_run", "is only accepted with resync", fmt.Sprintf("remove it: %s never writes anything it could rehearse", describe(cmd.Name)))
 		default:
@@ -127,47 +126,22 @@ func ParseCommand(raw []byte) (Command, error) {
 	return cmd, nil
 }
 
-type member struct {
-	name  string
-	value json.RawMessage
-}
-
 // objectMembers returns the top-level members of a JSON object in order,
 // duplicates included (a map would keep only the last).
-func objectMembers(raw []byte) ([]member, error) {
+func objectMembers(raw []byte) ([]strictjson.Member, error) {
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, &rotation.InputError{Field: "command event", Problem: "is not a JSON object", Fix: "send a JSON object"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	if _, err := dec.Token(); err != nil {
-		return nil, syntaxErr(err)
-	}
-	var out []member
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, syntaxErr(err)
-		}
-		name, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, syntaxErr(err)
-		}
-		out = append(out, member{name: name, value: v})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, syntaxErr(err)
-	}
-	if dec.More() {
+	members, err := strictjson.Members(trimmed)
+	switch {
+	case errors.Is(err, strictjson.ErrTrailingData):
 		return nil, &rotation.InputError{Field: "command event", Problem: "has data after the JSON object", Fix: "send exactly one JSON object"}
+	case err != nil:
+		// The decoder's message gives the offset, never the input itself.
+		return nil, &rotation.InputError{Field: "command event", Problem: fmt.Sprintf("is not valid JSON (%v)", err), Fix: "send a JSON object"}
 	}
-	return out, nil
-}
-
-func syntaxErr(err error) error {
-	// The decoder's message gives the offset, never the input itself.
-	return &rotation.InputError{Field: "command event", Problem: fmt.Sprintf("is not valid JSON (%v)", err), Fix: "send a JSON object"}
+	return members, nil
 }
 
 func describe(s string) string {
@@ -175,32 +149,4 @@ func describe(s string) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return fmt.Sprintf("(a %d-character value, not repeated here)", len(s))
-}
-
-const (
-	kindString = "a string"
-	kindBool   = "a boolean"
-)
-
-// kind names a JSON value's type; null is a type of its own here, since
-// the decoder would turn it into "" or false without complaint.
-func kind(v json.RawMessage) string {
-	t := bytes.TrimSpace(v)
-	if len(t) == 0 {
-		return "nothing"
-	}
-	switch t[0] {
-	case '"':
-		return kindString
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case 't', 'f':
-		return kindBool
-	case 'n':
-		return "null"
-	default:
-		return "a number"
-	}
 }

@@ -74,6 +74,10 @@ func TestParseCommandErrorsNameTheFieldAndTheFix(t *testing.T) {
 			}},
 		{"trailing data", `{"command":"status"}{}`,
 			[]string{`command event has data after the JSON object; fix: send exactly one JSON object`}},
+		// A stray closing bracket is data too (encoding/json's More would
+		// not see it).
+		{"trailing bracket", `{"command":"status"}]`,
+			[]string{`command event has data after the JSON object; fix: send exactly one JSON object`}},
 		{"pasted key material is described, not repeated", `{"command":"` + pasted + `"}`,
 			[]string{`command (a 59-character value, not repeated here) is not a command; fix: send "command" as one of "rotate", "status", "resync"`}},
 	}

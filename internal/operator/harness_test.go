@@ -17,6 +17,7 @@ import (
 	"github.com/flowkey/flowkey/internal/fake/secretsfake"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/keystate"
 	"github.com/flowkey/flowkey/internal/rotation"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
@@ -62,7 +63,7 @@ type harness struct {
 
 // newHarness makes a secret whose documents carry cfg (phone_number_ids
 // of the first three phones when nil) and an Operator over a real
-// rotation.Rotator.
+// keystate.Reader and rotation.Rotator.
 func newHarness(t *testing.T, cfg map[string]any) *harness {
 	t.Helper()
 	if cfg == nil {
@@ -78,7 +79,11 @@ func newHarness(t *testing.T, cfg map[string]any) *harness {
 	tok := h.sm.Add(tokenSecret)
 	h.sm.Put(tok, "t1", aws.String(tokenValue), rotation.StageCurrent)
 	log := slog.New(slog.NewJSONHandler(h.logs, nil))
-	rot, err := rotation.New(h.sm, noKeys{}, h.g, rotation.Options{
+	state, err := keystate.New(h.sm, h.g, keystate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot, err := rotation.New(state, h.sm, noKeys{}, h.g, rotation.Options{
 		Concurrency:      4,
 		VerifyTimeout:    100 * time.Millisecond,
 		VerifyBackoff:    time.Millisecond,
@@ -89,7 +94,7 @@ func newHarness(t *testing.T, cfg map[string]any) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.op, err = New(h.sm, h.g, rot, Options{SecretID: h.arn, FunctionName: functionName, Concurrency: 3, Logger: log, Metrics: h.metrics})
+	h.op, err = New(h.sm, h.g, state, rot, Options{SecretID: h.arn, FunctionName: functionName, Concurrency: 3, Logger: log, Metrics: h.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,16 +48,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/flowkey/flowkey/internal/fanout"
 	"github.com/flowkey/flowkey/internal/graph"
+	"github.com/flowkey/flowkey/internal/keystate"
 	"github.com/flowkey/flowkey/internal/rotation"
-	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
 // SecretsAPI is the part of the Secrets Manager client the commands call
-// directly. Versions are read through Rotation.LoadDocument.
+// directly. The secret is read through a *keystate.Reader.
 type SecretsAPI interface {
-	DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
 	RotateSecret(ctx context.Context, in *secretsmanager.RotateSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.RotateSecretOutput, error)
 }
 
@@ -65,15 +63,6 @@ type SecretsAPI interface {
 type GraphAPI interface {
 	UploadPublicKey(ctx context.Context, auth graph.Auth, phoneNumberID, publicKeyPEM string) error
 	GetPublicKey(ctx context.Context, auth graph.Auth, phoneNumberID string) (*graph.Registration, error)
-}
-
-// Rotation is what the commands borrow from *rotation.Rotator, so that a
-// number is resolved and judged exactly as the rotation steps do it.
-type Rotation interface {
-	LoadDocument(ctx context.Context, secretID, versionID, stage string) (*secretdoc.Document, error)
-	GraphAuth(ctx context.Context, cfg secretdoc.Config) (graph.Auth, error)
-	ResolveNumbers(ctx context.Context, auth graph.Auth, cfg secretdoc.Config) (rotation.Numbers, error)
-	Verify(ctx context.Context, auth graph.Auth, numbers []string, want *secretdoc.Key) []rotation.NumberResult
 }
 
 // Metrics receives what a command did, for CloudWatch EMF.
@@ -101,14 +90,18 @@ type Options struct {
 type Operator struct {
 	sm    SecretsAPI
 	graph GraphAPI
-	rot   Rotation
+	state *keystate.Reader
+	rot   *rotation.Rotator
 	opts  Options
 }
 
-// New returns an Operator. All three dependencies are required.
-func New(sm SecretsAPI, g GraphAPI, rot Rotation, opts Options) (*Operator, error) {
-	if sm == nil || g == nil || rot == nil {
-		return nil, errors.New("operator: Secrets Manager client, Graph client and rotation are all required")
+// New returns an Operator. All four dependencies are required. state must
+// be the Reader the Rotator reads with, so that the commands resolve and
+// judge a number exactly as the rotation steps do; rot verifies the numbers
+// resync repairs, as testSecret verifies them.
+func New(sm SecretsAPI, g GraphAPI, state *keystate.Reader, rot *rotation.Rotator, opts Options) (*Operator, error) {
+	if sm == nil || g == nil || state == nil || rot == nil {
+		return nil, errors.New("operator: Secrets Manager client, Graph client, secret state reader and rotation are all required")
 	}
 	if opts.FunctionName == "" {
 		opts.FunctionName = "<RotatorFunctionName>"
@@ -122,7 +115,7 @@ func New(sm SecretsAPI, g GraphAPI, rot Rotation, opts Options) (*Operator, erro
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Operator{sm: sm, graph: g, rot: rot, opts: opts}, nil
+	return &Operator{sm: sm, graph: g, state: state, rot: rot, opts: opts}, nil
 }
 
 // Run executes cmd and returns its report (*RotateReport, *StatusReport or
@@ -180,9 +173,3 @@ func (o *Operator) Run(ctx context.Context, cmd Command) (any, error) {
 }
 
 type counts struct{ uploaded, verified, failed int }
-
-// forEach runs fn for every number, at most Concurrency at once, and
-// returns the results in the order of numbers.
-func forEach[T any](ctx context.Context, o *Operator, numbers []string, fn func(context.Context, string) T) []T {
-	return fanout.Each(ctx, o.opts.Concurrency, numbers, fn)
-}

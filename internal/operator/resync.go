@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/flowkey/flowkey/internal/fanout"
 	"github.com/flowkey/flowkey/internal/rotation"
 )
 
@@ -88,13 +89,13 @@ func (o *Operator) resync(ctx context.Context, log *slog.Logger, secretID string
 	cur := in.current.Key
 	if cur == nil {
 		return nil, counts{}, fmt.Errorf("AWSCURRENT version %s of %s holds no key (configuration only), so there is nothing to re-upload; fix: start the first rotation with {\"command\":\"rotate\"}",
-			in.versions.Current.VersionID, in.arn)
+			in.versions.Current.VersionID, in.secret.ARN)
 	}
 	if in.numbersErr != nil {
 		return nil, counts{}, in.numbersErr
 	}
 	r := &ResyncReport{
-		Command: CommandResync, DryRun: dryRun, SecretARN: in.arn,
+		Command: CommandResync, DryRun: dryRun, SecretARN: in.secret.ARN,
 		CurrentVersionID: in.versions.Current.VersionID, CurrentFingerprint: cur.FingerprintSHA256,
 		RotationInProgress: in.inProgress,
 	}
@@ -117,11 +118,11 @@ func (o *Operator) resync(ctx context.Context, log *slog.Logger, secretID string
 	default:
 		// A rotation that started or finished while we read would make the
 		// plan stale; writing the old AWSCURRENT then could undo its work.
-		_, stages, err := o.describe(ctx, in.arn)
+		now, err := o.describe(ctx, in.secret.ARN)
 		if err != nil {
 			return nil, counts{}, err
 		}
-		if !sameLabels(in.stages, stages) {
+		if !sameLabels(in.secret.Stages, now.Stages) {
 			r.Outcome, r.OK = OutcomeAborted, false
 			r.Message = "the secret's labels changed while resync was reading (a rotation started or finished); nothing was written. Run {\"command\":\"status\"} and then resync again"
 			for i := range r.Numbers {
@@ -168,7 +169,7 @@ func (o *Operator) repair(ctx context.Context, log *slog.Logger, in *inspection,
 		ids[i] = r.Numbers[t].PhoneNumberID
 	}
 	pem := in.current.Key.PublicKeyPEM
-	errs := forEach(ctx, o, ids, func(ctx context.Context, id string) error {
+	errs := fanout.Each(ctx, o.opts.Concurrency, ids, func(ctx context.Context, id string) error {
 		return o.graph.UploadPublicKey(ctx, in.auth, id, pem)
 	})
 	var st counts

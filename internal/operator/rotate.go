@@ -58,11 +58,12 @@ type RotateReport struct {
 const msgIncomplete = "previous rotation isn't complete"
 
 func (o *Operator) rotate(ctx context.Context, log *slog.Logger, secretID string) (*RotateReport, error) {
-	arn, stages, err := o.describe(ctx, secretID)
+	sec, err := o.describe(ctx, secretID)
 	if err != nil {
 		return nil, err
 	}
-	if p, c := holder(stages, rotation.StagePending), holder(stages, rotation.StageCurrent); p != "" && p != c {
+	arn := sec.ARN
+	if p, c := sec.VersionWith(rotation.StagePending), sec.VersionWith(rotation.StageCurrent); p != "" && p != c {
 		log.Warn("rotation blocked", "pending_version", p)
 		return o.blocked(ctx, log, arn)
 	}
@@ -99,7 +100,7 @@ func (o *Operator) blocked(ctx context.Context, log *slog.Logger, arn string) (*
 	if err != nil {
 		return nil, err
 	}
-	r := &RotateReport{Command: CommandRotate, Outcome: OutcomeBlocked, SecretARN: in.arn, CurrentVersionID: in.versions.Current.VersionID}
+	r := &RotateReport{Command: CommandRotate, Outcome: OutcomeBlocked, SecretARN: in.secret.ARN, CurrentVersionID: in.versions.Current.VersionID}
 	if !in.inProgress {
 		// The rotation that blocked RotateSecret finished meanwhile.
 		r.Message = "Secrets Manager refused to start a rotation because another one was incomplete, and that one has finished since; run {\"command\":\"rotate\"} again"
@@ -120,20 +121,20 @@ func (o *Operator) blocked(ctx context.Context, log *slog.Logger, arn string) (*
 	}
 	// A pending version without a key never reached Meta; otherwise every
 	// number must have been read and none may hold it.
-	noKey := in.pending == nil && strings.HasPrefix(p.Problem, problemNoValue)
-	r.SafeToRemovePending = noKey || (in.pending != nil && in.numbersErr == nil && len(r.HoldingPending) == 0 && len(r.Unknown) == 0)
+	noKey := in.keys.Pending == nil && strings.HasPrefix(p.Problem, problemNoValue)
+	r.SafeToRemovePending = noKey || (in.keys.Pending != nil && in.numbersErr == nil && len(r.HoldingPending) == 0 && len(r.Unknown) == 0)
 	r.Message, r.Advice = o.advice(in, r)
 	return r, nil
 }
 
 func (o *Operator) advice(in *inspection, r *RotateReport) (string, []string) {
-	arn, p := in.arn, r.PendingVersionID
+	arn, p := in.secret.ARN, r.PendingVersionID
 	msg := fmt.Sprintf("not started: a previous rotation is incomplete (AWSPENDING is on version %s, AWSCURRENT on %s)", p, r.CurrentVersionID)
 	stillRunning := "If that rotation started in the last few minutes it may still be running: run {\"command\":\"status\"} again shortly; it is done when versions.AWSCURRENT.version_id is " + p + "."
 	// No "&&" in the commands: the Lambda runtime's JSON encoding would
 	// print it as \u0026 and break copy and paste.
 	steps := []string{rotation.StepSet, rotation.StepTest, rotation.StepFinish}
-	if in.pending == nil {
+	if in.keys.Pending == nil {
 		steps = append([]string{rotation.StepCreate}, steps...)
 	}
 	var invokes []string
@@ -149,7 +150,7 @@ func (o *Operator) advice(in *inspection, r *RotateReport) (string, []string) {
 
 	if r.SafeToRemovePending {
 		why := "no phone number holds the pending key (every number was read)"
-		if in.pending == nil {
+		if in.keys.Pending == nil {
 			why = "the pending version holds no key, so Meta cannot hold it"
 		}
 		return msg + "; " + why + ", so clearing it strands nothing", []string{
@@ -172,7 +173,7 @@ func (o *Operator) advice(in *inspection, r *RotateReport) (string, []string) {
 	if r.NumbersError != "" {
 		who = append(who, "the phone numbers could not be read at all ("+r.NumbersError+") and may hold it")
 	}
-	if in.pending == nil && !strings.HasPrefix(in.versions.Pending.Problem, problemNoValue) {
+	if in.keys.Pending == nil && !strings.HasPrefix(in.versions.Pending.Problem, problemNoValue) {
 		who = append(who, "the pending version cannot be read ("+in.versions.Pending.Problem+"), so which numbers hold its key is unknown")
 	}
 	dont := fmt.Sprintf("Do NOT remove AWSPENDING from version %s: %s, and its private key is stored only in that version. "+

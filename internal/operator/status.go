@@ -5,16 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/flowkey/flowkey/internal/fanout"
 	"github.com/flowkey/flowkey/internal/graph"
-	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/keystate"
 	"github.com/flowkey/flowkey/internal/rotation"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
@@ -130,47 +128,33 @@ func isGone(err error) bool {
 
 // inspection is one read of the secret and of every number.
 type inspection struct {
-	arn        string
-	stages     map[string][]string
+	secret     *keystate.Secret
 	inProgress bool
 	current    *secretdoc.Document
-	// pending and previous are nil when the label is absent, the version
-	// holds no key, or it cannot be read (Versions says which).
-	pending, previous *secretdoc.Key
-	versions          Versions
-	auth              graph.Auth
-	numbers           rotation.Numbers
+	// keys.Current is current.Key. keys.Pending and keys.Previous are nil
+	// when the label is absent or on the current version, the version holds
+	// no key, or it cannot be read (versions says which).
+	keys     keystate.Keys
+	versions Versions
+	auth     graph.Auth
+	numbers  keystate.Numbers
 	// numbersErr is why the numbers could not be resolved or read at all.
 	numbersErr error
 	results    []NumberStatus
 	reasons    []string // secret-level problems
 }
 
-// describe reads the labels. The ARN from DescribeSecret is used from
-// here on, so every later call names the same secret.
-func (o *Operator) describe(ctx context.Context, secretID string) (string, map[string][]string, error) {
-	out, err := o.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(secretID)})
-	if err != nil {
-		var nf *types.ResourceNotFoundException
-		if errors.As(err, &nf) {
-			return "", nil, fmt.Errorf("describe secret %s: %w; fix: check secret_id in the command or the function's SECRET_ID", secretID, err)
-		}
-		return "", nil, fmt.Errorf("describe secret %s: %w", secretID, err)
+// describe reads the labels, and says where to look when the secret does
+// not exist: it is named by the command or the function's configuration.
+// The ARN it returns is used from here on, so every later call names the
+// same secret.
+func (o *Operator) describe(ctx context.Context, secretID string) (*keystate.Secret, error) {
+	sec, err := o.state.Describe(ctx, secretID)
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return nil, fmt.Errorf("%w; fix: check secret_id in the command or the function's SECRET_ID", err)
 	}
-	arn := aws.ToString(out.ARN)
-	if arn == "" {
-		arn = secretID
-	}
-	return arn, out.VersionIdsToStages, nil
-}
-
-func holder(stages map[string][]string, label string) string {
-	for _, id := range slices.Sorted(maps.Keys(stages)) {
-		if slices.Contains(stages[id], label) {
-			return id
-		}
-	}
-	return ""
+	return sec, err
 }
 
 // inspect reads the labelled versions and what Meta holds for every
@@ -178,19 +162,21 @@ func holder(stages map[string][]string, label string) string {
 // the numbers (token, WABA listing) is left in numbersErr for the caller to
 // judge.
 func (o *Operator) inspect(ctx context.Context, log *slog.Logger, secretID string) (*inspection, error) {
-	arn, stages, err := o.describe(ctx, secretID)
+	sec, err := o.describe(ctx, secretID)
 	if err != nil {
 		return nil, err
 	}
-	in := &inspection{arn: arn, stages: stages}
-	curID, pendID, prevID := holder(stages, rotation.StageCurrent), holder(stages, rotation.StagePending), holder(stages, rotation.StagePrevious)
+	arn := sec.ARN
+	in := &inspection{secret: sec}
+	curID, pendID, prevID := sec.VersionWith(rotation.StageCurrent), sec.VersionWith(rotation.StagePending), sec.VersionWith(rotation.StagePrevious)
 	if curID == "" {
 		return nil, fmt.Errorf("secret %s has no AWSCURRENT version; fix: store the flowkey document with `aws secretsmanager put-secret-value`", arn)
 	}
-	in.current, err = o.rot.LoadDocument(ctx, arn, curID, rotation.StageCurrent)
+	in.current, err = o.state.Load(ctx, arn, curID, rotation.StageCurrent)
 	if err != nil {
 		return nil, fmt.Errorf("read AWSCURRENT: %w", err)
 	}
+	in.keys.Current = in.current.Key
 	in.versions.Current = Version{VersionID: curID, Fingerprint: fingerprintOf(in.current.Key)}
 	if in.current.Key == nil {
 		in.reasons = append(in.reasons, fmt.Sprintf("AWSCURRENT version %s holds no key yet (configuration only): start the first rotation with {\"command\":\"rotate\"}", curID))
@@ -205,20 +191,20 @@ func (o *Operator) inspect(ctx context.Context, log *slog.Logger, secretID strin
 	default:
 		in.inProgress = true
 		v, key := o.loadVersion(ctx, arn, pendID, rotation.StagePending)
-		in.versions.Pending, in.pending = &v, key
+		in.versions.Pending, in.keys.Pending = &v, key
 		if v.Problem != "" && !strings.HasPrefix(v.Problem, problemNoValue) {
 			in.reasons = append(in.reasons, fmt.Sprintf("AWSPENDING version %s cannot be read: %s", pendID, v.Problem))
 		}
 	}
 	if prevID != "" && prevID != curID {
 		v, key := o.loadVersion(ctx, arn, prevID, rotation.StagePrevious)
-		in.versions.Previous, in.previous = &v, key
+		in.versions.Previous, in.keys.Previous = &v, key
 	}
 
 	cfg := in.current.Config
-	in.auth, in.numbersErr = o.rot.GraphAuth(ctx, cfg)
+	in.auth, in.numbersErr = o.state.Auth(ctx, cfg)
 	if in.numbersErr == nil {
-		in.numbers, in.numbersErr = o.rot.ResolveNumbers(ctx, in.auth, cfg)
+		in.numbers, in.numbersErr = o.state.ResolveNumbers(ctx, in.auth, cfg)
 	}
 	if in.numbersErr != nil {
 		log.Warn("phone numbers not resolved", "error", in.numbersErr.Error())
@@ -227,7 +213,7 @@ func (o *Operator) inspect(ctx context.Context, log *slog.Logger, secretID strin
 	if len(in.numbers.IDs) == 0 {
 		in.reasons = append(in.reasons, fmt.Sprintf("WABA %s has no phone numbers left after the include and exclude lists; fix: check config.waba_id and the lists", cfg.WABAID))
 	}
-	in.results = forEach(ctx, o, in.numbers.IDs, func(ctx context.Context, id string) NumberStatus {
+	in.results = fanout.Each(ctx, o.opts.Concurrency, in.numbers.IDs, func(ctx context.Context, id string) NumberStatus {
 		return o.check(ctx, in, id)
 	})
 	for _, id := range in.numbers.Gone {
@@ -243,7 +229,7 @@ const problemNoValue = "no value yet"
 
 func (o *Operator) loadVersion(ctx context.Context, arn, id, stage string) (Version, *secretdoc.Key) {
 	v := Version{VersionID: id}
-	doc, err := o.rot.LoadDocument(ctx, arn, id, stage)
+	doc, err := o.state.Load(ctx, arn, id, stage)
 	var nf *types.ResourceNotFoundException
 	switch {
 	case errors.As(err, &nf):
@@ -290,29 +276,17 @@ func (o *Operator) check(ctx context.Context, in *inspection, id string) NumberS
 		return ns
 	}
 	ns.SignatureStatus, ns.KeyProblem = reg.Status, reg.KeyProblem
-	if reg.PublicKey != nil {
-		ns.Fingerprint = keypair.FingerprintOf(reg.PublicDER).String()
+	if fp, ok := keystate.HeldFingerprint(reg); ok {
+		ns.Fingerprint = fp.String()
 	}
-	ns.Matches = in.match(ns.Fingerprint)
+	// The label whose key Meta holds, preferring AWSCURRENT, then
+	// AWSPENDING, then AWSPREVIOUS, judged as testSecret judges it.
+	ns.Matches = in.keys.Holder(reg)
+	if ns.Matches == "" {
+		ns.Matches = MatchNone
+	}
 	ns.State, ns.Reason = in.judge(ns)
 	return ns
-}
-
-// match names the labelled version whose key has fingerprint fp,
-// preferring AWSCURRENT, then AWSPENDING, then AWSPREVIOUS.
-func (in *inspection) match(fp string) string {
-	if fp == "" {
-		return MatchNone
-	}
-	for _, c := range []struct {
-		label string
-		key   *secretdoc.Key
-	}{{rotation.StageCurrent, in.current.Key}, {rotation.StagePending, in.pending}, {rotation.StagePrevious, in.previous}} {
-		if c.key != nil && c.key.FingerprintSHA256 == fp {
-			return c.label
-		}
-	}
-	return MatchNone
 }
 
 // judge applies the drift rules: a number is fine when it holds the
@@ -372,7 +346,7 @@ func (in *inspection) statusReport() *StatusReport {
 	r := &StatusReport{
 		Command:            CommandStatus,
 		Reasons:            slices.Clone(in.reasons),
-		SecretARN:          in.arn,
+		SecretARN:          in.secret.ARN,
 		RotationInProgress: in.inProgress,
 		Versions:           in.versions,
 		WABAID:             in.current.Config.WABAID,

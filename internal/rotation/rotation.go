@@ -17,6 +17,14 @@
 // A failed rotation leaves AWSPENDING in place, so a number that could not be
 // rolled back still holds a key whose private half is stored. Clearing that
 // label by hand is the one way to break the invariant; the README says so.
+//
+// # Reading and judging
+//
+// The steps read the secret, resolve the Graph token and the phone numbers,
+// and judge what Meta holds through a *keystate.Reader, the same one the
+// operator commands use; this package writes (versions, labels, uploads)
+// and verifies. Verify is testSecret's check of a number, exported for the
+// operator's resync.
 package rotation
 
 import (
@@ -26,19 +34,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/keystate"
 )
 
 // Secrets Manager staging labels.
 const (
-	StageCurrent  = "AWSCURRENT"
-	StagePending  = "AWSPENDING"
-	StagePrevious = "AWSPREVIOUS"
+	StageCurrent  = keystate.StageCurrent
+	StagePending  = keystate.StagePending
+	StagePrevious = keystate.StagePrevious
 	// VerifiedStage marks the version whose key testSecret proved on every
 	// phone number. finishSecret refuses to promote a version without it,
 	// so a hand-run finishSecret cannot strand numbers on the old key.
@@ -53,10 +63,9 @@ const (
 	StepFinish = "finishSecret"
 )
 
-// SecretsAPI is the part of the Secrets Manager client the rotation uses.
+// SecretsAPI is the part of the Secrets Manager client the rotation writes
+// with. It reads through a *keystate.Reader.
 type SecretsAPI interface {
-	DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
-	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 	PutSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
 	UpdateSecretVersionStage(ctx context.Context, in *secretsmanager.UpdateSecretVersionStageInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.UpdateSecretVersionStageOutput, error)
 }
@@ -66,19 +75,17 @@ type KeyGenerator interface {
 	Generate(ctx context.Context, secretARN string) (*keypair.Generated, error)
 }
 
-// GraphAPI is the part of the Graph client the rotation uses.
+// GraphAPI is the part of the Graph client the rotation calls itself. A
+// WABA's numbers are listed through a *keystate.Reader.
 type GraphAPI interface {
 	UploadPublicKey(ctx context.Context, auth graph.Auth, phoneNumberID, publicKeyPEM string) error
 	GetPublicKey(ctx context.Context, auth graph.Auth, phoneNumberID string) (*graph.Registration, error)
-	PhoneNumbers(ctx context.Context, auth graph.Auth, wabaID string) ([]graph.PhoneNumber, error)
 }
 
-// Options tune a Rotator. Zero values take the defaults noted.
+// Options tune a Rotator. Zero values take the defaults noted. The token
+// secret and Graph version a document leaves out are the keystate.Reader's
+// options.
 type Options struct {
-	// AccessTokenSecretID is used when the document names no token secret.
-	AccessTokenSecretID string
-	// GraphVersion is used when the document names no version.
-	GraphVersion string
 	// Concurrency bounds the phone numbers handled at once (8).
 	Concurrency int
 	// VerifyTimeout bounds testSecret's polling of Meta (90s).
@@ -102,19 +109,19 @@ type Metrics interface {
 
 // Rotator runs the rotation steps.
 type Rotator struct {
+	state *keystate.Reader
 	sm    SecretsAPI
 	keys  KeyGenerator
 	graph GraphAPI
 	opts  Options
 }
 
-// New returns a Rotator. All three dependencies are required.
-func New(sm SecretsAPI, keys KeyGenerator, g GraphAPI, opts Options) (*Rotator, error) {
-	if sm == nil || keys == nil || g == nil {
-		return nil, errors.New("rotation: Secrets Manager client, key generator and Graph client are all required")
-	}
-	if opts.GraphVersion == "" {
-		opts.GraphVersion = graph.DefaultVersion
+// New returns a Rotator. All four dependencies are required. state reads
+// the secret and resolves its configuration; the operator commands read
+// through the same Reader.
+func New(state *keystate.Reader, sm SecretsAPI, keys KeyGenerator, g GraphAPI, opts Options) (*Rotator, error) {
+	if state == nil || sm == nil || keys == nil || g == nil {
+		return nil, errors.New("rotation: secret state reader, Secrets Manager client, key generator and Graph client are all required")
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
@@ -140,7 +147,7 @@ func New(sm SecretsAPI, keys KeyGenerator, g GraphAPI, opts Options) (*Rotator, 
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Rotator{sm: sm, keys: keys, graph: g, opts: opts}, nil
+	return &Rotator{state: state, sm: sm, keys: keys, graph: g, opts: opts}, nil
 }
 
 // Event is what Secrets Manager sends for each step.
@@ -170,14 +177,11 @@ func (e Event) Validate() error {
 	return errors.Join(errs...)
 }
 
-// InputError is a bad event or command field.
-type InputError struct {
-	Field, Problem, Fix string
-}
-
-func (e *InputError) Error() string {
-	return fmt.Sprintf("%s %s; fix: %s", e.Field, e.Problem, e.Fix)
-}
+// InputError is a bad event or command field, or a configuration value
+// that cannot be used. It is keystate's type under this package's name, so
+// that errors.As finds it whichever package made it: the token and
+// configuration errors come from keystate.
+type InputError = keystate.InputError
 
 // GuardError is a rotation that must not proceed: rotation disabled, or the
 // token not staged as Secrets Manager stages it.
@@ -199,13 +203,13 @@ func (r *Rotator) Handle(ctx context.Context, ev Event) error {
 	start := r.opts.Now()
 	log := r.opts.Logger.With("step", ev.Step, "token", ev.ClientRequestToken)
 
-	sec, err := r.describe(ctx, ev.SecretID)
+	sec, err := r.state.Describe(ctx, ev.SecretID)
 	if err != nil {
 		log.Error("step failed", "secret_arn", ev.SecretID, "outcome", "describe_failed", "error", err.Error())
 		return err
 	}
 	// The ARN from DescribeSecret, also when the event named the secret.
-	log = log.With("secret_arn", sec.arn)
+	log = log.With("secret_arn", sec.ARN)
 	inv := &invocation{ev: ev, secret: sec, log: log}
 
 	var done bool
@@ -240,42 +244,31 @@ func (r *Rotator) Handle(ctx context.Context, ev Event) error {
 
 // guard applies AWS's checks. done means the version is already current
 // and the step must succeed without doing anything.
-func guard(sec *secretState, token string) (done bool, err error) {
-	if !sec.rotationEnabled {
-		return false, &GuardError{sec.arn, token, "rotation is not enabled on the secret",
+func guard(sec *keystate.Secret, token string) (done bool, err error) {
+	if !sec.RotationEnabled {
+		return false, &GuardError{sec.ARN, token, "rotation is not enabled on the secret",
 			"enable it with `aws secretsmanager rotate-secret --secret-id <arn> --rotation-lambda-arn <function arn>`"}
 	}
-	stages, ok := sec.stages[token]
+	stages, ok := sec.Stages[token]
 	if !ok {
-		return false, &GuardError{sec.arn, token, "the secret has no version with this ID",
+		return false, &GuardError{sec.ARN, token, "the secret has no version with this ID",
 			"invoke the step with the ClientRequestToken of the rotation in progress (DescribeSecret shows it under VersionIdsToStages)"}
 	}
-	if has(stages, StageCurrent) {
+	if slices.Contains(stages, StageCurrent) {
 		return true, nil
 	}
-	if !has(stages, StagePending) {
-		return false, &GuardError{sec.arn, token, "the version is not staged AWSPENDING, so it is not the rotation in progress",
+	if !slices.Contains(stages, StagePending) {
+		return false, &GuardError{sec.ARN, token, "the version is not staged AWSPENDING, so it is not the rotation in progress",
 			"start a new rotation with `aws secretsmanager rotate-secret`, or invoke the step with the version that holds AWSPENDING"}
 	}
 	return false, nil
 }
 
-func has(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // invocation carries what one step learned about the secret.
 type invocation struct {
 	ev     Event
-	secret *secretState
+	secret *keystate.Secret
 	log    *slog.Logger
-	// auth is fetched at most once per invocation.
-	auth *graph.Auth
 }
 
 type stepStats struct{ uploaded, verified, failed int }

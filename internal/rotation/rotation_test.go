@@ -19,6 +19,7 @@ import (
 	"github.com/flowkey/flowkey/internal/fake/secretsfake"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
+	"github.com/flowkey/flowkey/internal/keystate"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
@@ -42,12 +43,13 @@ const (
 var phones = []string{"106540352242922", "106540352242923", "106540352242924"}
 
 type harness struct {
-	sm   *secretsfake.Fake
-	g    *graphfake.Fake
-	keys *keyPool
-	rot  *Rotator
-	arn  string
-	logs *bytes.Buffer
+	sm    *secretsfake.Fake
+	g     *graphfake.Fake
+	keys  *keyPool
+	rot   *Rotator
+	state *keystate.Reader
+	arn   string
+	logs  *bytes.Buffer
 }
 
 func configOnly(ids ...string) string {
@@ -61,7 +63,10 @@ func newHarness(t testing.TB, initial string, phoneIDs ...string) *harness {
 	h.arn = addSecret(h.sm, "flowkey/key", initial, true)
 	addSecret(h.sm, tokenSecret, tokenValue, false)
 	var err error
-	h.rot, err = New(h.sm, h.keys, h.g, Options{
+	if h.state, err = keystate.New(h.sm, h.g, keystate.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	h.rot, err = New(h.state, h.sm, h.keys, h.g, Options{
 		Concurrency:      4,
 		VerifyTimeout:    200 * time.Millisecond,
 		VerifyBackoff:    time.Millisecond,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -17,8 +18,8 @@ import (
 // over from AWSCURRENT. A version that already has a value is kept, so a
 // repeated step never replaces a key Meta may already hold.
 func (r *Rotator) createSecret(ctx context.Context, inv *invocation) error {
-	arn, token := inv.secret.arn, inv.ev.ClientRequestToken
-	current, err := r.loadDocument(ctx, arn, "", StageCurrent)
+	arn, token := inv.secret.ARN, inv.ev.ClientRequestToken
+	current, err := r.state.Load(ctx, arn, "", StageCurrent)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func (r *Rotator) createSecret(ctx context.Context, inv *invocation) error {
 // pendingExists reports whether the token's AWSPENDING version holds a
 // valid document with a key.
 func (r *Rotator) pendingExists(ctx context.Context, arn, token string) (bool, error) {
-	doc, err := r.loadDocument(ctx, arn, token, StagePending)
+	doc, err := r.state.Load(ctx, arn, token, StagePending)
 	switch {
 	case isNotFound(err):
 		// Secrets Manager staged AWSPENDING on an empty version.
@@ -86,6 +87,11 @@ func (r *Rotator) pendingExists(ctx context.Context, arn, token string) (bool, e
 			"remove the AWSPENDING label from this version and start a new rotation"}
 	}
 	return true, nil
+}
+
+func isNotFound(err error) bool {
+	var nf *types.ResourceNotFoundException
+	return errors.As(err, &nf)
 }
 
 // pair is the pending and current documents of one rotation.
@@ -103,11 +109,11 @@ func (p pair) verifyOnly() bool {
 }
 
 func (r *Rotator) loadPair(ctx context.Context, inv *invocation) (pair, error) {
-	pending, err := r.loadDocument(ctx, inv.secret.arn, inv.ev.ClientRequestToken, StagePending)
+	pending, err := r.state.Load(ctx, inv.secret.ARN, inv.ev.ClientRequestToken, StagePending)
 	if err != nil {
 		return pair{}, err
 	}
-	current, err := r.loadDocument(ctx, inv.secret.arn, "", StageCurrent)
+	current, err := r.state.Load(ctx, inv.secret.ARN, "", StageCurrent)
 	if err != nil {
 		return pair{}, err
 	}
@@ -115,9 +121,9 @@ func (r *Rotator) loadPair(ctx context.Context, inv *invocation) (pair, error) {
 }
 
 // reach resolves what a step needs to talk to Meta for cfg: the Graph
-// auth and the phone numbers.
+// auth (the token is read once per step) and the phone numbers.
 func (r *Rotator) reach(ctx context.Context, inv *invocation, cfg secretdoc.Config) (graph.Auth, []string, error) {
-	auth, err := r.authFor(ctx, inv, cfg)
+	auth, err := r.state.Auth(ctx, cfg)
 	if err != nil {
 		return graph.Auth{}, nil, err
 	}
@@ -126,6 +132,25 @@ func (r *Rotator) reach(ctx context.Context, inv *invocation, cfg secretdoc.Conf
 		return graph.Auth{}, nil, err
 	}
 	return auth, numbers, nil
+}
+
+// phoneNumbers resolves the numbers a rotation covers: the configured list,
+// or the WABA's numbers narrowed by the include and exclude lists. Unlike
+// a status, a step refuses a WABA with nothing left to write to.
+func (r *Rotator) phoneNumbers(ctx context.Context, inv *invocation, auth graph.Auth, cfg secretdoc.Config) ([]string, error) {
+	n, err := r.state.ResolveNumbers(ctx, auth, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.WABAID == "" {
+		return n.IDs, nil
+	}
+	inv.log.Info("phone numbers discovered", "waba_id", cfg.WABAID, "listed", n.Listed, "selected", len(n.IDs), "gone", len(n.Gone))
+	if len(n.IDs) == 0 {
+		return nil, &InputError{Field: "config.waba_id", Problem: fmt.Sprintf("WABA %s has no phone numbers left after the include and exclude lists", cfg.WABAID),
+			Fix: "check the WABA ID and the include_phone_number_ids/exclude_phone_number_ids lists"}
+	}
+	return n.IDs, nil
 }
 
 // setSecret uploads the pending public key to every phone number. If any
@@ -187,7 +212,7 @@ func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, e
 	st := stepStats{verified: len(results) - len(failed), failed: len(failed)}
 	if len(failed) > 0 {
 		if p.verifyOnly() {
-			return st, &StepError{Step: StepTest, Secret: inv.secret.arn, Token: inv.ev.ClientRequestToken, Total: len(results), Failed: failed,
+			return st, &StepError{Step: StepTest, Secret: inv.secret.ARN, Token: inv.ev.ClientRequestToken, Total: len(results), Failed: failed,
 				Note: "verification only (the pending version holds the current key); nothing was uploaded or rolled back"}
 		}
 		return st, r.rollback(ctx, inv, auth, p, StepTest, len(results), failed, numbers)
@@ -204,12 +229,12 @@ func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, e
 // checks for it.
 func (r *Rotator) markVerified(ctx context.Context, inv *invocation) error {
 	token := inv.ev.ClientRequestToken
-	holder := inv.secret.versionWith(VerifiedStage)
+	holder := inv.secret.VersionWith(VerifiedStage)
 	if holder == token {
 		return nil
 	}
 	in := &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId:        aws.String(inv.secret.arn),
+		SecretId:        aws.String(inv.secret.ARN),
 		VersionStage:    aws.String(VerifiedStage),
 		MoveToVersionId: aws.String(token),
 	}
@@ -227,18 +252,18 @@ func (r *Rotator) markVerified(ctx context.Context, inv *invocation) error {
 // version, which is a valid end state.
 func (r *Rotator) finishSecret(ctx context.Context, inv *invocation) error {
 	token := inv.ev.ClientRequestToken
-	if !has(inv.secret.stages[token], VerifiedStage) {
+	if !slices.Contains(inv.secret.Stages[token], VerifiedStage) {
 		// Promoting an unverified key could leave numbers on a key that
 		// only AWSPREVIOUS holds: the invariant forbids it.
-		return &GuardError{inv.secret.arn, token, "testSecret has not verified this version on every phone number",
+		return &GuardError{inv.secret.ARN, token, "testSecret has not verified this version on every phone number",
 			"run testSecret for this version first (it labels the version " + VerifiedStage + ")"}
 	}
 	in := &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId:        aws.String(inv.secret.arn),
+		SecretId:        aws.String(inv.secret.ARN),
 		VersionStage:    aws.String(StageCurrent),
 		MoveToVersionId: aws.String(token),
 	}
-	if cur := inv.secret.versionWith(StageCurrent); cur != "" {
+	if cur := inv.secret.VersionWith(StageCurrent); cur != "" {
 		in.RemoveFromVersionId = aws.String(cur)
 	}
 	if _, err := r.sm.UpdateSecretVersionStage(ctx, in); err != nil {

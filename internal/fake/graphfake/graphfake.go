@@ -1,6 +1,6 @@
 // Package graphfake is Meta's per-number key store in memory, for the unit
 // tests of the packages that call the Graph API through graph.Client's
-// methods (internal/rotation, internal/operator). Tests plant keys and
+// methods (internal/keystate, internal/rotation, internal/operator). Tests plant keys and
 // signature statuses, script failures per call, make a GET lag behind an
 // upload as Meta's does, and count the calls per number.
 //

@@ -1,6 +1,6 @@
 // Package secretsfake is an in-memory Secrets Manager for the unit tests of
-// the packages that consume Secrets Manager (internal/rotation,
-// internal/operator). It keeps the state those tests assert on — versions,
+// the packages that consume Secrets Manager (internal/keystate,
+// internal/rotation, internal/operator). It keeps the state those tests assert on — versions,
 // values and staging labels — and behaves as the real service does where
 // flowkey depends on it: moving AWSCURRENT makes the old holder AWSPREVIOUS,
 // PutSecretValue is idempotent per ClientRequestToken, and RotateSecret
@@ -29,7 +29,7 @@ import (
 )
 
 // The staging labels are spelled out here rather than taken from
-// internal/rotation: rotation's own tests import this package.
+// internal/keystate: keystate's own tests import this package.
 const (
 	StageCurrent  = "AWSCURRENT"
 	StagePending  = "AWSPENDING"

@@ -1,0 +1,64 @@
+package keystate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/flowkey/flowkey/internal/graph"
+	"github.com/flowkey/flowkey/internal/secretdoc"
+)
+
+// Auth resolves the Graph token and version for cfg: the document's
+// access_token_secret_id and graph_api_version first, then the Reader's
+// defaults. It reads the token secret on every call; a caller that needs
+// the token twice keeps the result.
+func (r *Reader) Auth(ctx context.Context, cfg secretdoc.Config) (graph.Auth, error) {
+	id := cfg.AccessTokenSecretID
+	if id == "" {
+		id = r.opts.AccessTokenSecretID
+	}
+	if id == "" {
+		return graph.Auth{}, &InputError{Field: "config.access_token_secret_id", Problem: "is not set, and neither is ACCESS_TOKEN_SECRET_ID",
+			Fix: "name the secret that holds the Graph system user token in one of them"}
+	}
+	tok, err := r.token(ctx, id)
+	if err != nil {
+		return graph.Auth{}, err
+	}
+	version := cfg.GraphAPIVersion
+	if version == "" {
+		version = r.opts.GraphVersion
+	}
+	return graph.Auth{Token: tok, Version: version}, nil
+}
+
+// token reads the access token secret: either the bare token, or a JSON
+// object with an "access_token" field. Errors never quote the value.
+func (r *Reader) token(ctx context.Context, secretID string) (graph.Token, error) {
+	out, err := r.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
+	if err != nil {
+		return graph.Token{}, fmt.Errorf("read access token secret %s: %w", secretID, err)
+	}
+	raw := strings.TrimSpace(aws.ToString(out.SecretString))
+	if strings.HasPrefix(raw, "{") {
+		var v struct {
+			AccessToken string `json:"access_token"`
+		}
+		if json.Unmarshal([]byte(raw), &v) != nil || strings.TrimSpace(v.AccessToken) == "" {
+			return graph.Token{}, &InputError{Field: "access token secret " + secretID,
+				Problem: `holds a JSON object without a non-empty "access_token" string`,
+				Fix:     `store the bare token, or {"access_token":"<token>"}`}
+		}
+		raw = strings.TrimSpace(v.AccessToken)
+	}
+	if raw == "" || strings.ContainsAny(raw, " \t\r\n") {
+		return graph.Token{}, &InputError{Field: "access token secret " + secretID,
+			Problem: "is empty or contains white space", Fix: `store the bare token, or {"access_token":"<token>"}`}
+	}
+	return graph.NewToken(raw), nil
+}

@@ -1,0 +1,78 @@
+package keystate
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/flowkey/flowkey/internal/secretdoc"
+)
+
+// Secret is what DescribeSecret reports about the secret.
+type Secret struct {
+	// ARN is the secret's ARN as DescribeSecret returns it, or the ID asked
+	// for when it returns none. Callers name the secret by it from then on,
+	// so every later call of one invocation names the same secret.
+	ARN string
+	// RotationEnabled is false also when DescribeSecret reports nothing:
+	// rotation was never turned on.
+	RotationEnabled bool
+	// Stages maps each version ID to its staging labels.
+	Stages map[string][]string
+}
+
+// VersionWith returns the version that holds label, or "". Should several
+// hold it, it is the smallest version ID, whatever the map order.
+func (s *Secret) VersionWith(label string) string {
+	for _, id := range slices.Sorted(maps.Keys(s.Stages)) {
+		if slices.Contains(s.Stages[id], label) {
+			return id
+		}
+	}
+	return ""
+}
+
+// Describe reads the secret's labels.
+func (r *Reader) Describe(ctx context.Context, secretID string) (*Secret, error) {
+	out, err := r.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(secretID)})
+	if err != nil {
+		return nil, fmt.Errorf("describe secret %s: %w", secretID, err)
+	}
+	s := &Secret{
+		ARN:             aws.ToString(out.ARN),
+		RotationEnabled: aws.ToBool(out.RotationEnabled),
+		Stages:          out.VersionIdsToStages,
+	}
+	if s.ARN == "" {
+		s.ARN = secretID
+	}
+	return s, nil
+}
+
+// Load reads one version of the secret and parses it strictly
+// (secretdoc.Parse). An empty versionID reads the version that holds
+// stage. A version without a value fails with an error that wraps
+// *types.ResourceNotFoundException, as Secrets Manager reports it.
+func (r *Reader) Load(ctx context.Context, secretID, versionID, stage string) (*secretdoc.Document, error) {
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID), VersionStage: aws.String(stage)}
+	if versionID != "" {
+		in.VersionId = aws.String(versionID)
+	}
+	out, err := r.sm.GetSecretValue(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("read %s version %s: %w", stage, versionID, err)
+	}
+	if out.SecretString == nil {
+		return nil, fmt.Errorf("read %s version %s: %w", stage, aws.ToString(out.VersionId),
+			&secretdoc.Error{Field: "SecretString", Problem: "is empty (the version holds SecretBinary or nothing)", Fix: "store the flowkey JSON document as SecretString"})
+	}
+	doc, err := secretdoc.Parse([]byte(*out.SecretString))
+	if err != nil {
+		return nil, fmt.Errorf("%s version %s of %s: %w", stage, aws.ToString(out.VersionId), secretID, err)
+	}
+	return doc, nil
+}
