@@ -141,6 +141,8 @@ func TestResourceInventory(t *testing.T) {
 		"AWS::SNS::TopicPolicy":                 1,
 		"AWS::SNS::Subscription":                1,
 		"AWS::Events::Rule":                     2,
-		"AWS::CloudWatch::Alarm":                2,
+		// errors, throttles, duration, rotation events undelivered; drift,
+		// heartbeat, rotation overdue, status schedule undelivered.
+		"AWS::CloudWatch::Alarm": 8,
 	})
 }
