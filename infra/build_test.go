@@ -121,3 +121,33 @@ func git(t *testing.T, dir string, args ...string) {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
+
+// make deploy passes CDK_APPROVAL and CDK_FLAGS to the CLI, so that a
+// deploy without a terminal (CI) can say never, pick a profile and give
+// settings as context; on a terminal it still asks before IAM widens.
+func TestDeployPassesCDKFlags(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "cdk deploy --no-notices --require-approval broadening"},
+		{[]string{"CDK_APPROVAL=never", "CDK_FLAGS=--profile ci -c flowkey:terminationProtection=true"},
+			"cdk deploy --no-notices --require-approval never --profile ci -c flowkey:terminationProtection=true"},
+	} {
+		out, err := exec.Command("make", append([]string{"-C", root, "-s", "-n", "-B", "deploy"}, tc.args...)...).Output()
+		if err != nil {
+			t.Fatalf("make -n deploy %v: %v", tc.args, err)
+		}
+		if !strings.Contains(string(out), tc.want) {
+			t.Errorf("make -n deploy %v runs\n%s\nwant a line with %q", tc.args, out, tc.want)
+		}
+	}
+	out, err := exec.Command("make", "-C", root, "-s", "-n", "-B", "synth", "CDK_FLAGS=-c flowkey:vpcEndpoints=true").Output()
+	if err != nil || !strings.Contains(string(out), "cdk synth --ci --no-notices --quiet --output cdk.out -c flowkey:vpcEndpoints=true") {
+		t.Errorf("make -n synth with CDK_FLAGS: %v\n%s", err, out)
+	}
+}
