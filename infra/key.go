@@ -38,6 +38,24 @@ func newKey(stack awscdk.Stack, props *RotationStackProps, n stackNames) stackKe
 		awskms.NewAlias(stack, jsii.String("KeyAlias"), &awskms.AliasProps{AliasName: alias, TargetKey: key})
 		return stackKey{key: key}
 	}
+	statements := keyPolicy(stack, props, n)
+	key := awskms.NewKey(stack, jsii.String("Key"), &awskms.KeyProps{
+		Description:       jsii.String("flowkey: encrypts " + props.SecretName + " and generates its RSA-2048 key pairs"),
+		Alias:             alias,
+		EnableKeyRotation: jsii.Bool(true),
+		// Kept on update and delete: consumers must still decrypt old
+		// versions after a stack is deleted by mistake, and deleting the
+		// key is a deliberate manual step. Removed when the stack creation
+		// that made it rolls back: it then encrypts nothing yet, and a
+		// retained key would cost $1 a month per failed attempt.
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE,
+		Policy:        awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements}),
+	})
+	return stackKey{key: key, own: key}
+}
+
+// keyPolicy is the key's policy before the alarms add theirs.
+func keyPolicy(stack awscdk.Stack, props *RotationStackProps, n stackNames) []awsiam.PolicyStatement {
 	account := stack.Account()
 	statements := []awsiam.PolicyStatement{
 		// Administration only: unlike CDK's default (kms:* for the
@@ -99,19 +117,7 @@ func newKey(stack awscdk.Stack, props *RotationStackProps, n stackNames) stackKe
 			},
 		}))
 	}
-	key := awskms.NewKey(stack, jsii.String("Key"), &awskms.KeyProps{
-		Description:       jsii.String("flowkey: encrypts " + props.SecretName + " and generates its RSA-2048 key pairs"),
-		Alias:             alias,
-		EnableKeyRotation: jsii.Bool(true),
-		// Kept on update and delete: consumers must still decrypt old
-		// versions after a stack is deleted by mistake, and deleting the
-		// key is a deliberate manual step. Removed when the stack creation
-		// that made it rolls back: it then encrypts nothing yet, and a
-		// retained key would cost $1 a month per failed attempt.
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE,
-		Policy:        awsiam.NewPolicyDocument(&awsiam.PolicyDocumentProps{Statements: &statements}),
-	})
-	return stackKey{key: key, own: key}
+	return statements
 }
 
 // alarmUsesKeyForAlertTopic lets exactly one CloudWatch alarm of this

@@ -82,23 +82,7 @@ func (p *RotationStackProps) Validate() error {
 		errs = append(errs, prefixed(s, ids.Validate())...)
 	}
 
-	switch {
-	case p.AccessTokenSecretARN == "":
-		bad(settingTokenSecretARN, "is not set", "create a secret holding the Graph system user token and give its complete ARN")
-	case !secretARNRE.MatchString(p.AccessTokenSecretARN):
-		// The value is not quoted: someone may have pasted the token itself.
-		bad(settingTokenSecretARN, "is not a complete Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>)", "give the ARN of the secret, not the token, including the 6-character suffix, as `aws secretsmanager describe-secret --query ARN` prints it")
-	}
-	if p.AccessTokenSecretKeyARN != "" {
-		if problem := keyARNProblem(p.AccessTokenSecretKeyARN); problem != "" {
-			bad(settingTokenKeyARN, problem, "give the ARN of the KMS key that encrypts the token secret, as `aws secretsmanager describe-secret --query KmsKeyId` prints it; leave it unset for aws/secretsmanager")
-		} else if token, ok := parseARN(p.AccessTokenSecretARN); ok && secretARNRE.MatchString(p.AccessTokenSecretARN) {
-			if key, _ := parseARN(p.AccessTokenSecretKeyARN); key.region != token.region || key.account != token.account {
-				bad(settingTokenKeyARN, fmt.Sprintf("is in %s/%s but the token secret is in %s/%s", key.account, key.region, token.account, token.region),
-					"a secret's KMS key is in its account and region: give the key that describe-secret reports for the token secret")
-			}
-		}
-	}
+	errs = append(errs, p.validateToken()...)
 
 	if err := graph.ValidateVersion(p.GraphAPIVersion); err != nil {
 		bad(settingGraphVersion, fmt.Sprintf("%q is not a Graph API version", clip(p.GraphAPIVersion)), `use a live version like "`+graph.DefaultVersion+`"`)
@@ -120,17 +104,7 @@ func (p *RotationStackProps) Validate() error {
 		bad(settingStatusSchedule, err.Error(), `use "rate(N hours)" or "rate(N days)" (at most 6), a six-field "cron(M ...)" whose minutes field is one number, or "off"; the default is "`+DefaultStatusSchedule+`"`)
 	}
 
-	if p.AlertEmail != "" && !emailRE.MatchString(p.AlertEmail) {
-		bad(settingAlertEmail, fmt.Sprintf("%q is not an e-mail address", clip(p.AlertEmail)), "give one address like ops@example.com, or leave it unset")
-	}
-	if p.AlertTopicARN != "" {
-		if !topicARNRE.MatchString(p.AlertTopicARN) {
-			bad(settingAlertTopicARN, fmt.Sprintf("%q is not the ARN of a standard SNS topic", clip(p.AlertTopicARN)), "give arn:aws:sns:<region>:<account>:<topic> of a standard (not FIFO) topic, or leave it unset for a topic of the stack's own")
-		}
-		if p.AlertEmail != "" {
-			bad(settingAlertEmail, fmt.Sprintf("is set together with %s", settingAlertTopicARN), "subscribe the address on the existing topic's side, and leave this unset")
-		}
-	}
+	errs = append(errs, p.validateAlerts()...)
 
 	if p.CodePath == "" {
 		bad(settingCodePath, "is empty", "leave it unset for "+DefaultCodePath)
@@ -142,6 +116,48 @@ func (p *RotationStackProps) Validate() error {
 	errs = append(errs, p.validatePlatform()...)
 	errs = append(errs, p.Network.validate()...)
 	return errors.Join(errs...)
+}
+
+// validateToken checks the token secret's ARN and its KMS key.
+func (p *RotationStackProps) validateToken() []error {
+	var errs []error
+	bad := func(s setting, problem, fix string) { errs = append(errs, &settingError{s, problem, fix}) }
+	switch {
+	case p.AccessTokenSecretARN == "":
+		bad(settingTokenSecretARN, "is not set", "create a secret holding the Graph system user token and give its complete ARN")
+	case !secretARNRE.MatchString(p.AccessTokenSecretARN):
+		// The value is not quoted: someone may have pasted the token itself.
+		bad(settingTokenSecretARN, "is not a complete Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>)", "give the ARN of the secret, not the token, including the 6-character suffix, as `aws secretsmanager describe-secret --query ARN` prints it")
+	}
+	if p.AccessTokenSecretKeyARN != "" {
+		if problem := keyARNProblem(p.AccessTokenSecretKeyARN); problem != "" {
+			bad(settingTokenKeyARN, problem, "give the ARN of the KMS key that encrypts the token secret, as `aws secretsmanager describe-secret --query KmsKeyId` prints it; leave it unset for aws/secretsmanager")
+		} else if token, ok := parseARN(p.AccessTokenSecretARN); ok && secretARNRE.MatchString(p.AccessTokenSecretARN) {
+			if key, _ := parseARN(p.AccessTokenSecretKeyARN); key.region != token.region || key.account != token.account {
+				bad(settingTokenKeyARN, fmt.Sprintf("is in %s/%s but the token secret is in %s/%s", key.account, key.region, token.account, token.region),
+					"a secret's KMS key is in its account and region: give the key that describe-secret reports for the token secret")
+			}
+		}
+	}
+	return errs
+}
+
+// validateAlerts checks where the alerts go.
+func (p *RotationStackProps) validateAlerts() []error {
+	var errs []error
+	bad := func(s setting, problem, fix string) { errs = append(errs, &settingError{s, problem, fix}) }
+	if p.AlertEmail != "" && !emailRE.MatchString(p.AlertEmail) {
+		bad(settingAlertEmail, fmt.Sprintf("%q is not an e-mail address", clip(p.AlertEmail)), "give one address like ops@example.com, or leave it unset")
+	}
+	if p.AlertTopicARN != "" {
+		if !topicARNRE.MatchString(p.AlertTopicARN) {
+			bad(settingAlertTopicARN, fmt.Sprintf("%q is not the ARN of a standard SNS topic", clip(p.AlertTopicARN)), "give arn:aws:sns:<region>:<account>:<topic> of a standard (not FIFO) topic, or leave it unset for a topic of the stack's own")
+		}
+		if p.AlertEmail != "" {
+			bad(settingAlertEmail, fmt.Sprintf("is set together with %s", settingAlertTopicARN), "subscribe the address on the existing topic's side, and leave this unset")
+		}
+	}
+	return errs
 }
 
 // validateAdoption checks the settings that adopt a retained secret and
