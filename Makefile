@@ -6,6 +6,11 @@ SHELL := bash
 GO        ?= go
 BUILD     := .build
 LDFLAGS   := -s -w
+# The same source gives the same bytes, so the asset hash (and the deployed
+# code) only change when the code does: -trimpath drops the paths, and
+# -buildvcs=false the revision and dirty flag Go stamps in a git checkout.
+# infra/build_test.go builds twice from two commits and compares.
+BUILDFLAGS := -tags lambda.norpc -trimpath -buildvcs=false -ldflags='$(LDFLAGS)'
 HOST_BIN  := $(BUILD)/host/rotator/bootstrap
 ARM64_BIN := $(BUILD)/arm64/rotator/bootstrap
 GO_SRC    := $(shell find functions internal -name '*.go' -not -name '*_test.go') go.mod go.sum
@@ -15,10 +20,10 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(HOST_BIN): $(GO_SRC)
-	CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='$(LDFLAGS)' -o $@ ./functions/rotator
+	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $@ ./functions/rotator
 
 $(ARM64_BIN): $(GO_SRC)
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='$(LDFLAGS)' -o $@ ./functions/rotator
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $@ ./functions/rotator
 
 .PHONY: build build-arm64
 build: $(HOST_BIN) ## build the bootstrap for this machine (local stack)
@@ -100,16 +105,29 @@ $(CDK): $(CDK_DIR)/package.json $(CDK_DIR)/package-lock.json
 	cd $(CDK_DIR) && npm ci --no-audit --no-fund
 	touch $@
 
-.PHONY: synth deploy sam-invoke
+.PHONY: synth synth-vpc deploy sam-invoke
+# CDK_FLAGS go to every cdk command (--profile, -c flowkey:<setting>=..., --no-rollback);
+# CDK_APPROVAL is deploy's --require-approval: broadening asks on a terminal,
+# CI without one sets never (infra/README.md, "Deploying from CI").
+CDK_FLAGS    ?=
+CDK_APPROVAL ?= broadening
 # Placeholders let `make synth` run without an AWS account or settings; set the
 # FLOWKEY_* variables (README) to synthesize your own stack.
-synth: export FLOWKEY_PHONE_NUMBER_IDS ?= 106540352242922
-synth: export FLOWKEY_ACCESS_TOKEN_SECRET_ARN ?= arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/graph-token-AbCdEf
+synth synth-vpc: export FLOWKEY_PHONE_NUMBER_IDS ?= 106540352242922
+synth synth-vpc: export FLOWKEY_ACCESS_TOKEN_SECRET_ARN ?= arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/graph-token-AbCdEf
 synth: $(ARM64_BIN) $(CDK) ## cdk synth with the pinned CLI into infra/cdk.out; cdk-nag findings fail it
-	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --ci --no-notices --quiet --output cdk.out
+	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --ci --no-notices --quiet --output cdk.out $(CDK_FLAGS)
 
-deploy: $(ARM64_BIN) $(CDK) ## cdk deploy: needs AWS credentials, cdk bootstrap and the FLOWKEY_* settings (README)
-	cd $(CDK_DIR) && ./node_modules/.bin/cdk deploy --no-notices --require-approval broadening
+# The VPC variant with placeholder subnets, security group and endpoints.
+synth-vpc: export FLOWKEY_VPC_SUBNET_IDS ?= subnet-0a1b2c3d4e5f60718,subnet-08f7e6d5c4b3a2910
+synth-vpc: export FLOWKEY_VPC_SECURITY_GROUP_IDS ?= sg-0123456789abcdef0
+synth-vpc: export FLOWKEY_VPC_ID ?= vpc-0a1b2c3d4e5f60718
+synth-vpc: export FLOWKEY_VPC_ENDPOINTS ?= true
+synth-vpc: $(ARM64_BIN) $(CDK) ## make synth for the VPC variant (placeholder subnets, endpoints) into infra/cdk.out.vpc
+	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --ci --no-notices --quiet --output cdk.out.vpc $(CDK_FLAGS)
+
+deploy: $(ARM64_BIN) $(CDK) ## cdk deploy: needs AWS credentials, cdk bootstrap and the FLOWKEY_* settings (README); CDK_FLAGS, CDK_APPROVAL
+	cd $(CDK_DIR) && ./node_modules/.bin/cdk deploy --no-notices --require-approval $(CDK_APPROVAL) $(CDK_FLAGS)
 
 STEP ?= createSecret
 SAM_ENV_VARS ?= events/env.json

@@ -44,6 +44,9 @@ func TestAlerts(t *testing.T) {
 						"StringEquals": map[string]any{"aws:SourceAccount": testAccount},
 					},
 				},
+				alarmTopicStatement("RotatorThrottlesAlarmPublishes", l.topic, l.throttlesAlarm),
+				alarmTopicStatement("RotatorDurationAlarmPublishes", l.topic, l.durationAlarm),
+				alarmTopicStatement("RotationEventsDeliveryAlarmPublishes", l.topic, l.rotationEventsAlarm),
 				map[string]any{
 					"Sid": "DriftAlarmPublishes", "Effect": "Allow",
 					"Principal": map[string]any{"Service": "cloudwatch.amazonaws.com"},
@@ -53,9 +56,25 @@ func TestAlerts(t *testing.T) {
 						"StringEquals": map[string]any{"aws:SourceAccount": testAccount},
 					},
 				},
+				alarmTopicStatement("StatusHeartbeatAlarmPublishes", l.topic, l.heartbeatAlarm),
+				alarmTopicStatement("RotationOverdueAlarmPublishes", l.topic, l.overdueAlarm),
+				alarmTopicStatement("StatusScheduleDeliveryAlarmPublishes", l.topic, l.statusEventsAlarm),
 			},
 		},
 	})
+}
+
+// alarmTopicStatement lets one alarm publish to the topic.
+func alarmTopicStatement(sid, topic, alarm string) any {
+	return map[string]any{
+		"Sid": sid, "Effect": "Allow",
+		"Principal": map[string]any{"Service": "cloudwatch.amazonaws.com"},
+		"Action":    "sns:Publish", "Resource": ref(topic),
+		"Condition": map[string]any{
+			"ArnEquals":    map[string]any{"aws:SourceArn": getAtt(alarm, "Arn")},
+			"StringEquals": map[string]any{"aws:SourceAccount": testAccount},
+		},
+	}
 }
 
 // Failed and abandoned rotations of this secret, from CloudTrail.
@@ -96,5 +115,7 @@ func TestRotatorErrorsAlarm(t *testing.T) {
 		"ComparisonOperator": "GreaterThanOrEqualToThreshold",
 		"TreatMissingData":   "notBreaching",
 		"AlarmActions":       []any{ref(l.topic)},
+		// Recovery is announced too.
+		"OKActions": []any{ref(l.topic)},
 	})
 }

@@ -14,8 +14,11 @@ func TestKey(t *testing.T) {
 	if p["EnableKeyRotation"] != true {
 		t.Errorf("EnableKeyRotation = %v, want true", p["EnableKeyRotation"])
 	}
-	if key["DeletionPolicy"] != "Retain" || key["UpdateReplacePolicy"] != "Retain" {
-		t.Errorf("key DeletionPolicy/UpdateReplacePolicy = %v/%v, want Retain: it protects the live private key", key["DeletionPolicy"], key["UpdateReplacePolicy"])
+	// Kept on update and delete, where it protects the live private key;
+	// removed when the creation that made it rolls back (it encrypts
+	// nothing yet, and a retained key costs $1 a month per failed try).
+	if key["DeletionPolicy"] != "RetainExceptOnCreate" || key["UpdateReplacePolicy"] != "Retain" {
+		t.Errorf("key DeletionPolicy/UpdateReplacePolicy = %v/%v, want RetainExceptOnCreate/Retain", key["DeletionPolicy"], key["UpdateReplacePolicy"])
 	}
 	for _, k := range []string{"KeySpec", "KeyUsage", "MultiRegion"} {
 		if v, ok := p[k]; ok {
@@ -47,11 +50,14 @@ func TestKey(t *testing.T) {
 					"StringLike":   map[string]any{"kms:EncryptionContext:SecretARN": secretARNPattern},
 				},
 			},
+			// The role by name: a key retained by cdk destroy still
+			// admits the role a new stack of the same name creates.
 			map[string]any{
 				"Sid": "RotatorGeneratesKeyPairsForThisSecretOnly", "Effect": "Allow", "Resource": "*",
-				"Principal": map[string]any{"AWS": getAtt(l.role, "Arn")},
+				"Principal": accountRoot,
 				"Action":    "kms:GenerateDataKeyPair",
 				"Condition": map[string]any{
+					"ArnEquals":    map[string]any{"aws:PrincipalArn": rotatorRoleARN},
 					"StringEquals": map[string]any{"kms:DataKeyPairSpec": "RSA_2048"},
 					"StringLike":   map[string]any{"kms:EncryptionContext:" + keypair.EncryptionContextKey: secretARNPattern},
 				},
@@ -68,9 +74,12 @@ func TestKey(t *testing.T) {
 				"Action":    []string{"kms:Decrypt", "kms:GenerateDataKey*"},
 				"Condition": map[string]any{
 					"StringEquals": map[string]any{"kms:EncryptionContext:aws:sns:topicArn": topicARN, "aws:SourceAccount": testAccount},
-					"ArnEquals":    map[string]any{"aws:SourceArn": alarmARN},
+					"ArnEquals":    map[string]any{"aws:SourceArn": errorsAlarmARN},
 				},
 			},
+			alarmKeyStatement("RotatorThrottlesAlarmPublishesToAlertTopic", "rotator-throttles"),
+			alarmKeyStatement("RotatorDurationAlarmPublishesToAlertTopic", "rotator-duration"),
+			alarmKeyStatement("RotationEventsDeliveryAlarmPublishesToAlertTopic", "rotation-events-undelivered"),
 			map[string]any{
 				"Sid": "DriftAlarmPublishesToAlertTopic", "Effect": "Allow", "Resource": "*",
 				"Principal": map[string]any{"Service": "cloudwatch.amazonaws.com"},
@@ -80,8 +89,25 @@ func TestKey(t *testing.T) {
 					"ArnEquals":    map[string]any{"aws:SourceArn": driftAlarmARN},
 				},
 			},
+			alarmKeyStatement("StatusHeartbeatAlarmPublishesToAlertTopic", "status-heartbeat"),
+			alarmKeyStatement("RotationOverdueAlarmPublishesToAlertTopic", "rotation-overdue"),
+			alarmKeyStatement("StatusScheduleDeliveryAlarmPublishesToAlertTopic", "status-schedule-undelivered"),
 		},
 	})
+}
+
+// alarmKeyStatement lets one alarm of the main test stack use the key for
+// the alert topic.
+func alarmKeyStatement(sid, alarmSuffix string) any {
+	return map[string]any{
+		"Sid": sid, "Effect": "Allow", "Resource": "*",
+		"Principal": map[string]any{"Service": "cloudwatch.amazonaws.com"},
+		"Action":    []string{"kms:Decrypt", "kms:GenerateDataKey*"},
+		"Condition": map[string]any{
+			"StringEquals": map[string]any{"kms:EncryptionContext:aws:sns:topicArn": topicARN, "aws:SourceAccount": testAccount},
+			"ArnEquals":    map[string]any{"aws:SourceArn": alarmARNOf(alarmSuffix)},
+		},
+	}
 }
 
 // The key policy names the topic and alarm by constructed ARNs; they must
@@ -97,6 +123,18 @@ func TestConstructedARNsMatchResources(t *testing.T) {
 	}
 	if got := properties(resource(t, l.driftAlarm))["AlarmName"]; got != testStackName+"-drift" {
 		t.Errorf("drift AlarmName = %v, want %s-drift (the key policy's aws:SourceArn)", got, testStackName)
+	}
+	for id, suffix := range map[string]string{
+		l.throttlesAlarm: "rotator-throttles", l.durationAlarm: "rotator-duration", l.rotationEventsAlarm: "rotation-events-undelivered",
+		l.heartbeatAlarm: "status-heartbeat", l.overdueAlarm: "rotation-overdue", l.statusEventsAlarm: "status-schedule-undelivered",
+	} {
+		if got := properties(resource(t, id))["AlarmName"]; got != testStackName+"-"+suffix {
+			t.Errorf("%s AlarmName = %v, want %s-%s (the key policy's aws:SourceArn)", id, got, testStackName, suffix)
+		}
+	}
+	// The key policy names the rotator's role by this ARN.
+	if got := properties(resource(t, l.role))["RoleName"]; got != testStackName+"-rotator-"+testRegion {
+		t.Errorf("rotator RoleName = %v, want %s-rotator-%s (the key policy's aws:PrincipalArn)", got, testStackName, testRegion)
 	}
 	if !strings.HasPrefix(testSecretName, "flowkey/") {
 		t.Fatal("fixture changed")

@@ -124,6 +124,10 @@ func TestPropsFromSettings(t *testing.T) {
 		{name: "status cron neither day", env: with(settingStatusSchedule.Env, "cron(0 * ? * ? *)"), wantErr: []string{settingStatusSchedule.Env, "exactly one of day-of-month"}},
 		{name: "status cron five fields", env: with(settingStatusSchedule.Env, "cron(0 * * * ?)"), wantErr: []string{settingStatusSchedule.Env, "neither rate(...), cron(...) nor off"}},
 		{name: "status schedule words", env: with(settingStatusSchedule.Env, "hourly"), wantErr: []string{settingStatusSchedule.Env, `"hourly"`}},
+		// Accepted before the heartbeat alarm: CloudWatch cannot watch a
+		// month-long gap (7 days at most).
+		{name: "status monthly", env: with(settingStatusSchedule.Env, "cron(15 */6 1 * ? *)"), wantErr: []string{settingStatusSchedule.Env, "heartbeat alarm", "at most 167"}},
+		{name: "status weekly", env: with(settingStatusSchedule.Env, "rate(7 days)"), wantErr: []string{settingStatusSchedule.Env, "168 hours"}},
 		{name: "status schedule of the wrong type", ctx: map[string]any{settingStatusSchedule.Context: false}, env: base(), wantErr: []string{settingStatusSchedule.Context, "bool"}},
 		{name: "phone number IDs", env: with(settingPhoneNumberIDs.Env, "106540352242922,abc,,106540352242922"), wantErr: []string{settingPhoneNumberIDs.Env + "): config.phone_number_ids[1]", "[2]: is empty", "[3]", "duplicates"}},
 		{name: "WABA ID", env: with(settingPhoneNumberIDs.Env, "", settingWABAID.Env, "waba-1"), wantErr: []string{settingWABAID.Env + "): config.waba_id"}},
@@ -148,6 +152,105 @@ func TestPropsFromSettings(t *testing.T) {
 		{name: "no build", env: with(settingCodePath.Env, noBootstrap), wantErr: []string{settingCodePath.Env, "make build-arm64"}},
 		{name: "context value of the wrong type", ctx: map[string]any{settingSchedule.Context: 30.0}, env: base(), wantErr: []string{settingSchedule.Context, "float64"}},
 		{name: "list element of the wrong type", ctx: map[string]any{settingPhoneNumberIDs.Context: []any{1.0}}, env: base(), wantErr: []string{settingPhoneNumberIDs.Context, "element 0"}},
+		// Issue 10: the platform settings.
+		{
+			name: "platform settings from the environment",
+			env: with(settingTags.Env, "team=payments, cost-center=1234", settingPermissionsBoundary.Env, testBoundaryARN,
+				settingRoleNamePrefix.Env, "app-", settingLogRetention.Env, "731", settingLogKeyARN.Env, testLogKeyARN,
+				settingTerminationProtection.Env, "true", settingTokenKeyARN.Env, testTokenKeyARN,
+				settingSubnetIDs.Env, "subnet-0a1b2c3d4e5f60718,subnet-08f7e6d5c4b3a2910", settingSecurityGroupIDs.Env, "sg-0123456789abcdef0",
+				settingVPCID.Env, testVPCID, settingVPCEndpoints.Env, "TRUE", settingAlertTopicARN.Env, testAlertTopicARN,
+				settingRetainedSecretNames.Env, "flowkey/old-name"),
+			want: func(t *testing.T, p *RotationStackProps) {
+				assertEqual(t, "tags", p.Tags, testTags)
+				assertEqual(t, "network", p.Network, Network{SubnetIDs: testSubnetIDs, SecurityGroupIDs: testSGIDs, VPCID: testVPCID, CreateEndpoints: true})
+				if p.PermissionsBoundaryARN != testBoundaryARN || p.RoleNamePrefix != "app-" || p.LogRetentionDays != 731 || p.LogKeyARN != testLogKeyARN ||
+					!p.TerminationProtection || p.AccessTokenSecretKeyARN != testTokenKeyARN || p.AlertTopicARN != testAlertTopicARN ||
+					strings.Join(p.RetainedSecretNames, ",") != "flowkey/old-name" {
+					t.Errorf("got %+v", p)
+				}
+			},
+		},
+		{
+			name: "platform settings as JSON context values",
+			ctx: map[string]any{
+				settingTags.Context: map[string]any{"team": "payments"}, settingTerminationProtection.Context: true,
+				settingLogRetention.Context: 30.0, settingSubnetIDs.Context: []any{"subnet-0a1b2c3d"}, settingSecurityGroupIDs.Context: `["sg-0a1b2c3d"]`,
+			},
+			env: with(settingLogRetention.Env, "731"),
+			want: func(t *testing.T, p *RotationStackProps) {
+				assertEqual(t, "tags", p.Tags, map[string]string{"team": "payments"})
+				if !p.TerminationProtection || p.LogRetentionDays != 30 || len(p.Network.SubnetIDs) != 1 || p.Network.SecurityGroupIDs[0] != "sg-0a1b2c3d" || p.Network.CreateEndpoints {
+					t.Errorf("got %+v", p)
+				}
+			},
+		},
+		{
+			name: "platform defaults",
+			env:  base(),
+			want: func(t *testing.T, p *RotationStackProps) {
+				if p.LogRetentionDays != DefaultLogRetentionDays || p.TerminationProtection || len(p.Tags) != 0 || p.Network.enabled() ||
+					p.PermissionsBoundaryARN != "" || p.RoleNamePrefix != "" || p.adoptsSecret() || p.ExistingKeyARN != "" {
+					t.Errorf("got %+v", p)
+				}
+			},
+		},
+		{
+			name: "an adopted secret names itself",
+			env:  with(settingExistingSecretARN.Env, testExistingSecretARN, settingExistingKeyARN.Env, testExistingKeyARN),
+			want: func(t *testing.T, p *RotationStackProps) {
+				if p.SecretName != "flowkey/whatsapp-flows-key" || !p.adoptsSecret() || p.ExistingKeyARN != testExistingKeyARN {
+					t.Errorf("got %+v", p)
+				}
+			},
+		},
+		{
+			name: "an adopted key alone: the stack creates the secret under it",
+			env:  with(settingExistingKeyARN.Env, testExistingKeyARN),
+			want: func(t *testing.T, p *RotationStackProps) {
+				if p.adoptsSecret() || p.ExistingKeyARN != testExistingKeyARN {
+					t.Errorf("got %+v", p)
+				}
+			},
+		},
+		{name: "adopted secret without its key", env: with(settingExistingSecretARN.Env, testExistingSecretARN), wantErr: []string{settingExistingKeyARN.Env, "is not set", "KmsKeyId"}},
+		{name: "adopted secret under another name", env: with(settingExistingSecretARN.Env, testExistingSecretARN, settingExistingKeyARN.Env, testExistingKeyARN, settingSecretName.Env, "other"), wantErr: []string{settingSecretName.Env, `"other" is not "flowkey/whatsapp-flows-key"`}},
+		{name: "adopted secret ARN without suffix", env: with(settingExistingSecretARN.Env, "arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/key", settingExistingKeyARN.Env, testExistingKeyARN), wantErr: []string{settingExistingSecretARN.Env, "6-character suffix"}},
+		{name: "adopted key as an alias", env: with(settingExistingKeyARN.Env, "arn:aws:kms:us-east-1:111122223333:alias/flowkey/FlowkeyRotation"), wantErr: []string{settingExistingKeyARN.Env, "is an alias", "KeyArn output"}},
+		{name: "retained name is the current one", env: with(settingRetainedSecretNames.Env, DefaultSecretName), wantErr: []string{settingRetainedSecretNames.Env, "the secret's name or listed twice"}},
+		{name: "retained name as an ARN", env: with(settingRetainedSecretNames.Env, "flowkey/old-AbCdEf"), wantErr: []string{settingRetainedSecretNames.Env, "not a secret name"}},
+		{name: "token key as an alias", env: with(settingTokenKeyARN.Env, "alias/graph-token"), wantErr: []string{settingTokenKeyARN.Env, "is an alias"}},
+		{name: "token key in another region than the token", env: with(settingTokenKeyARN.Env, "arn:aws:kms:eu-west-1:111122223333:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"), wantErr: []string{settingTokenKeyARN.Env, "111122223333/eu-west-1", "111122223333/us-east-1"}},
+		{name: "tag reserved by AWS", env: with(settingTags.Env, "aws:team=x"), wantErr: []string{settingTags.Env, "reserves"}},
+		{name: "tag without a value", env: with(settingTags.Env, "team"), wantErr: []string{settingTags.Env, `"team" is not key=value`}},
+		{name: "tag key twice", env: with(settingTags.Env, "a=1,a=2"), wantErr: []string{settingTags.Env, "twice"}},
+		{name: "tag value too long", env: with(settingTags.Env, "a="+strings.Repeat("x", 257)), wantErr: []string{settingTags.Env, "not a tag value"}},
+		{name: "tags of the wrong type", ctx: map[string]any{settingTags.Context: map[string]any{"a": 1.0}}, env: base(), wantErr: []string{settingTags.Context, "float64"}},
+		{name: "tags as broken JSON", env: with(settingTags.Env, `{"a":1}`), wantErr: []string{settingTags.Env, "JSON object of strings"}},
+		{name: "permissions boundary not a policy", env: with(settingPermissionsBoundary.Env, "flowkey-boundary"), wantErr: []string{settingPermissionsBoundary.Env, "managed policy"}},
+		{name: "role name prefix", env: with(settingRoleNamePrefix.Env, "app/"), wantErr: []string{settingRoleNamePrefix.Env, "role names"}},
+		{name: "log retention CloudWatch does not offer", env: with(settingLogRetention.Env, "42"), wantErr: []string{settingLogRetention.Env, "42 is not a retention", "365"}},
+		{name: "log retention not a number", env: with(settingLogRetention.Env, "a year"), wantErr: []string{settingLogRetention.Env, "whole number"}},
+		{name: "log retention fraction", ctx: map[string]any{settingLogRetention.Context: 1.5}, env: base(), wantErr: []string{settingLogRetention.Context, "whole number"}},
+		{name: "log key", env: with(settingLogKeyARN.Env, "aws/logs"), wantErr: []string{settingLogKeyARN.Env, "not a KMS key ARN"}},
+		{name: "termination protection", env: with(settingTerminationProtection.Env, "yes"), wantErr: []string{settingTerminationProtection.Env, "true or false"}},
+		{name: "FIFO alert topic", env: with(settingAlertTopicARN.Env, "arn:aws:sns:us-east-1:111122223333:alerts.fifo"), wantErr: []string{settingAlertTopicARN.Env, "standard (not FIFO)"}},
+		{name: "alert topic and e-mail", env: with(settingAlertTopicARN.Env, testAlertTopicARN, settingAlertEmail.Env, "ops@example.com"), wantErr: []string{settingAlertEmail.Env, settingAlertTopicARN.Context, "existing topic's side"}},
+		{name: "subnets without security groups", env: with(settingSubnetIDs.Env, "subnet-0a1b2c3d"), wantErr: []string{settingSecurityGroupIDs.Env, "is not set"}},
+		{name: "security groups without subnets", env: with(settingSecurityGroupIDs.Env, "sg-0a1b2c3d"), wantErr: []string{settingSubnetIDs.Env, "is not set"}},
+		{name: "subnet ID", env: with(settingSubnetIDs.Env, "subnet-0a1b2c3d,private-a", settingSecurityGroupIDs.Env, "sg-0a1b2c3d"), wantErr: []string{settingSubnetIDs.Env, `[1] "private-a"`}},
+		{name: "subnet twice", env: with(settingSubnetIDs.Env, "subnet-0a1b2c3d,subnet-0a1b2c3d", settingSecurityGroupIDs.Env, "sg-0a1b2c3d"), wantErr: []string{settingSubnetIDs.Env, "twice"}},
+		{name: "too many security groups", env: with(settingSubnetIDs.Env, "subnet-0a1b2c3d", settingSecurityGroupIDs.Env, "sg-00000001,sg-00000002,sg-00000003,sg-00000004,sg-00000005,sg-00000006"), wantErr: []string{settingSecurityGroupIDs.Env, "at most 5"}},
+		{name: "endpoints without the VPC", env: with(settingSubnetIDs.Env, "subnet-0a1b2c3d", settingSecurityGroupIDs.Env, "sg-0a1b2c3d", settingVPCEndpoints.Env, "true"), wantErr: []string{settingVPCID.Env, "endpoints and their security group"}},
+		{name: "endpoints without subnets", env: with(settingVPCEndpoints.Env, "true", settingVPCID.Env, testVPCID), wantErr: []string{settingVPCEndpoints.Env, "leave the endpoints off"}},
+		{name: "VPC without subnets", env: with(settingVPCID.Env, testVPCID), wantErr: []string{settingVPCID.Env, "is set, but"}},
+		{name: "VPC ID", env: with(settingSubnetIDs.Env, "subnet-0a1b2c3d", settingSecurityGroupIDs.Env, "sg-0a1b2c3d", settingVPCID.Env, "main"), wantErr: []string{settingVPCID.Env, `"main"`}},
+		{
+			name: "every platform problem at once",
+			env: with(settingTags.Env, "aws:x=1", settingLogRetention.Env, "2", settingSubnetIDs.Env, "subnet-0a1b2c3d",
+				settingExistingSecretARN.Env, testExistingSecretARN),
+			wantErr: []string{settingTags.Env, settingLogRetention.Env, settingSecurityGroupIDs.Env, settingExistingKeyARN.Env},
+		},
 		{
 			name:    "every problem at once",
 			env:     with(settingTokenSecretARN.Env, "", settingSchedule.Env, "weekly", settingWindow.Env, "0h"),
@@ -190,7 +293,7 @@ func TestStatusScheduleAccepted(t *testing.T) {
 	}
 	for _, expr := range []string{
 		"rate(1 hour)", "rate(6 hours)", "rate(1 day)", "rate(60 minutes)", "rate(120 minutes)",
-		"cron(0 * * * ? *)", "cron(59 8 ? * MON-FRI *)", "cron(15 */6 1 * ? *)",
+		"cron(0 * * * ? *)", "cron(59 8 ? * MON-FRI *)", "cron(15 */6 ? * MON-FRI *)", "rate(6 days)",
 	} {
 		p, err := propsFromSettings(fakeSettings(nil, map[string]string{
 			settingPhoneNumberIDs.Env: "106540352242922",
@@ -242,5 +345,76 @@ func TestValidateNilProps(t *testing.T) {
 	var p *RotationStackProps
 	if err := p.Validate(); err == nil {
 		t.Error("nil props validated")
+	}
+}
+
+// Item 4 of issue 10: what flowkey cannot use outside the stack's account
+// and region fails synthesis, not the first rotation.
+func TestEnvironmentChecks(t *testing.T) {
+	const (
+		tokenEU = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:flowkey/graph-token-AbCdEf"
+		tokenX  = "arn:aws:secretsmanager:us-east-1:999988887777:secret:flowkey/graph-token-AbCdEf"
+	)
+	base := func() *RotationStackProps {
+		return &RotationStackProps{AccessTokenSecretARN: testTokenARN}
+	}
+	for _, tc := range []struct {
+		name            string
+		change          func(p *RotationStackProps)
+		stack           string
+		region, account string
+		wantErr         []string
+	}{
+		{name: "all in the stack's environment", change: func(p *RotationStackProps) {
+			p.ExistingSecretARN, p.ExistingKeyARN, p.LogKeyARN = testExistingSecretARN, testExistingKeyARN, testLogKeyARN
+		}, region: testRegion, account: testAccount},
+		{name: "an alert topic of another account is fine", change: func(p *RotationStackProps) { p.AlertTopicARN = testAlertTopicARN }, region: testRegion, account: testAccount},
+		{name: "token in another region", change: func(p *RotationStackProps) { p.AccessTokenSecretARN = tokenEU }, region: testRegion, account: testAccount,
+			wantErr: []string{settingTokenSecretARN.Env, "region eu-west-1, not the stack's region us-east-1", "replicate-secret-to-regions", "first rotation"}},
+		{name: "token in another account", change: func(p *RotationStackProps) { p.AccessTokenSecretARN = tokenX }, region: testRegion, account: testAccount,
+			wantErr: []string{settingTokenSecretARN.Env, "account 999988887777, not the stack's account 111122223333"}},
+		{name: "adopted secret and key elsewhere", change: func(p *RotationStackProps) {
+			p.ExistingSecretARN = strings.Replace(testExistingSecretARN, "us-east-1", "eu-west-1", 1)
+			p.ExistingKeyARN = strings.Replace(testExistingKeyARN, "111122223333", "999988887777", 1)
+		}, region: testRegion, account: testAccount, wantErr: []string{settingExistingSecretARN.Env, "region eu-west-1", settingExistingKeyARN.Env, "account 999988887777"}},
+		{name: "alert topic and log key in another region", change: func(p *RotationStackProps) {
+			p.AlertTopicARN = strings.Replace(testAlertTopicARN, "us-east-1", "eu-west-1", 1)
+			p.LogKeyARN = strings.Replace(testLogKeyARN, "us-east-1", "eu-west-1", 1)
+		}, region: testRegion, account: testAccount, wantErr: []string{settingAlertTopicARN.Env, settingLogKeyARN.Env, "its own region"}},
+		{name: "environment-agnostic: the ARNs agree", change: func(p *RotationStackProps) {
+			p.ExistingSecretARN, p.ExistingKeyARN = testExistingSecretARN, testExistingKeyARN
+		}},
+		{name: "environment-agnostic: the ARNs disagree", change: func(p *RotationStackProps) {
+			p.ExistingSecretARN = strings.Replace(testExistingSecretARN, "us-east-1", "eu-west-1", 1)
+		}, wantErr: []string{settingExistingSecretARN.Env, "region eu-west-1, but", settingTokenSecretARN.Context, "us-east-1"}},
+		{name: "role name too long", change: func(p *RotationStackProps) { p.RoleNamePrefix = strings.Repeat("p", 30) },
+			stack: strings.Repeat("S", 20), region: testRegion, account: testAccount,
+			wantErr: []string{settingRoleNamePrefix.Env, "68 characters, IAM allows 64", settingStackName.Context}},
+		{name: "role name too long for any region", change: func(p *RotationStackProps) { p.RoleNamePrefix = strings.Repeat("p", 22) },
+			stack: strings.Repeat("S", 20), wantErr: []string{settingRoleNamePrefix.Env, "65 characters"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base()
+			tc.change(p)
+			stack := tc.stack
+			if stack == "" {
+				stack = DefaultStackName
+			}
+			err := p.checkEnvironment(stack, tc.region, tc.account)
+			if tc.wantErr == nil {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error, want one mentioning %q", tc.wantErr)
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
 	}
 }

@@ -39,10 +39,11 @@ const (
 )
 
 // newRotatorRole is the rotator's execution role, without its policies
-// (newRotator adds them). It is created before the key, whose policy
-// names it.
-func newRotatorRole(stack awscdk.Stack) awsiam.Role {
+// (newRotator adds them). Its name is fixed (stackNames.rotatorRoleName)
+// so that key policies can name it before it exists.
+func newRotatorRole(stack awscdk.Stack, n stackNames) awsiam.Role {
 	return awsiam.NewRole(stack, jsii.String("RotatorRole"), &awsiam.RoleProps{
+		RoleName:    jsii.String(n.rotatorRoleName),
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String("flowkey rotator: rotates one secret, nothing else"),
 	})
@@ -56,12 +57,9 @@ type rotator struct {
 
 // newRotator is the rotation Lambda with its log group and the policies of
 // role, which it runs with.
-func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role, key awskms.Key, s secret, viaSecretsManager *string) rotator {
-	logs := awslogs.NewLogGroup(stack, jsii.String("RotatorLogs"), &awslogs.LogGroupProps{
-		Retention:     logRetention,
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
-	grantRotation(role, props.AccessTokenSecretARN, key, s.arn, logs, viaSecretsManager)
+func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role, key stackKey, s secret, n stackNames, logSettings logSettings, network network) rotator {
+	logs := logSettings.logGroup(stack, "RotatorLogs")
+	grantRotation(role, props, key.key, s.arn, logs, n.viaSecretsManager)
 
 	fn := awslambda.NewFunction(stack, jsii.String("Rotator"), &awslambda.FunctionProps{
 		Description:  jsii.String("flowkey rotator for " + props.SecretName),
@@ -76,8 +74,11 @@ func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role,
 		Tracing:      awslambda.Tracing_ACTIVE,
 		// No ReservedConcurrentExecutions: the four steps are separate
 		// synchronous invocations, and a throttled one fails the rotation.
-		Environment: rotatorEnvironment(props, key.KeyArn(), s.arn),
+		Environment: rotatorEnvironment(props, key.key.KeyArn(), s.arn),
 	})
+	if network.enabled() {
+		network.place(stack, "Rotator", role, fn.Node().DefaultChild().(awslambda.CfnFunction))
+	}
 
 	// Lambda retries a failed asynchronous invocation twice by default. The
 	// scheduled status is the only asynchronous caller: the next one is its
@@ -119,8 +120,8 @@ func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string) *m
 // grantRotation gives role what the rotation steps need: least privilege,
 // one statement per need, in the role's default policy. CDK adds the X-Ray
 // statement for Tracing ACTIVE to the same policy.
-func grantRotation(role awsiam.Role, tokenSecretARN string, key awskms.Key, secretARN *string, logs awslogs.LogGroup, viaSecretsManager *string) {
-	for _, st := range []*awsiam.PolicyStatementProps{
+func grantRotation(role awsiam.Role, props *RotationStackProps, key awskms.IKey, secretARN *string, logs awslogs.LogGroup, viaSecretsManager *string) {
+	statements := []*awsiam.PolicyStatementProps{
 		{
 			Sid:       jsii.String("RotateThisSecret"),
 			Actions:   jsii.Strings("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"),
@@ -129,8 +130,24 @@ func grantRotation(role awsiam.Role, tokenSecretARN string, key awskms.Key, secr
 		{
 			Sid:       jsii.String("ReadGraphAccessToken"),
 			Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
-			Resources: jsii.Strings(tokenSecretARN),
+			Resources: jsii.Strings(props.AccessTokenSecretARN),
 		},
+	}
+	if props.AccessTokenSecretKeyARN != "" {
+		// A token secret under its own key: Secrets Manager decrypts it
+		// with the caller's permissions. The key's own policy must allow
+		// the same (infra/README.md, "A token secret under its own key").
+		statements = append(statements, &awsiam.PolicyStatementProps{
+			Sid:       jsii.String("DecryptGraphAccessToken"),
+			Actions:   jsii.Strings("kms:Decrypt"),
+			Resources: jsii.Strings(props.AccessTokenSecretKeyARN),
+			Conditions: &map[string]any{"StringEquals": map[string]any{
+				"kms:ViaService":                  viaSecretsManager,
+				"kms:EncryptionContext:SecretARN": props.AccessTokenSecretARN,
+			}},
+		})
+	}
+	statements = append(statements, []*awsiam.PolicyStatementProps{
 		{
 			Sid:       jsii.String("GenerateKeyPairsForThisSecret"),
 			Actions:   jsii.Strings("kms:GenerateDataKeyPair"),
@@ -159,7 +176,8 @@ func grantRotation(role awsiam.Role, tokenSecretARN string, key awskms.Key, secr
 			Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
 			Resources: &[]*string{logs.LogGroupArn()},
 		},
-	} {
+	}...)
+	for _, st := range statements {
 		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(st))
 	}
 }
@@ -194,7 +212,7 @@ func grantOperatorCommands(stack awscdk.Stack, role awsiam.Role, fn awslambda.Fu
 
 // newRotationSchedule lets Secrets Manager invoke fn for this secret and
 // puts the secret on props.Schedule.
-func newRotationSchedule(stack awscdk.Stack, props *RotationStackProps, fn awslambda.Function, s secret) awssecretsmanager.CfnRotationSchedule {
+func newRotationSchedule(stack awscdk.Stack, props *RotationStackProps, fn awslambda.Function, s secret, network network) awssecretsmanager.CfnRotationSchedule {
 	// Written by hand instead of Function.addPermission/RotationSchedule so
 	// that it carries aws:SourceAccount (confused deputy) and aws:SourceArn:
 	// this function rotates this secret and no other.
@@ -224,8 +242,12 @@ func newRotationSchedule(stack awscdk.Stack, props *RotationStackProps, fn awsla
 	schedule.AddResourceDependency(invoke, jsii.String(
 		"created in parallel, Secrets Manager may fail with \"cannot invoke the specified Lambda function\" (aws-cdk #26481)"))
 	// Creating the schedule runs testSecret, which reads AWSCURRENT: the
-	// seed must be there.
-	schedule.Node().AddDependency(s.seed)
+	// seed must be there (an adopted secret has its own), and the
+	// endpoints if the subnets reach AWS through them.
+	if s.seed != nil {
+		schedule.Node().AddDependency(s.seed)
+	}
+	network.requiredBy(schedule)
 	return schedule
 }
 

@@ -1,16 +1,18 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/aws-cdk-go/awscdk/v2/customresources"
 	"github.com/aws/jsii-runtime-go"
 )
 
-// The seed: the secret's first version, written once (see newSeed).
+// The seed: the secret's first version, written only into a secret that
+// has none (see newSeed).
 const (
 	// seedVersionID is the ClientRequestToken, and so the VersionId, of the
 	// first version: uuid.NewSHA1(uuid.NameSpaceURL,
@@ -23,18 +25,26 @@ const (
 	// that; the label also keeps the version from being deprecated and
 	// deleted, so seedVersionID stays taken for the life of the secret.
 	seedStage = "flowkey-seed"
+	// seedExistsCode is the error of a PutSecretValue whose version ID a
+	// secret already holds with other data: the seed of a secret that
+	// already has one. The update call ignores it, and only it.
+	seedExistsCode = "ResourceExistsException"
 )
 
 // secret is the rotated secret and the custom resource that writes its
-// first version.
+// first version; seed is nil for an adopted secret.
 type secret struct {
 	arn  *string // Ref of AWS::SecretsManager::Secret is its ARN
 	seed customresources.AwsCustomResource
 }
 
 // newSecret is the secret, encrypted with key, and its seed, the
-// configuration-only document initial.
-func newSecret(stack awscdk.Stack, secretName string, key awskms.Key, viaSecretsManager *string, initial string) secret {
+// configuration-only document initial; or the adopted secret, which no
+// deploy writes.
+func newSecret(stack awscdk.Stack, props *RotationStackProps, key stackKey, n stackNames, logs logSettings, network network, initial string) secret {
+	if props.adoptsSecret() {
+		return secret{arn: jsii.String(props.ExistingSecretARN)}
+	}
 	// No SecretString and no GenerateSecretString: CloudFormation creates
 	// the secret empty (no version) and, as neither property exists, never
 	// writes a version on a later deploy. A SecretString built from the
@@ -42,54 +52,59 @@ func newSecret(stack awscdk.Stack, secretName string, key awskms.Key, viaSecrets
 	// configuration-only version as AWSCURRENT, moving the live private key
 	// to AWSPREVIOUS while Meta still holds its public key.
 	s := awssecretsmanager.NewCfnSecret(stack, jsii.String("Secret"), &awssecretsmanager.CfnSecretProps{
-		Name:        jsii.String(secretName),
+		Name:        jsii.String(props.SecretName),
 		Description: jsii.String("flowkey: the WhatsApp Flows business key pair and its configuration"),
-		KmsKeyId:    key.KeyArn(),
+		KmsKeyId:    key.key.KeyArn(),
 	})
-	// Retained for the same reason as the key: it holds the live private key.
-	s.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN, nil)
+	// Kept on update, replacement and delete, for the same reason as the
+	// key: it holds the live private key. Removed when the stack creation
+	// (or the rename) that made it rolls back: it then holds only the
+	// configuration, and a retained one would block the retry by its name.
+	s.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE, nil)
 	arn := s.Ref()
-	return secret{arn: arn, seed: newSeed(stack, arn, key.KeyArn(), viaSecretsManager, initial)}
+	return secret{arn: arn, seed: newSeed(stack, arn, key.key.KeyArn(), n, logs, network, initial)}
 }
 
 // newSeed writes the secret's first version, the configuration-only
-// document, when the stack is created, and never again.
+// document, into a secret that has no version, and never into one that
+// has.
 //
-// Why a create-only AwsCustomResource next to a value-less CfnSecret,
-// rather than a custom resource that creates the secret itself: the
-// secret stays an ordinary CloudFormation resource (name, KMS key,
-// description, Retain, drift detection), and its Ref stays the ARN that
-// the policies, the schedule and the outputs use. Only its value leaves
-// the template's control. Each lifecycle event, one by one:
+// Why an AwsCustomResource next to a value-less CfnSecret, rather than a
+// custom resource that creates the secret itself: the secret stays an
+// ordinary CloudFormation resource (name, KMS key, description, removal
+// policy, drift detection), and its Ref stays the ARN that the policies,
+// the schedule and the outputs use. Only its value leaves the template's
+// control. Each lifecycle event, one by one:
 //
-//   - Update: no onUpdate, so the provider makes no call. A changed
-//     setting changes this resource's Create property and the
+//   - Create: runs when the stack is created, on the new, empty secret.
+//   - Update: the same call, for the secret the resource names now. A
+//     renamed secret is a new, empty one (CloudFormation replaces it and
+//     retains the old): the call seeds it, and testSecret then finds the
+//     configuration. On a secret that has its seed, Secrets Manager
+//     compares the request with the version seedVersionID holds: the same
+//     document changes nothing, another fails with seedExistsCode, which
+//     this call alone ignores. Either way nothing is written: a changed
+//     setting changes this resource's properties and the
 //     SecretConfiguration output, nothing in the secret (infra/README.md,
 //     "Changing the numbers after the first deploy").
-//   - Create: runs when the stack is created. Should it ever run again (a
-//     renamed construct replaces the resource), the secret already has a
-//     version seedVersionID, which Secrets Manager decrypts to compare
-//     with the request: this role may not, so the call fails (were it
-//     allowed: nothing for the same document, ResourceExistsException for
-//     another). And the seed never asks for AWSCURRENT, which Secrets
-//     Manager gives by itself only to a secret's first version.
+//   - Never AWSCURRENT: the seed asks for its own label only, and Secrets
+//     Manager gives AWSCURRENT by itself to a secret's first version and
+//     to no other, so no call can displace the live key.
 //   - Delete: no call; the secret is retained.
 //
 // The provider is CDK's singleton Lambda. It runs with its own role, not
 // the default one with AWSLambdaBasicExecutionRole (logs on every group):
 // the one policy below is all it can do. Its log group receives the event,
 // which holds the document: phone number or WABA IDs, no key, no token.
-func newSeed(stack awscdk.Stack, secretARN, keyARN, viaSecretsManager *string, document string) customresources.AwsCustomResource {
-	logs := awslogs.NewLogGroup(stack, jsii.String("SecretSeedLogs"), &awslogs.LogGroupProps{
-		Retention:     logRetention,
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
-	})
+func newSeed(stack awscdk.Stack, secretARN, keyARN *string, n stackNames, logs logSettings, network network, document string) customresources.AwsCustomResource {
+	logGroup := logs.logGroup(stack, "SecretSeedLogs")
 	role := awsiam.NewRole(stack, jsii.String("SecretSeedRole"), &awsiam.RoleProps{
+		RoleName:    jsii.String(n.seedRoleName),
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String("flowkey seed: writes the first version of one secret, once"),
 	})
-	return customresources.NewAwsCustomResource(stack, jsii.String("SecretSeed"), &customresources.AwsCustomResourceProps{
-		OnCreate: &customresources.AwsSdkCall{
+	call := func(ignore *string) *customresources.AwsSdkCall {
+		return &customresources.AwsSdkCall{
 			Service: jsii.String("SecretsManager"),
 			Action:  jsii.String("PutSecretValue"),
 			Parameters: map[string]any{
@@ -98,9 +113,20 @@ func newSeed(stack awscdk.Stack, secretARN, keyARN, viaSecretsManager *string, d
 				"SecretString":       document,
 				"VersionStages":      []string{seedStage},
 			},
-			PhysicalResourceId: customresources.PhysicalResourceId_Of(jsii.String(seedVersionID)),
-		},
-		Role: role,
+			PhysicalResourceId:       customresources.PhysicalResourceId_Of(jsii.String(seedVersionID)),
+			IgnoreErrorCodesMatching: ignore,
+		}
+	}
+	via := func() *map[string]any {
+		return &map[string]any{"StringEquals": map[string]any{
+			"kms:ViaService":                  n.viaSecretsManager,
+			"kms:EncryptionContext:SecretARN": secretARN,
+		}}
+	}
+	seed := customresources.NewAwsCustomResource(stack, jsii.String("SecretSeed"), &customresources.AwsCustomResourceProps{
+		OnCreate: call(nil),
+		OnUpdate: call(jsii.String("^" + seedExistsCode + "$")),
+		Role:     role,
 		Policy: customresources.AwsCustomResourcePolicy_FromStatements(&[]awsiam.PolicyStatement{
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:       jsii.String("SeedThisSecret"),
@@ -108,24 +134,30 @@ func newSeed(stack awscdk.Stack, secretARN, keyARN, viaSecretsManager *string, d
 				Resources: &[]*string{secretARN},
 			}),
 			// PutSecretValue makes Secrets Manager call GenerateDataKey on
-			// the caller's behalf; Decrypt only to compare with an existing
-			// version, which the seed must never meet.
+			// the caller's behalf.
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:       jsii.String("EncryptSeedThroughSecretsManager"),
-				Actions:   jsii.Strings("kms:GenerateDataKey"),
-				Resources: &[]*string{keyARN},
-				Conditions: &map[string]any{"StringEquals": map[string]any{
-					"kms:ViaService":                  viaSecretsManager,
-					"kms:EncryptionContext:SecretARN": secretARN,
-				}},
+				Sid:        jsii.String("EncryptSeedThroughSecretsManager"),
+				Actions:    jsii.Strings("kms:GenerateDataKey"),
+				Resources:  &[]*string{keyARN},
+				Conditions: via(),
+			}),
+			// And Decrypt, when the secret already holds seedVersionID, to
+			// compare that version with the request, so that an update
+			// fails with seedExistsCode rather than on access. The role
+			// has no GetSecretValue: it can compare, never read.
+			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:        jsii.String("CompareSeedThroughSecretsManager"),
+				Actions:    jsii.Strings("kms:Decrypt"),
+				Resources:  &[]*string{keyARN},
+				Conditions: via(),
 			}),
 			awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 				Sid:       jsii.String("WriteOwnLogs"),
 				Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
-				Resources: &[]*string{logs.LogGroupArn()},
+				Resources: &[]*string{logGroup.LogGroupArn()},
 			}),
 		}),
-		LogGroup: logs,
+		LogGroup: logGroup,
 		// The call is in every Lambda Node.js runtime's SDK; installing
 		// the latest from npm would need internet access and a minute.
 		InstallLatestAwsSdk: jsii.Bool(false),
@@ -133,4 +165,10 @@ func newSeed(stack awscdk.Stack, secretARN, keyARN, viaSecretsManager *string, d
 		// not CloudFormation's default hour.
 		ServiceTimeout: awscdk.Duration_Minutes(jsii.Number(5)),
 	})
+	if network.enabled() {
+		provider := stack.Node().FindChild(jsii.String("AWS" + strings.ReplaceAll(*customresources.AwsCustomResource_PROVIDER_FUNCTION_UUID(), "-", "")))
+		network.place(stack, "SecretSeed", role, provider.Node().DefaultChild().(awslambda.CfnFunction))
+		network.requiredBy(seed)
+	}
+	return seed
 }

@@ -17,8 +17,11 @@ import (
 func TestSecret(t *testing.T) {
 	l := ids(t)
 	_, secret := only(t, "AWS::SecretsManager::Secret")
-	if secret["DeletionPolicy"] != "Retain" || secret["UpdateReplacePolicy"] != "Retain" {
-		t.Errorf("secret DeletionPolicy/UpdateReplacePolicy = %v/%v, want Retain", secret["DeletionPolicy"], secret["UpdateReplacePolicy"])
+	// Kept on delete and replacement (a rename); removed when the
+	// operation that created it rolls back, so that the retry can take
+	// the name again.
+	if secret["DeletionPolicy"] != "RetainExceptOnCreate" || secret["UpdateReplacePolicy"] != "Retain" {
+		t.Errorf("secret DeletionPolicy/UpdateReplacePolicy = %v/%v, want RetainExceptOnCreate/Retain", secret["DeletionPolicy"], secret["UpdateReplacePolicy"])
 	}
 	// Whole: a SecretString or GenerateSecretString here would let a
 	// deploy write a version (see TestNoDeployAfterTheFirstWritesTheSecret).
@@ -45,7 +48,7 @@ func TestSecretSeed(t *testing.T) {
 	}
 	seed := resource(t, l.seed)
 	p := properties(seed)
-	assertEqual(t, "seed property names", slices.Sorted(maps.Keys(p)), []string{"Create", "InstallLatestAwsSdk", "ServiceTimeout", "ServiceToken"})
+	assertEqual(t, "seed property names", slices.Sorted(maps.Keys(p)), []string{"Create", "InstallLatestAwsSdk", "ServiceTimeout", "ServiceToken", "Update"})
 	assertEqual(t, "seed ServiceToken", p["ServiceToken"], getAtt(l.seedFn, "Arn"))
 	assertEqual(t, "seed InstallLatestAwsSdk", p["InstallLatestAwsSdk"], false)
 	assertEqual(t, "seed ServiceTimeout", p["ServiceTimeout"], "300")
@@ -61,6 +64,21 @@ func TestSecretSeed(t *testing.T) {
 			"VersionStages":      []string{"flowkey-seed"},
 		},
 		"physicalResourceId": map[string]any{"id": wantSeedVersionID},
+	})
+	// The same call on update, for the secret a rename replaced; on a
+	// secret that has its seed it writes nothing (see
+	// TestNoDeployAfterTheFirstWritesTheSecret).
+	assertEqual(t, "seed Update call", sdkCall(t, p["Update"], map[string]string{l.secret: "REF:" + l.secret}), map[string]any{
+		"service": "SecretsManager",
+		"action":  "PutSecretValue",
+		"parameters": map[string]any{
+			"SecretId":           "REF:" + l.secret,
+			"ClientRequestToken": wantSeedVersionID,
+			"SecretString":       wantDocument,
+			"VersionStages":      []string{"flowkey-seed"},
+		},
+		"physicalResourceId":       map[string]any{"id": wantSeedVersionID},
+		"ignoreErrorCodesMatching": "^ResourceExistsException$",
 	})
 
 	doc, err := secretdoc.Parse([]byte(wantDocument))
@@ -84,9 +102,10 @@ func TestSecretSeed(t *testing.T) {
 	}
 }
 
-// No deploy after the first may ever write a version of the key secret:
-// a version written over the live one would take the private key that
-// Meta holds out of AWSCURRENT.
+// No deploy may ever write a version over the key secret's versions: a
+// version written over the live one would take the private key that Meta
+// holds out of AWSCURRENT. A deploy writes only into a secret that has no
+// version (a new one, or the new secret of a rename), and only the seed.
 func TestNoDeployAfterTheFirstWritesTheSecret(t *testing.T) {
 	l := ids(t)
 	// CloudFormation writes a version on update only from these properties.
@@ -95,8 +114,10 @@ func TestNoDeployAfterTheFirstWritesTheSecret(t *testing.T) {
 			t.Errorf("%s has %s: CloudFormation would write a secret version when it changes", id, path)
 		}
 	}
-	// The seed's call runs on Create only: no Update or Delete call, and
-	// it is the only custom resource.
+	// The seed is the only custom resource. It has no Delete call, and
+	// its Update call is its Create call under the fixed version ID, which
+	// ignores exactly the error of a secret that already holds that ID
+	// with other data: on a seeded secret it writes nothing.
 	for id, r := range synthesized.template["Resources"].(map[string]any) {
 		typ := r.(map[string]any)["Type"].(string)
 		if !strings.HasPrefix(typ, "Custom::") && typ != "AWS::CloudFormation::CustomResource" {
@@ -105,15 +126,23 @@ func TestNoDeployAfterTheFirstWritesTheSecret(t *testing.T) {
 		if id != l.seed {
 			t.Errorf("custom resource %s (%s): only the seed may be one", id, typ)
 		}
-		for _, k := range []string{"Update", "Delete"} {
-			if v, ok := properties(r.(map[string]any))[k]; ok {
-				t.Errorf("custom resource %s has an %s call %v: a deploy could write the secret", id, k, v)
-			}
+		if v, ok := properties(r.(map[string]any))["Delete"]; ok {
+			t.Errorf("custom resource %s has a Delete call %v", id, v)
 		}
 	}
-	// Should the seed's Create ever run again, it must not take AWSCURRENT.
-	call := sdkCall(t, properties(resource(t, l.seed))["Create"], map[string]string{l.secret: "REF"})
-	stages, _ := call["parameters"].(map[string]any)["VersionStages"].([]any)
+	refs := map[string]string{l.secret: "REF"}
+	create := sdkCall(t, properties(resource(t, l.seed))["Create"], refs)
+	update := sdkCall(t, properties(resource(t, l.seed))["Update"], refs)
+	if got := update["ignoreErrorCodesMatching"]; got != "^ResourceExistsException$" {
+		t.Errorf("seed Update ignores %v, want exactly ^ResourceExistsException$ (any other error must fail the deploy)", got)
+	}
+	delete(update, "ignoreErrorCodesMatching")
+	assertEqual(t, "seed Update call without its ignored error", update, create)
+	if id := create["parameters"].(map[string]any)["ClientRequestToken"]; id != wantSeedVersionID {
+		t.Errorf("seed ClientRequestToken = %v, want the fixed %s", id, wantSeedVersionID)
+	}
+	// Whenever it runs, it must not take AWSCURRENT.
+	stages, _ := create["parameters"].(map[string]any)["VersionStages"].([]any)
 	if len(stages) == 0 || slices.Contains(stages, any("AWSCURRENT")) {
 		t.Errorf("seed VersionStages = %v: without stages, or with AWSCURRENT, PutSecretValue moves AWSCURRENT to the seed", stages)
 	}
@@ -183,6 +212,7 @@ func TestSeedProvider(t *testing.T) {
 	l := ids(t)
 	role := properties(resource(t, l.seedRole))
 	assertEqual(t, "seed role", role, map[string]any{
+		"RoleName":    testStackName + "-seed-" + testRegion,
 		"Description": "flowkey seed: writes the first version of one secret, once",
 		"AssumeRolePolicyDocument": map[string]any{
 			"Version": "2012-10-17",
@@ -209,6 +239,16 @@ func TestSeedProvider(t *testing.T) {
 			map[string]any{
 				"Sid": "EncryptSeedThroughSecretsManager", "Effect": "Allow", "Resource": getAtt(l.key, "Arn"),
 				"Action": "kms:GenerateDataKey",
+				"Condition": map[string]any{"StringEquals": map[string]any{
+					"kms:ViaService":                  "secretsmanager." + testRegion + ".amazonaws.com",
+					"kms:EncryptionContext:SecretARN": ref(l.secret),
+				}},
+			},
+			// To compare with the version the seed ID holds; no
+			// GetSecretValue, so the role can never read the secret.
+			map[string]any{
+				"Sid": "CompareSeedThroughSecretsManager", "Effect": "Allow", "Resource": getAtt(l.key, "Arn"),
+				"Action": "kms:Decrypt",
 				"Condition": map[string]any{"StringEquals": map[string]any{
 					"kms:ViaService":                  "secretsmanager." + testRegion + ".amazonaws.com",
 					"kms:EncryptionContext:SecretARN": ref(l.secret),

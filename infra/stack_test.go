@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -141,6 +142,35 @@ func TestResourceInventory(t *testing.T) {
 		"AWS::SNS::TopicPolicy":                 1,
 		"AWS::SNS::Subscription":                1,
 		"AWS::Events::Rule":                     2,
-		"AWS::CloudWatch::Alarm":                2,
+		// errors, throttles, duration, rotation events undelivered; drift,
+		// heartbeat, rotation overdue, status schedule undelivered.
+		"AWS::CloudWatch::Alarm": 8,
 	})
+}
+
+// An ARN outside the stack's region fails synthesis like any bad setting,
+// naming the setting and the fix.
+func TestEnvironmentMismatchBecomesAnErrorAnnotation(t *testing.T) {
+	app := newTestApp(t.TempDir(), map[string]any{})
+	stack := NewRotationStack(app, "Elsewhere", &RotationStackProps{
+		StackProps:           awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String(testAccount), Region: jsii.String("eu-west-1")}},
+		SecretName:           testSecretName,
+		PhoneNumberIDs:       testPhoneIDs,
+		AccessTokenSecretARN: testTokenARN,
+		GraphAPIVersion:      testGraphVerion,
+		Schedule:             DefaultSchedule,
+		RotationWindow:       DefaultRotationWindow,
+		StatusSchedule:       DefaultStatusSchedule,
+		CodePath:             synthesized.codeDir,
+		LogRetentionDays:     DefaultLogRetentionDays,
+	})
+	errs := annotationTexts(t, assertions.Annotations_FromStack(stack).FindError(jsii.String("*"), assertions.Match_AnyValue()))
+	if len(errs) != 1 {
+		t.Fatalf("%d error annotations, want 1: %q", len(errs), errs)
+	}
+	for _, want := range []string{settingTokenSecretARN.Env, "region us-east-1, not the stack's region eu-west-1", "fix:"} {
+		if !strings.Contains(errs[0], want) {
+			t.Errorf("annotation %q does not mention %q", errs[0], want)
+		}
+	}
 }

@@ -62,6 +62,7 @@ func TestDriftAlarm(t *testing.T) {
 		"ComparisonOperator": "GreaterThanThreshold",
 		"TreatMissingData":   "ignore",
 		"AlarmActions":       []any{ref(l.topic)},
+		"OKActions":          []any{ref(l.topic)},
 	})
 }
 
@@ -108,9 +109,10 @@ func TestDriftAlarmWatchesTheMetricTheRotatorWrites(t *testing.T) {
 	}
 }
 
-// "off" removes the rule, its permission, the alarm and the alarm's
-// statements in the topic and key policies, and changes nothing else:
-// the rotate command's policy stays.
+// "off" removes the rule, its permission, the alarms on what the status
+// publishes and on the rule's deliveries, and their statements in the
+// topic and key policies, and changes nothing else: the rotate command's
+// policy stays.
 func TestStatusScheduleOff(t *testing.T) {
 	l := ids(t)
 	b, err := json.Marshal(synthesized.template)
@@ -124,14 +126,17 @@ func TestStatusScheduleOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := want["Resources"].(map[string]any)
-	for _, id := range []string{l.statusRule, l.statusPermission, l.driftAlarm} {
+	for _, id := range []string{l.statusRule, l.statusPermission, l.driftAlarm, l.heartbeatAlarm, l.overdueAlarm, l.statusEventsAlarm} {
 		if _, ok := res[id]; !ok {
 			t.Fatalf("%s not in the template", id)
 		}
 		delete(res, id)
 	}
-	dropStatement(t, res[cfnID(t, "AlertTopic", "Policy")], "DriftAlarmPublishes")
-	dropStatement(t, res[l.key].(map[string]any)["Properties"].(map[string]any)["KeyPolicy"], "DriftAlarmPublishesToAlertTopic")
+	for _, sid := range []string{"DriftAlarmPublishes", "StatusHeartbeatAlarmPublishes", "RotationOverdueAlarmPublishes", "StatusScheduleDeliveryAlarmPublishes"} {
+		dropStatement(t, res[cfnID(t, "AlertTopic", "Policy")], sid)
+		suffix := "ToAlertTopic"
+		dropStatement(t, res[l.key].(map[string]any)["Properties"].(map[string]any)["KeyPolicy"], sid+suffix)
+	}
 	assertEqual(t, `the "off" template`, synthesized.offTemplate, want)
 
 	a := assertions.Annotations_FromStack(synthesized.offStack)

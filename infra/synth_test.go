@@ -26,6 +26,41 @@ const (
 	testStatusSchedule = "cron(7 * * * ? *)"
 	// The second stack of the test app turns the status schedule off.
 	testOffStackName = "FlowkeyTestStatusOff"
+	// The third uses every platform setting: a VPC with endpoints, tags, a
+	// permissions boundary, role and log settings, a token secret under
+	// its own key, termination protection, a renamed secret.
+	testPlatformStackName = "FlowkeyTestPlatform"
+	// The fourth adopts a retained secret and key and alerts to an
+	// existing topic, with the default schedules.
+	testAdoptedStackName = "FlowkeyTestAdopted"
+	// The fifth is the platform variant without account and region, as
+	// `make synth-vpc` synthesizes it without credentials.
+	testAgnosticStackName = "FlowkeyTestAgnostic"
+)
+
+// The platform variant's settings.
+const (
+	testTokenKeyARN      = "arn:aws:kms:us-east-1:111122223333:key/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"
+	testBoundaryARN      = "arn:aws:iam::111122223333:policy/platform/flowkey-boundary"
+	testRolePrefix       = "app-"
+	testLogKeyARN        = "arn:aws:kms:us-east-1:111122223333:key/1a2b3c4d-5e6f-4a0b-9c8d-7e6f5a4b3c2d"
+	testLogRetentionDays = 731
+	testVPCID            = "vpc-0a1b2c3d4e5f60718"
+	testRetainedName     = "flowkey/old-name"
+)
+
+var (
+	testSubnetIDs = []string{"subnet-0a1b2c3d4e5f60718", "subnet-08f7e6d5c4b3a2910"}
+	testSGIDs     = []string{"sg-0123456789abcdef0"}
+	testTags      = map[string]string{"team": "payments", "cost-center": "1234"}
+)
+
+// The adopted variant's settings: what `cdk destroy` of a stack named
+// FlowkeyRotation left behind, and a central topic.
+const (
+	testExistingSecretARN = "arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/whatsapp-flows-key-Zy9Xw8"
+	testExistingKeyARN    = "arn:aws:kms:us-east-1:111122223333:key/9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+	testAlertTopicARN     = "arn:aws:sns:us-east-1:444455556666:central-alerts"
 )
 
 var testPhoneIDs = []string{"106540352242922", "106540352242923"}
@@ -37,9 +72,22 @@ var synthesized struct {
 	template map[string]any // CloudFormation template, normalized through JSON
 	codeDir  string
 	// The same settings with StatusSchedule "off", synthesized in the
-	// same app (one synthesis for both).
+	// same app (one synthesis for all).
 	offStack    awscdk.Stack
 	offTemplate map[string]any
+	// The platform, adopted and agnostic variants (see the stack names).
+	platform, adopted, agnostic variant
+	// terminationProtection and the tags of each stack's artifact, by
+	// stack name: they are properties of the deployment, not of the
+	// template.
+	terminationProtection map[string]bool
+	stackTags             map[string]map[string]string
+}
+
+// variant is one stack of the test app and its template.
+type variant struct {
+	stack    awscdk.Stack
+	template map[string]any
 }
 
 func TestMain(m *testing.M) {
@@ -94,10 +142,16 @@ func synthesize(tmp string) (err error) {
 			StatusSchedule:       statusSchedule,
 			AlertEmail:           testAlertEmail,
 			CodePath:             codeDir,
+			LogRetentionDays:     DefaultLogRetentionDays,
 		}
 	}
 	stack := NewRotationStack(app, testStackName, props(testStatusSchedule))
 	offStack := NewRotationStack(app, testOffStackName, props(StatusScheduleOff))
+	platformStack := NewRotationStack(app, testPlatformStackName, platformProps(props(testStatusSchedule)))
+	adoptedStack := NewRotationStack(app, testAdoptedStackName, adoptedProps(props(DefaultStatusSchedule)))
+	agnostic := platformProps(props(testStatusSchedule))
+	agnostic.StackProps = awscdk.StackProps{}
+	agnosticStack := NewRotationStack(app, testAgnosticStackName, agnostic)
 	addNagChecks(app)
 	assembly := app.Synth(nil)
 	template := func(s awscdk.Stack) (map[string]any, error) {
@@ -114,9 +168,58 @@ func synthesize(tmp string) (err error) {
 	if synthesized.offTemplate, err = template(offStack); err != nil {
 		return err
 	}
+	synthesized.platform.stack, synthesized.adopted.stack = platformStack, adoptedStack
+	if synthesized.platform.template, err = template(platformStack); err != nil {
+		return err
+	}
+	if synthesized.adopted.template, err = template(adoptedStack); err != nil {
+		return err
+	}
+	synthesized.agnostic.stack = agnosticStack
+	if synthesized.agnostic.template, err = template(agnosticStack); err != nil {
+		return err
+	}
+	synthesized.terminationProtection = map[string]bool{}
+	synthesized.stackTags = map[string]map[string]string{}
+	for _, s := range []awscdk.Stack{stack, offStack, platformStack, adoptedStack, agnosticStack} {
+		artifact := assembly.GetStackArtifact(s.ArtifactId())
+		tp := artifact.TerminationProtection()
+		synthesized.terminationProtection[*s.StackName()] = tp != nil && *tp
+		tags := map[string]string{}
+		if t := artifact.Tags(); t != nil {
+			for k, v := range *t {
+				tags[k] = *v
+			}
+		}
+		synthesized.stackTags[*s.StackName()] = tags
+	}
 	synthesized.stack, synthesized.offStack = stack, offStack
 	synthesized.codeDir = codeDir
 	return nil
+}
+
+// platformProps turns the test settings into the platform variant's.
+func platformProps(p *RotationStackProps) *RotationStackProps {
+	p.AccessTokenSecretKeyARN = testTokenKeyARN
+	p.TerminationProtection = true
+	p.Tags = testTags
+	p.PermissionsBoundaryARN = testBoundaryARN
+	p.RoleNamePrefix = testRolePrefix
+	p.LogRetentionDays = testLogRetentionDays
+	p.LogKeyARN = testLogKeyARN
+	p.RetainedSecretNames = []string{testRetainedName}
+	p.Network = Network{SubnetIDs: testSubnetIDs, SecurityGroupIDs: testSGIDs, CreateEndpoints: true, VPCID: testVPCID}
+	return p
+}
+
+// adoptedProps turns the test settings into the adopted variant's.
+func adoptedProps(p *RotationStackProps) *RotationStackProps {
+	p.ExistingSecretARN = testExistingSecretARN
+	p.ExistingKeyARN = testExistingKeyARN
+	p.AlertTopicARN = testAlertTopicARN
+	p.AlertEmail = ""
+	p.Schedule, p.RotationWindow = DefaultSchedule, DefaultRotationWindow
+	return p
 }
 
 // cdkJSONContext is the context of cdk.json, so the tests see the feature

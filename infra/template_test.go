@@ -53,8 +53,13 @@ func assertEqual(t *testing.T, what string, got, want any) {
 
 func resources(t *testing.T, typ string) map[string]map[string]any {
 	t.Helper()
+	return resourcesIn(synthesized.template, typ)
+}
+
+// resourcesIn are the resources of a type in a template.
+func resourcesIn(template map[string]any, typ string) map[string]map[string]any {
 	out := map[string]map[string]any{}
-	for id, r := range synthesized.template["Resources"].(map[string]any) {
+	for id, r := range template["Resources"].(map[string]any) {
 		res := r.(map[string]any)
 		if res["Type"] == typ {
 			out[id] = res
@@ -67,7 +72,12 @@ func resources(t *testing.T, typ string) map[string]map[string]any {
 // second policy or permission would escape the exact checks.
 func only(t *testing.T, typ string) (string, map[string]any) {
 	t.Helper()
-	rs := resources(t, typ)
+	return onlyIn(t, synthesized.template, typ)
+}
+
+func onlyIn(t *testing.T, template map[string]any, typ string) (string, map[string]any) {
+	t.Helper()
+	rs := resourcesIn(template, typ)
 	if len(rs) != 1 {
 		t.Fatalf("%d resources of type %s, want 1: %v", len(rs), typ, slices.Sorted(maps.Keys(rs)))
 	}
@@ -82,7 +92,12 @@ func properties(r map[string]any) map[string]any { return r["Properties"].(map[s
 // resource returns the resource with a logical ID.
 func resource(t *testing.T, id string) map[string]any {
 	t.Helper()
-	r, ok := synthesized.template["Resources"].(map[string]any)[id].(map[string]any)
+	return resourceIn(t, synthesized.template, id)
+}
+
+func resourceIn(t *testing.T, template map[string]any, id string) map[string]any {
+	t.Helper()
+	r, ok := template["Resources"].(map[string]any)[id].(map[string]any)
 	if !ok {
 		t.Fatalf("no resource %q in the template", id)
 	}
@@ -95,7 +110,12 @@ func resource(t *testing.T, id string) map[string]any {
 // stack has twice (the rotator's and the seed's role, function, log group).
 func cfnID(t *testing.T, path ...string) string {
 	t.Helper()
-	var c constructs.IConstruct = synthesized.stack
+	return cfnIDIn(t, synthesized.stack, path...)
+}
+
+func cfnIDIn(t *testing.T, stack awscdk.Stack, path ...string) string {
+	t.Helper()
+	var c constructs.IConstruct = stack
 	for _, id := range path {
 		c = c.Node().TryFindChild(jsii.String(id))
 		if c == nil {
@@ -104,7 +124,7 @@ func cfnID(t *testing.T, path ...string) string {
 	}
 	for range 4 {
 		if el, ok := c.(awscdk.CfnElement); ok {
-			return *synthesized.stack.GetLogicalId(el)
+			return *stack.GetLogicalId(el)
 		}
 		if c = c.Node().DefaultChild(); c == nil {
 			break
@@ -114,12 +134,19 @@ func cfnID(t *testing.T, path ...string) string {
 	return ""
 }
 
+// providerUUID names CDK's singleton AwsCustomResource provider.
+func providerUUID() string {
+	return strings.ReplaceAll(*customresources.AwsCustomResource_PROVIDER_FUNCTION_UUID(), "-", "")
+}
+
 // ids of the resources the expectations refer to.
 type logicalIDs struct {
 	key, secret, role, policy, fn, logs, topic, rule, alarm, permission string
 	seed, seedRole, seedPolicy, seedFn, seedLogs                        string
 	operatorPolicy, invokeConfig                                        string
 	statusRule, statusPermission, driftAlarm                            string
+	throttlesAlarm, durationAlarm, rotationEventsAlarm                  string
+	heartbeatAlarm, overdueAlarm, statusEventsAlarm                     string
 }
 
 func ids(t *testing.T) logicalIDs {
@@ -140,19 +167,31 @@ func ids(t *testing.T) logicalIDs {
 	l.statusRule = cfnID(t, "StatusScheduleRule")
 	l.statusPermission = cfnID(t, "StatusScheduleInvokesRotator")
 	l.driftAlarm = cfnID(t, "DriftAlarm")
+	l.throttlesAlarm = cfnID(t, "RotatorThrottlesAlarm")
+	l.durationAlarm = cfnID(t, "RotatorDurationAlarm")
+	l.rotationEventsAlarm = cfnID(t, "RotationEventsDeliveryAlarm")
+	l.heartbeatAlarm = cfnID(t, "StatusHeartbeatAlarm")
+	l.overdueAlarm = cfnID(t, "RotationOverdueAlarm")
+	l.statusEventsAlarm = cfnID(t, "StatusScheduleDeliveryAlarm")
 	l.seed, _ = only(t, "Custom::AWS")
 	l.seedRole = cfnID(t, "SecretSeedRole")
 	l.seedPolicy = cfnID(t, "SecretSeed", "CustomResourcePolicy")
 	// CDK's singleton provider lives at the stack's root, named by its UUID.
-	l.seedFn = cfnID(t, "AWS"+strings.ReplaceAll(*customresources.AwsCustomResource_PROVIDER_FUNCTION_UUID(), "-", ""))
+	l.seedFn = cfnID(t, "AWS"+providerUUID())
 	l.seedLogs = cfnID(t, "SecretSeedLogs")
 	return l
 }
 
+// alarmARNOf is the ARN of an alarm of the main test stack by its name's suffix.
+func alarmARNOf(suffix string) any {
+	return partitionARN(":cloudwatch:" + testRegion + ":" + testAccount + ":alarm:" + testStackName + "-" + suffix)
+}
+
 var (
 	accountRoot      = map[string]any{"AWS": partitionARN(":iam::" + testAccount + ":root")}
+	rotatorRoleARN   = partitionARN(":iam::" + testAccount + ":role/" + testStackName + "-rotator-" + testRegion)
 	secretARNPattern = partitionARN(":secretsmanager:" + testRegion + ":" + testAccount + ":secret:" + testSecretName + "-??????")
 	topicARN         = partitionARN(":sns:" + testRegion + ":" + testAccount + ":" + testStackName + "-alerts")
-	alarmARN         = partitionARN(":cloudwatch:" + testRegion + ":" + testAccount + ":alarm:" + testStackName + "-rotator-errors")
+	errorsAlarmARN   = partitionARN(":cloudwatch:" + testRegion + ":" + testAccount + ":alarm:" + testStackName + "-rotator-errors")
 	driftAlarmARN    = partitionARN(":cloudwatch:" + testRegion + ":" + testAccount + ":alarm:" + testStackName + "-drift")
 )

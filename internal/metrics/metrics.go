@@ -9,10 +9,12 @@
 //
 // Cost decides what is a metric. CloudWatch bills a custom metric for each
 // hour it receives data, so what a frequent invocation publishes costs all
-// month. The scheduled status therefore publishes exactly one metric,
-// DriftedNumbers (about $0.30 a month), and writes the rest as plain
-// properties. Rotation steps and the rare rotate and resync commands
-// publish everything; their metrics live about an hour a month.
+// month. The scheduled status therefore publishes exactly two metrics,
+// DriftedNumbers and DaysSinceLastRotation (about $0.30 a month each),
+// which the stack's drift, heartbeat and rotation-overdue alarms watch,
+// and writes the rest as plain properties. Rotation steps and the rare
+// rotate and resync commands publish everything; their metrics live about
+// an hour a month.
 //
 // Lines:
 //
@@ -24,12 +26,15 @@
 //     (ms), CommandFailures, the Numbers* counts and the Graph* counts;
 //   - status, dimensions (Function): DriftedNumbers, written for a healthy
 //     secret too (0), so an alarm on it returns to OK; PhoneNumbers and the
-//     command's duration and Graph counts are properties, not metrics.
+//     command's duration and Graph counts are properties, not metrics;
+//   - status, dimensions (Function): DaysSinceLastRotation, in days with a
+//     fraction (unit None: CloudWatch has no day), on a line of its own.
 package metrics
 
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"sync"
 	"time"
 
@@ -46,6 +51,7 @@ const DefaultFunction = "rotator"
 const (
 	unitMilliseconds = "Milliseconds"
 	unitCount        = "Count"
+	unitNone         = "None"
 )
 
 // EMF writes metric lines to one writer. It is safe for concurrent use.
@@ -115,6 +121,14 @@ func (e *EMF) Drift(numbers, drifted int) {
 	e.write(nil, map[string]any{"PhoneNumbers": numbers}, []metric{
 		{"DriftedNumbers", unitCount, drifted},
 	})
+}
+
+// RotationAge records how long ago the secret last rotated, for the
+// stack's rotation-overdue alarm: DaysSinceLastRotation, age in days
+// rounded to a thousandth (about 90 s). A negative age (clock skew) is 0.
+func (e *EMF) RotationAge(age time.Duration) {
+	days := math.Round(max(age, 0).Hours()/24*1000) / 1000
+	e.write(nil, nil, []metric{{"DaysSinceLastRotation", unitNone, days}})
 }
 
 // ObserveGraph counts one Graph HTTP attempt; pass it as

@@ -58,6 +58,18 @@ func TestLinesHaveTheExactEMFShape(t *testing.T) {
 			`{"DriftedNumbers":0,"Function":"flowkey-rotator","PhoneNumbers":3,` +
 				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function"]],"Metrics":[` +
 				`{"Name":"DriftedNumbers","Unit":"Count"}]}]}}`},
+		{"rotation age in days", func(e *EMF) { e.RotationAge(30*24*time.Hour + 3*time.Hour) },
+			`{"DaysSinceLastRotation":30.125,"Function":"flowkey-rotator",` +
+				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function"]],"Metrics":[` +
+				`{"Name":"DaysSinceLastRotation","Unit":"None"}]}]}}`},
+		{"rotation age rounded to a thousandth of a day", func(e *EMF) { e.RotationAge(100 * time.Second) },
+			`{"DaysSinceLastRotation":0.001,"Function":"flowkey-rotator",` +
+				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function"]],"Metrics":[` +
+				`{"Name":"DaysSinceLastRotation","Unit":"None"}]}]}}`},
+		{"a rotation date in the future is age 0", func(e *EMF) { e.RotationAge(-time.Hour) },
+			`{"DaysSinceLastRotation":0,"Function":"flowkey-rotator",` +
+				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function"]],"Metrics":[` +
+				`{"Name":"DaysSinceLastRotation","Unit":"None"}]}]}}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// README.md's settings table lists every setting the code reads, with its
+// context key and environment variable, and nothing else.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	readme := readREADME(t)
+	row := regexp.MustCompile("(?m)^\\| `(flowkey:[A-Za-z]+)` \\| `(FLOWKEY_[A-Z_]+)` \\|")
+	var documented []setting
+	for _, m := range row.FindAllStringSubmatch(readme, -1) {
+		documented = append(documented, setting{m[1], m[2]})
+	}
+	assertEqual(t, "settings in README.md's table", sortedSettings(documented), sortedSettings(declaredSettings(t)))
+}
+
+// declaredSettings are the setting{...} literals of settings.go.
+func declaredSettings(t *testing.T) []setting {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "settings.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []setting
+	ast.Inspect(f, func(n ast.Node) bool {
+		lit, ok := n.(*ast.CompositeLit)
+		if !ok {
+			return true
+		}
+		if id, isIdent := lit.Type.(*ast.Ident); !isIdent || id.Name != "setting" || len(lit.Elts) != 2 {
+			return true
+		}
+		var v [2]string
+		for i, e := range lit.Elts {
+			b, ok := e.(*ast.BasicLit)
+			if !ok {
+				t.Fatalf("setting literal with a non-literal element at %v", e.Pos())
+			}
+			s, err := strconv.Unquote(b.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v[i] = s
+		}
+		out = append(out, setting{v[0], v[1]})
+		return true
+	})
+	if len(out) < 20 {
+		t.Fatalf("found %d settings in settings.go; the parser missed some", len(out))
+	}
+	return out
+}
+
+func sortedSettings(s []setting) []string {
+	out := make([]string, 0, len(s))
+	for _, x := range s {
+		out = append(out, x.Context+" "+x.Env)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// "Reading the alerts" names every alarm the stack creates, and the
+// deploy check's message is documented by its prefix.
+func TestREADMEDocumentsEveryAlarm(t *testing.T) {
+	readme := readREADME(t)
+	alerts := readme[strings.Index(readme, "## Reading the alerts"):]
+	names := reflect.ValueOf(newAlarmNames("<stack>"))
+	for i := range names.NumField() {
+		name := names.Field(i).String()
+		if !strings.Contains(alerts, "`"+name+"`") {
+			t.Errorf("README.md's Reading the alerts does not name the alarm %s", name)
+		}
+	}
+	if n := len(resourcesIn(synthesized.template, "AWS::CloudWatch::Alarm")); n != names.NumField() {
+		t.Errorf("%d alarms in the template, %d names", n, names.NumField())
+	}
+	for _, s := range []string{"flowkey deploy check failed", "`" + rotationAgeMetric + "`", "`" + driftMetric + "`"} {
+		if !strings.Contains(readme, s) {
+			t.Errorf("README.md does not document %s", s)
+		}
+	}
+}
+
+func readREADME(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
