@@ -1,8 +1,11 @@
 package secretsemu
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -268,16 +271,26 @@ func (s *Server) deleteSecret(in deleteSecretInput) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sec, err := s.lookupLive(in.SecretId)
-	if err != nil {
+	now := s.now()
+	sec, err := s.lookup(in.SecretId)
+	var nf *apiError
+	switch {
+	case force && errors.As(err, &nf) && nf.Type == "ResourceNotFoundException":
+		// AWS: a forced delete of an already deleted or nonexistent secret
+		// "does not return ResourceNotFoundException". It echoes the id.
+		arn, name := s.echoID(in.SecretId)
+		return deleteSecretOutput{ARN: arn, Name: name, DeletionDate: timePtr(now)}, nil
+	case err != nil:
 		return nil, err
+	case !force && !sec.deletion.IsZero():
+		return nil, errInvalidRequest(msgMarkedForDeletion)
 	}
 	if sec.rot != nil {
 		s.stopLocked(sec.rot, RotationCancelled, "DeleteSecret")
 	}
-	now := s.now()
 	deletion := now
 	if force {
+		// Also a secret already scheduled for deletion: it goes at once.
 		delete(s.secrets, sec.name)
 	} else {
 		deletion = now.Add(time.Duration(window) * day)
@@ -285,4 +298,20 @@ func (s *Server) deleteSecret(in deleteSecretInput) (any, error) {
 		sec.lastChanged = now
 	}
 	return deleteSecretOutput{ARN: sec.arn, Name: sec.name, DeletionDate: timePtr(deletion)}, nil
+}
+
+// arnSuffixRE is the "-" and 6 random characters that end a full ARN.
+var arnSuffixRE = regexp.MustCompile(`-[A-Za-z0-9]{6}$`)
+
+// echoID is the ARN and name DeleteSecret reports for a secret it did not
+// find: an ARN as given, with the name it holds; a name with the ARN it
+// would have, without the random suffix it never got.
+func (s *Server) echoID(id string) (arn, name string) {
+	if rest, ok := strings.CutPrefix(id, "arn:"); ok {
+		if i := strings.Index(rest, ":secret:"); i >= 0 {
+			name = arnSuffixRE.ReplaceAllString(rest[i+len(":secret:"):], "")
+		}
+		return id, name
+	}
+	return s.arnPrefix(id), id
 }
