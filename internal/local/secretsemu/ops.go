@@ -19,6 +19,7 @@ type createSecretInput struct {
 	KmsKeyId           *string
 	SecretString       *string
 	SecretBinary       []byte
+	Tags               []tag
 }
 
 type createSecretOutput struct {
@@ -43,6 +44,13 @@ func (s *Server) createSecret(in createSecretInput) (any, error) {
 			return nil, err
 		}
 	}
+	if err := validateTags(in.Tags); err != nil {
+		return nil, err
+	}
+	tags, err := mergeTags(nil, in.Tags)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.secrets[in.Name]; ok {
@@ -62,7 +70,7 @@ func (s *Server) createSecret(in createSecretInput) (any, error) {
 		return nil, err
 	}
 	now := s.now()
-	sec := &secret{arn: arn, name: in.Name, created: now, lastChanged: now}
+	sec := &secret{arn: arn, name: in.Name, created: now, lastChanged: now, tags: tags}
 	if in.Description != nil {
 		sec.description = *in.Description
 	}
@@ -144,17 +152,24 @@ func (s *Server) putSecretValue(in putSecretValueInput) (any, error) {
 	if in.RotationToken != nil && sec.rot != nil && *in.RotationToken != sec.rot.rotationToken {
 		return nil, errInvalidRequest("The RotationToken doesn't match the rotation in progress on this secret; pass on the RotationToken of the rotation event you are handling.")
 	}
-	out := func(v *version) putSecretValueOutput {
-		return putSecretValueOutput{ARN: sec.arn, Name: sec.name, VersionId: v.id, VersionStages: slices.Clone(v.stages)}
-	}
 	v := sec.version(tok)
 	switch {
 	case v != nil && v.value != nil && v.value.equal(val):
-		return out(v), nil // a retry: the request is ignored
+		// A retry: the request is ignored.
+		return putSecretValueOutput{ARN: sec.arn, Name: sec.name, VersionId: v.id, VersionStages: slices.Clone(v.stages)}, nil
 	case v != nil && v.value != nil:
 		return nil, errResourceExists(fmt.Sprintf(
 			"Version %s already exists with a different value. You can't modify a secret version; put the new value with a new ClientRequestToken.", tok))
 	}
+	v = s.writeVersionLocked(sec, "PutSecretValue", tok, val, stages)
+	return putSecretValueOutput{ARN: sec.arn, Name: sec.name, VersionId: v.id, VersionStages: slices.Clone(v.stages)}, nil
+}
+
+// writeVersionLocked stores val as version tok (new, or the placeholder
+// RotateSecret made) with stages, for op (PutSecretValue or UpdateSecret).
+// The caller holds s.mu and has checked that tok holds no value yet.
+func (s *Server) writeVersionLocked(sec *secret, op, tok string, val *secretValue, stages []string) *version {
+	v := sec.version(tok)
 	pending, current := sec.pendingIncomplete(), sec.holder(stageCurrent)
 	now := s.now()
 	if v == nil {
@@ -177,9 +192,9 @@ func (s *Server) putSecretValue(in putSecretValueInput) (any, error) {
 		// A value written by hand while a rotation is incomplete replaces it:
 		// Secrets Manager drops AWSPENDING so the rotation is not resumed.
 		pending.remove(stagePending)
-		s.abandonLocked(sec, pending.id, fmt.Sprintf("PutSecretValue moved AWSCURRENT to version %s while the rotation to version %s was incomplete", nc.id, pending.id))
+		s.abandonLocked(sec, pending.id, fmt.Sprintf("%s moved AWSCURRENT to version %s while the rotation to version %s was incomplete", op, nc.id, pending.id))
 	}
-	return out(v), nil
+	return v
 }
 
 type updateSecretVersionStageInput struct {
