@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"time"
 )
 
 // The operations that read one secret: DescribeSecret, GetSecretValue and
-// ListSecretVersionIds.
+// ListSecretVersionIds. ListSecrets and BatchGetSecretValue are in list.go.
 
 type secretIDInput struct {
 	SecretId string
@@ -135,9 +134,7 @@ func (s *Server) getSecretValue(in getSecretValueInput) (any, error) {
 		}
 		return nil, errValueNotFoundForVersion(v.id)
 	}
-	now := s.now().UTC()
-	// AWS reports the access date only, without the time.
-	sec.lastAccessed = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	sec.lastAccessed = accessDate(s.now())
 	return getSecretValueOutput{
 		ARN:           sec.arn,
 		Name:          sec.name,

@@ -255,8 +255,8 @@ func (s *Server) serve(r *http.Request, op string, known bool) (any, error) {
 // operationNames are the supported operations, for error messages.
 var operationNames = []string{
 	"CreateSecret", "DescribeSecret", "GetSecretValue", "PutSecretValue", "UpdateSecret", "UpdateSecretVersionStage",
-	"ListSecretVersionIds", "TagResource", "UntagResource",
-	"RotateSecret", "CancelRotateSecret", "DeleteSecret", "RestoreSecret",
+	"ListSecretVersionIds", "ListSecrets", "BatchGetSecretValue", "TagResource", "UntagResource",
+	"RotateSecret", "CancelRotateSecret", "DeleteSecret", "RestoreSecret", "GetRandomPassword",
 }
 
 func (s *Server) operations() map[string]func([]byte) (any, error) {
@@ -271,9 +271,12 @@ func (s *Server) operations() map[string]func([]byte) (any, error) {
 		"CancelRotateSecret":       decoded(s.cancelRotateSecret),
 		"DeleteSecret":             decoded(s.deleteSecret),
 		"UpdateSecret":             decoded(s.updateSecret),
+		"ListSecrets":              decoded(s.listSecrets),
+		"BatchGetSecretValue":      decoded(s.batchGetSecretValue),
 		"TagResource":              decoded(s.tagResource),
 		"UntagResource":            decoded(s.untagResource),
 		"RestoreSecret":            decoded(s.restoreSecret),
+		"GetRandomPassword":        decoded(s.getRandomPassword),
 	}
 }
 
