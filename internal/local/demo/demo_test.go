@@ -205,6 +205,13 @@ func TestRunFailsWhenMetaRefusesTheKey(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^ +\+\d+ms +setSecret +FAILED `).MatchString(out.String()) {
 		t.Errorf("the timeline does not show setSecret FAILED:\n%s", out.String())
 	}
+	// As AWS does, the local stack reattempts the whole rotation: 3 attempts.
+	if !regexp.MustCompile(`(?m)^ +\+\d+ms +setSecret \(attempt 3\) +FAILED `).MatchString(out.String()) || strings.Contains(out.String(), "(attempt 4)") {
+		t.Errorf("the timeline does not show exactly 3 attempts of the rotation:\n%s", out.String())
+	}
+	if rerr.Event.Attempt != 3 || !rerr.Event.Final {
+		t.Errorf("the rotation ended after attempt %d (final %v), want the final failure of attempt 3", rerr.Event.Attempt, rerr.Event.Final)
+	}
 	// The tables still tell where each key is: the new key stays in
 	// AWSPENDING, as the first rotation has no AWSCURRENT key to go back to.
 	if !regexp.MustCompile(`(?m)^  ` + lst.PhoneNumberIDs()[0] + ` .* AWSPENDING \(`).MatchString(out.String()) {

@@ -56,7 +56,13 @@ type Options struct {
 	FunctionEnv map[string]string
 	// NoKMS leaves KMS_KEY_ID unset, so the function uses crypto/rsa.
 	NoKMS bool
-	// RotationAttempts and RetryDelay drive the emulator's reattempts (1, 1s).
+	// RotationAttempts and RetryDelay drive the emulator's reattempts of a
+	// failed rotation (3, 1s). AWS documents no count, only that Secrets
+	// Manager "retries the entire rotation process multiple times", so the
+	// stack does the same as the emulator's default, 3 attempts, and waits
+	// only a second between them so that `make demo` and `make local-up`
+	// show a failure's reattempts without a long wait. Tests that want one
+	// attempt say RotationAttempts: 1.
 	RotationAttempts int
 	RetryDelay       time.Duration
 	// Output receives the child processes' output, the function's JSON
@@ -104,7 +110,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		opts.FunctionTimeout = time.Minute
 	}
 	if opts.RotationAttempts == 0 {
-		opts.RotationAttempts = 1
+		opts.RotationAttempts = secretsemu.DefaultRotationAttempts
 	}
 	if opts.RetryDelay == 0 {
 		opts.RetryDelay = time.Second
