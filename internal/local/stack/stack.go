@@ -87,6 +87,7 @@ type Stack struct {
 	servers []*http.Server
 	kmsProc *process
 	rieProc *process
+	procs   []*process // every process started, local-kms restarts included
 	kmsEnv  []string
 	kmsPort int
 	// smListener is opened before the function starts, because the
@@ -216,6 +217,7 @@ func (s *Stack) StartKMS(ctx context.Context) error {
 		return err
 	}
 	s.kmsProc = p
+	s.procs = append(s.procs, p)
 	return waitListening(ctx, p, "127.0.0.1:"+strconv.Itoa(s.kmsPort))
 }
 
@@ -277,7 +279,20 @@ func (s *Stack) startFunction(ctx context.Context) error {
 		return err
 	}
 	s.rieProc = p
+	s.procs = append(s.procs, p)
 	return waitListening(ctx, p, s.rieAddr)
+}
+
+// OutputErr reports output of the stack's processes that did not reach
+// Options.Output: a line too long to copy, or a failed write. Tests that
+// scan the output must fail on it, since what is missing was not scanned.
+// After Close it covers everything the processes printed.
+func (s *Stack) OutputErr() error {
+	var errs []error
+	for _, p := range s.procs {
+		errs = append(errs, p.outputErr())
+	}
+	return errors.Join(errs...)
 }
 
 // KillBootstrap kills the function's process, as a Lambda crash or an
