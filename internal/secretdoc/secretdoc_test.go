@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -341,4 +342,37 @@ func TestParseRejectsKey(t *testing.T) {
 			k["generated_by"] = "me"
 		}), []string{"key.public_key_pem", "key.fingerprint_sha256", "key.generated_by", "key.kms_key_id"}, "\n"},
 	})
+}
+
+// A value that is not this document, such as the Graph token secret read
+// by mistake, must not come back in the error: encoding/json's message
+// quotes the offending character ("invalid character 'l' in literal
+// false" for a token that starts "fl").
+func TestParseErrorsNeverQuoteTheValue(t *testing.T) {
+	for _, v := range []string{
+		"flowkey-local-token", "EAAGm0PX4ZCpsBAKZC9TZBZA", "true-ish", "nullable-token", "-secret", "12345abcde",
+		`{"schema_version":1,"config":{"phone_number_ids":["1"]},"key":{"private_key_pem":tru3}}`,
+		`{"schema_version":1,"config":{"waba_id":"1"} flowkey-local-token}`,
+		`{"schema_version":1,"config":{"waba_id":"1"},"x":nulL}`,
+	} {
+		_, err := Parse([]byte(v))
+		if err == nil {
+			t.Errorf("%q parsed", v)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "invalid character") || strings.Contains(msg, "'") {
+			t.Errorf("the error about %q quotes a character of it: %s", v, msg)
+		}
+		for _, w := range []string{"flowkey-local", "EAAG", "tru3", "nulL", "true-ish", "nullable", "abcde"} {
+			if strings.Contains(v, w) && strings.Contains(msg, w) {
+				t.Errorf("the error about %q repeats %q: %s", v, w, msg)
+			}
+		}
+	}
+	_, err := Parse([]byte("flowkey-local-token"))
+	var e *Error
+	if !errors.As(err, &e) || e.Field != "document" || !strings.Contains(e.Problem, "does not start with {") || !strings.Contains(e.Fix, "Graph token secret") {
+		t.Errorf("a value that is not JSON: %v, want a document error that asks whether this is the token secret", err)
+	}
 }
