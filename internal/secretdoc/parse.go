@@ -32,7 +32,8 @@ const fixExample = `see the format in the secretdoc package documentation, e.g. 
 // Parse decodes and validates a document strictly: unknown fields, an unknown
 // schema_version, invalid configuration, or key material that is not a
 // matching RSA-2048/e=65537 pair with the right fingerprint are errors.
-// A document without "key" is valid (the first rotation creates the key).
+// A document without "key" is valid (the first rotation creates the key);
+// "key": null is not. The private key is PKCS#8 only.
 // Errors wrap *Error (or *keypair.Error) so callers can errors.As them.
 //
 // Several problems are reported at once, joined with errors.Join.
@@ -51,7 +52,11 @@ func Parse(data []byte) (*Document, error) {
 	} else {
 		errs = append(errs, checkObject("config", raw, configFields, checkConfigTypes)...)
 	}
-	if raw, ok := present(top, "key"); ok {
+	if raw, ok := top["key"]; ok && string(raw) == "null" {
+		// A hand edit that blanked the key, or a writer that meant to leave
+		// it out: which one cannot be told, so neither is guessed.
+		errs = append(errs, &Error{Field: "key", Problem: "is null", Fix: `remove "key" for a configuration-only version, or give the key object`})
+	} else if raw, ok := present(top, "key"); ok {
 		errs = append(errs, checkObject("key", raw, keyFields, checkKeyTypes)...)
 	}
 	if len(errs) > 0 {

@@ -42,19 +42,7 @@ func TestParseAccepts(t *testing.T) {
 			key(m)["generated_by"] = MethodImported
 			delete(key(m), "kms_key_id")
 		}, nil},
-		{"PKCS#1 private key", func(m map[string]any) {
-			key(m)["private_key_pem"] = pkcs1PEM(t, f.a)
-		}, func(t *testing.T, d *Document) {
-			if d.Key.Pair().PrivatePEM() != f.a.PrivatePEM() {
-				t.Error("PKCS#1 key is not the same pair")
-			}
-		}},
 		{"config only", func(m map[string]any) { delete(m, "key") }, func(t *testing.T, d *Document) {
-			if d.Key != nil {
-				t.Error("Key is set")
-			}
-		}},
-		{"null key", func(m map[string]any) { m["key"] = nil }, func(t *testing.T, d *Document) {
 			if d.Key != nil {
 				t.Error("Key is set")
 			}
@@ -310,6 +298,12 @@ func TestParseRejectsKey(t *testing.T) {
 			k["private_key_pem"] = strings.ReplaceAll(privA, "PRIVATE KEY", "ENCRYPTED PRIVATE KEY")
 		}), []string{"key.private_key_pem"}, "export it unencrypted with `openssl pkcs8 -topk8 -nocrypt`"},
 		{"private key twice", withKey(func(k map[string]any) { k["private_key_pem"] = privA + privA }), []string{"key.private_key_pem"}, "holds 2 PEM blocks"},
+		// The document's format is PKCS#8 (README, Meta's Node example).
+		{"PKCS#1 private key", withKey(func(k map[string]any) { k["private_key_pem"] = pkcs1PEM(t, f.a) }), []string{"key.private_key_pem"},
+			"key.private_key_pem: is a PKCS#1 RSA private key (\"RSA PRIVATE KEY\"); the document holds PKCS#8 (\"PRIVATE KEY\"); fix: convert it with `openssl pkcs8 -topk8 -nocrypt -in rsa.pem -out private.pem`"},
+		// A version has a key object or no "key" member; null is neither.
+		{"null key", mutated(t, func(m map[string]any) { m["key"] = nil }), []string{"key"},
+			`key: is null; fix: remove "key" for a configuration-only version, or give the key object`},
 		{"public key in private field", withKey(func(k map[string]any) { k["private_key_pem"] = f.a.PublicPEM() }), []string{"key.private_key_pem"},
 			`is a PEM block of type "PUBLIC KEY", expected "PRIVATE KEY"`},
 		{"private key in public field", withKey(func(k map[string]any) { k["public_key_pem"] = privA }), []string{"key.public_key_pem"},
