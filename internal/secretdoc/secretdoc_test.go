@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -238,6 +239,8 @@ func TestParseRejectsConfig(t *testing.T) {
 			[]string{"config.access_token_secret_id"}, "looks like a Graph access token"},
 		{"secret ID with spaces", withConfig(map[string]any{"phone_number_ids": []string{"1"}, "access_token_secret_id": "my token secret"}),
 			[]string{"config.access_token_secret_id"}, "is not a Secrets Manager secret name or ARN"},
+		{"more numbers than one secret may cover", withConfig(map[string]any{"phone_number_ids": numberIDs(MaxPhoneNumbers + 1)}),
+			[]string{"config.phone_number_ids"}, "config.phone_number_ids: lists 101 phone numbers, more than the 100 one secret may cover; fix: split the numbers across secrets, at most 100 each"},
 		{"several problems at once", withConfig(map[string]any{"phone_number_ids": []string{"x", "1", "1"}, "graph_api_version": "latest"}),
 			[]string{"config.phone_number_ids[0]", "config.phone_number_ids[2]", "config.graph_api_version"}, "\n"},
 	})
@@ -368,5 +371,27 @@ func TestParseErrorsNeverQuoteTheValue(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Field != "document" || !strings.Contains(e.Problem, "does not start with {") || !strings.Contains(e.Fix, "Graph token secret") {
 		t.Errorf("a value that is not JSON: %v, want a document error that asks whether this is the token secret", err)
+	}
+}
+
+// numberIDs returns n distinct phone number IDs.
+func numberIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("1065403522%05d", i)
+	}
+	return ids
+}
+
+func TestTheMaximumOfPhoneNumbersIsAccepted(t *testing.T) {
+	c := Config{PhoneNumberIDs: numberIDs(MaxPhoneNumbers)}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("%d numbers: %v", MaxPhoneNumbers, err)
+	}
+	// 3,000 IDs fit in a secret's 64 KiB: the count, not the size, bounds them.
+	c.PhoneNumberIDs = numberIDs(3000)
+	err := c.Validate()
+	if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), "lists 3000 phone numbers") {
+		t.Errorf("3000 numbers: %v, want one error giving the count", err)
 	}
 }

@@ -7,7 +7,6 @@ package stack
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -341,11 +340,13 @@ func (s *Stack) CreateTokenSecret(ctx context.Context) (string, error) {
 }
 
 // CreateKeySecret stores a configuration-only first version and returns
-// the secret's ARN.
+// the secret's ARN. cfg is validated as the function will read it, so a
+// configuration it would refuse (more than secretdoc.MaxPhoneNumbers
+// numbers, say) fails here, before any rotation.
 func (s *Stack) CreateKeySecret(ctx context.Context, name string, cfg secretdoc.Config) (string, error) {
-	body, err := json.Marshal(secretdoc.Document{SchemaVersion: secretdoc.SchemaVersion, Config: cfg})
+	body, err := (&secretdoc.Document{SchemaVersion: secretdoc.SchemaVersion, Config: cfg}).Marshal()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("create key secret: %w", err)
 	}
 	out, err := s.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 		Name: aws.String(name), SecretString: aws.String(string(body)),
