@@ -33,6 +33,9 @@ var (
 	_ rotation.GraphAPI   = (*graph.Client)(nil)
 	_ operator.SecretsAPI = (*secretsmanager.Client)(nil)
 	_ operator.GraphAPI   = (*graph.Client)(nil)
+	// The runtime passes a lambda.Handler the raw payload: dispatch reads
+	// it strictly, not the runtime's first-value decoder.
+	_ lambda.Handler = (*dispatch.Handler)(nil)
 )
 
 func main() {
@@ -45,7 +48,7 @@ func main() {
 	if err != nil {
 		fail(log, "start-up failed", err)
 	}
-	lambda.Start(h.Handle)
+	lambda.Start(h)
 }
 
 func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.Handler, error) {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/flowkey/flowkey/internal/operator"
 	"github.com/flowkey/flowkey/internal/rotation"
@@ -67,8 +68,13 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (any, error) 
 		return nil, fmt.Errorf("event is not a JSON object; %s", acceptedShapes)
 	}
 	var members map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &members); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if err := dec.Decode(&members); err != nil {
 		return nil, fmt.Errorf("event is not valid JSON (%v); %s", err, acceptedShapes)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		// Two commands in one payload must not run the first of them.
+		return nil, fmt.Errorf("event has data after its JSON object; send exactly one event; %s", acceptedShapes)
 	}
 	_, isCommand := members["command"]
 	_, isStep := members["Step"]
@@ -94,6 +100,28 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (any, error) 
 		ClientRequestToken: deref(ev.ClientRequestToken),
 		RotationToken:      deref(ev.RotationToken),
 	})
+}
+
+// Invoke is the Lambda entry point (it implements lambda.Handler of
+// github.com/aws/aws-lambda-go): the runtime hands it the payload as sent,
+// and Handle reads it. With a typed handler the runtime would decode only
+// the first JSON value itself, so {"command":"status"} {"command":"rotate"}
+// would run status, and an empty or broken body would get the decoder's
+// bare "EOF" or syntax error instead of Handle's. The report is encoded as
+// the runtime encodes a typed handler's result: no HTML escaping, no
+// trailing newline; a rotation step's is null.
+func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	out, err := h.Handle(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return nil, fmt.Errorf("encoding the report: %w", err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func (h *Handler) command(ctx context.Context, raw []byte) (any, error) {

@@ -36,3 +36,30 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+// FuzzInvoke: the bytes path the Lambda runtime takes gives exactly
+// Handle's outcome, routes to at most one of rotation and operator, and a
+// success is one JSON value.
+func FuzzInvoke(f *testing.F) {
+	for _, seed := range []string{
+		`{"command":"status"} {"command":"rotate"}`, `{"command":"status"}{"Step":"createSecret"}`, `{"command":"sta`,
+		``, ` `, `status`, `{"Step":"createSecret","SecretId":"arn:x","ClientRequestToken":"t","Unknown":[1]}`,
+		`{"command":"status"}`, "\ufeff{}", `{"command":"status"}` + "\x00", `[{"command":"status"}]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		rot, op := &recorder{}, &countingOperator{}
+		out, err := New(rot, op, nil).Invoke(context.Background(), raw)
+		if len(rot.got)+op.runs > 1 {
+			t.Fatalf("%q reached both the rotation and the operator", raw)
+		}
+		_, herr := New(&recorder{}, &countingOperator{}, nil).Handle(context.Background(), json.RawMessage(raw))
+		if (err == nil) != (herr == nil) || (err != nil && err.Error() != herr.Error()) {
+			t.Fatalf("%q: Invoke's error %v differs from Handle's %v", raw, err, herr)
+		}
+		if err == nil && !json.Valid(out) {
+			t.Fatalf("%q: the report %q is not JSON", raw, out)
+		}
+	})
+}

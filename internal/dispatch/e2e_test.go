@@ -66,12 +66,13 @@ func newStack(t *testing.T) *stack {
 	gsrv := httptest.NewServer(st.sim)
 	t.Cleanup(gsrv.Close)
 
+	// Invoke, as the Lambda runtime calls it.
 	invoke := secretsemu.InvokerFunc(func(ctx context.Context, _ string, payload []byte) ([]byte, error) {
-		out, err := st.h.Handle(ctx, payload)
+		out, err := st.h.Invoke(ctx, payload)
 		if err != nil {
 			return nil, &secretsemu.FunctionError{Type: "errorString", Message: err.Error()}
 		}
-		return json.Marshal(out)
+		return out, nil
 	})
 	if st.emu, err = secretsemu.New(secretsemu.Options{Invoker: invoke, RotationAttempts: 1}); err != nil {
 		t.Fatal(err)

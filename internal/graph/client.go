@@ -103,15 +103,14 @@ func parseBaseURL(s string) (*url.URL, error) {
 	bad := func(shown, problem, fix string) error {
 		return fmt.Errorf("graph: %s=%q %s; fix: %s", envBaseURL, shown, problem, fix)
 	}
+	// The value is shown with any user info masked, and url.Parse's errors
+	// are described, not quoted: they repeat part of the value (the bad
+	// escape, or what it took for a port), which may be a password's.
+	shown := hideUserinfo(s)
 	u, err := url.Parse(s)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // ue.Error() repeats the raw value, which may hold a password
-		}
-		return nil, bad(hideUserinfo(s), "is not a URL ("+err.Error()+")", fixDefault)
+		return nil, bad(shown, "is not a URL ("+parseProblem(err)+")", fixDefault)
 	}
-	shown := u.Redacted()
 	switch {
 	case u.Scheme == "" || u.Host == "" || u.Opaque != "":
 		return nil, bad(shown, "is not an absolute URL with a scheme and a host", fixDefault)
@@ -152,15 +151,39 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// hideUserinfo masks what sits between "://" and the last "@" of a string
-// url.Parse rejected, so a password never reaches an error message.
+// hideUserinfo masks what sits before the last "@" of s (after "://", if
+// there is one), so a password never reaches an error message, whether or
+// not url.Parse could make sense of the value.
 func hideUserinfo(s string) string {
 	at := strings.LastIndex(s, "@")
-	i := strings.Index(s, "://")
-	if at < 0 || i < 0 || i+3 > at {
+	if at < 0 {
 		return s
 	}
-	return s[:i+3] + "xxxxx" + s[at:]
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 && i+3 <= at {
+		start = i + 3
+	}
+	return s[:start] + "xxxxx" + s[at:]
+}
+
+// parseProblem names the kind of error url.Parse reported.
+func parseProblem(err error) string {
+	var escape url.EscapeError
+	var host url.InvalidHostError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &escape):
+		return "an invalid %-escape"
+	case errors.As(err, &host):
+		return "a character a host name cannot hold"
+	case strings.Contains(msg, "invalid port"):
+		return "a port that is not a number"
+	case strings.Contains(msg, "control character"):
+		return "a control character"
+	case strings.Contains(msg, "userinfo"):
+		return "user info with characters a URL cannot hold"
+	}
+	return "url.Parse rejects it"
 }
 
 // versionRE is immutable after init; regexp.Regexp is safe for concurrent use.

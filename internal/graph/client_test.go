@@ -75,6 +75,39 @@ func TestBaseURL(t *testing.T) {
 	}
 }
 
+// A password in GRAPH_API_BASE_URL never reaches the error, not even a
+// part of it: url.Parse's own messages quote the bad escape or the text it
+// took for a port.
+func TestBaseURLErrorsHideThePassword(t *testing.T) {
+	for _, tc := range []struct{ url, password string }{
+		{"https://user:hun%zzter2pw@graph.facebook.com", "hun%zzter2pw"},
+		{"https://user:pw%zz@graph.facebook.com", `"%zz"`},
+		{"https://user:hu/nter%zz@graph.facebook.com", "hu/nter%zz"},
+		{"https://user:hunter2pw%@graph.facebook.com", "hunter2pw%"},
+		{"https://user:hunter 2pw@graph.facebook.com", "hunter 2pw"},
+		{"user:hunter%zz2pw@graph.facebook.com", "hunter%zz2pw"},
+		{"https://user:hunter2pw@graph.facebook.com:bad", "hunter2pw"},
+		{"https://user:hunter2pw@graph face.com", "hunter2pw"},
+		{"http://user:hunter2pw@10.0.0.1", "hunter2pw"},
+		{"https://us%zzer:hunter2pw@graph.facebook.com", "hunter2pw"},
+	} {
+		err := ValidateBaseURL(tc.url)
+		if err == nil {
+			t.Errorf("%q accepted", tc.url)
+			continue
+		}
+		msg := err.Error()
+		for i := 0; i+4 <= len(tc.password); i++ {
+			if w := tc.password[i : i+4]; strings.Contains(msg, w) {
+				t.Errorf("%q: the error repeats %q of the password: %s", tc.url, w, msg)
+			}
+		}
+		if !strings.Contains(msg, "GRAPH_API_BASE_URL") || !strings.Contains(msg, "fix:") {
+			t.Errorf("%q: %s does not name the variable and a fix", tc.url, msg)
+		}
+	}
+}
+
 func TestBaseURLNormalised(t *testing.T) {
 	c, err := New(&http.Client{}, Options{BaseURL: "https://graph.facebook.com/"})
 	if err != nil {

@@ -144,10 +144,8 @@ func TestPairNeverPrintsPrivateKey(t *testing.T) {
 
 func TestParsePrivatePEMAccepts(t *testing.T) {
 	f := testFixtures()
-	pkcs1 := pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(f.a))
 	tests := map[string]string{
 		"PKCS#8":            f.pemA,
-		"PKCS#1":            pkcs1,
 		"CRLF line endings": strings.ReplaceAll(f.pemA, "\n", "\r\n"),
 		"surrounding space": "\n\n  " + f.pemA + "\n\t \n",
 		"no final newline":  strings.TrimSuffix(f.pemA, "\n"),
@@ -209,7 +207,10 @@ func TestParsePrivatePEMRejects(t *testing.T) {
 		{"truncated DER", pemOf("PRIVATE KEY", f.pkcs8A[:len(f.pkcs8A)-40]), "not a valid PKCS#8 private key", ""},
 		{"trailing DER", pemOf("PRIVATE KEY", append(bytes.Clone(f.pkcs8A), 0)), "not a valid PKCS#8 private key", ""},
 		{"PKCS#1 labelled PKCS#8", pemOf("PRIVATE KEY", pkcs1), "PKCS#1 RSA private key where PKCS#8 is expected", ""},
-		{"PKCS#8 labelled PKCS#1", pemOf("RSA PRIVATE KEY", f.pkcs8A), "not a valid PKCS#1 RSA private key", ""},
+		// PKCS#8 is the one format: a PKCS#1 key gets the command that converts it.
+		{"PKCS#1", pemOf("RSA PRIVATE KEY", pkcs1), `is a PKCS#1 RSA private key ("RSA PRIVATE KEY"); the document holds PKCS#8 ("PRIVATE KEY")`,
+			"convert it with `openssl pkcs8 -topk8 -nocrypt -in rsa.pem -out private.pem`"},
+		{"PKCS#8 labelled PKCS#1", pemOf("RSA PRIVATE KEY", f.pkcs8A), "is a PKCS#1 RSA private key", "openssl pkcs8 -topk8 -nocrypt"},
 		{"inconsistent private exponent", pemOf("PRIVATE KEY", badDDER), "", ""},
 		{"inconsistent CRT coefficient", pemOf("PRIVATE KEY", badQinvDER), "", ""},
 		{"RSA-1024", pemOf("PRIVATE KEY", f.pkcs8Sm), "is RSA-1024, must be RSA-2048", ""},

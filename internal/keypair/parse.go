@@ -58,8 +58,11 @@ func ParsePublicDER(field string, der []byte) (*rsa.PublicKey, error) {
 	return pub, nil
 }
 
-// ParsePrivatePEM parses a PKCS#8 "PRIVATE KEY" PEM (and, for keys imported by
-// hand, PKCS#1 "RSA PRIVATE KEY") into a validated Pair.
+// ParsePrivatePEM parses an unencrypted PKCS#8 "PRIVATE KEY" PEM into a
+// validated Pair. PKCS#1 ("RSA PRIVATE KEY") is refused with the command
+// that converts it: PKCS#8 is the one format flowkey stores, the one Meta's
+// Node example loads and the one KMS returns, so a document never holds
+// two encodings of a private key.
 func ParsePrivatePEM(field, pemText string) (*Pair, error) {
 	block, err := decodeOne(field, pemText)
 	if err != nil {
@@ -76,18 +79,16 @@ func ParsePrivatePEM(field, pemText string) (*Pair, error) {
 		if strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") {
 			return nil, &Error{Field: field, Problem: "is an encrypted PEM (Proc-Type ENCRYPTED)", Fix: fixEncrypted}
 		}
-		if err := noHeaders(field, block); err != nil {
-			return nil, err
-		}
-		key, err := x509.ParsePKCS1PrivateKey(block.Bytes)
-		if err != nil {
-			return nil, &Error{Field: field, Problem: "is not a valid PKCS#1 RSA private key (" + err.Error() + ")", Fix: fixGenerate, Err: err}
-		}
-		return FromPrivateKey(field, key)
+		return nil, &Error{Field: field,
+			Problem: fmt.Sprintf("is a PKCS#1 RSA private key (%q); the document holds PKCS#8 (%q)", pemPrivatePKCS1, pemPrivatePKCS8),
+			Fix:     fixPKCS1}
 	default:
 		return nil, wrongPrivateType(field, block.Type)
 	}
 }
+
+// fixPKCS1 converts a PKCS#1 RSA private key to what flowkey stores.
+const fixPKCS1 = "convert it with `openssl pkcs8 -topk8 -nocrypt -in rsa.pem -out private.pem` and store private.pem"
 
 // FromPKCS8 validates PKCS#8 DER (as KMS returns it) and builds a Pair.
 // PKCS#8 carries the modulus and exponent inside the private key, so
@@ -101,7 +102,7 @@ func FromPKCS8(field string, der []byte) (*Pair, error) {
 		if _, err1 := x509.ParsePKCS1PrivateKey(der); err1 == nil {
 			return nil, &Error{Field: field,
 				Problem: "holds a PKCS#1 RSA private key where PKCS#8 is expected",
-				Fix:     "convert it with `openssl pkcs8 -topk8 -nocrypt -in rsa.pem -out private.pem`", Err: err}
+				Fix:     fixPKCS1, Err: err}
 		}
 		return nil, &Error{Field: field, Problem: "is not a valid PKCS#8 private key (" + err.Error() + ")", Fix: fixGenerate, Err: err}
 	}

@@ -101,7 +101,7 @@ func wrongPublicType(field, found string) error {
 
 func wrongPrivateType(field, found string) error {
 	e := &Error{Field: field,
-		Problem: fmt.Sprintf("is a PEM block of %s, expected %q (PKCS#8) or %q (PKCS#1)", labelName(found), pemPrivatePKCS8, pemPrivatePKCS1),
+		Problem: fmt.Sprintf("is a PEM block of %s, expected %q (PKCS#8)", labelName(found), pemPrivatePKCS8),
 		Fix:     "convert it with `openssl pkcs8 -topk8 -nocrypt -in key.pem -out private.pem`"}
 	switch found {
 	case "ENCRYPTED PRIVATE KEY":

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -38,27 +39,41 @@ func (r *Reader) Auth(ctx context.Context, cfg secretdoc.Config) (graph.Auth, er
 }
 
 // token reads the access token secret: either the bare token, or a JSON
-// object with an "access_token" field. Errors never quote the value.
+// object with an "access_token" field. Every error names the secret and
+// what is wrong with its value, and never quotes the value: the Graph
+// client would otherwise reject the token later as "Auth.Token", which
+// names no secret.
 func (r *Reader) token(ctx context.Context, secretID string) (graph.Token, error) {
 	out, err := r.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
 	if err != nil {
 		return graph.Token{}, fmt.Errorf("read access token secret %s: %w", secretID, err)
 	}
+	bad := func(problem string) error {
+		return &InputError{Field: "access token secret " + secretID, Problem: problem, Fix: `store the bare token, or {"access_token":"<token>"}`}
+	}
+	if out.SecretString == nil && out.SecretBinary != nil {
+		return graph.Token{}, bad("holds a binary value (SecretBinary), not the token as text (SecretString)")
+	}
 	raw := strings.TrimSpace(aws.ToString(out.SecretString))
-	if strings.HasPrefix(raw, "{") {
+	switch {
+	case strings.HasPrefix(raw, "{"):
 		var v struct {
 			AccessToken string `json:"access_token"`
 		}
 		if json.Unmarshal([]byte(raw), &v) != nil || strings.TrimSpace(v.AccessToken) == "" {
-			return graph.Token{}, &InputError{Field: "access token secret " + secretID,
-				Problem: `holds a JSON object without a non-empty "access_token" string`,
-				Fix:     `store the bare token, or {"access_token":"<token>"}`}
+			return graph.Token{}, bad(`holds a JSON object without a non-empty "access_token" string`)
 		}
 		raw = strings.TrimSpace(v.AccessToken)
+	case strings.HasPrefix(raw, "["):
+		return graph.Token{}, bad("holds a JSON array, not a token")
+	case strings.HasPrefix(raw, `"`):
+		return graph.Token{}, bad("holds the token in quotes, as a JSON string")
 	}
 	if raw == "" || strings.ContainsAny(raw, " \t\r\n") {
-		return graph.Token{}, &InputError{Field: "access token secret " + secretID,
-			Problem: "is empty or contains white space", Fix: `store the bare token, or {"access_token":"<token>"}`}
+		return graph.Token{}, bad("is empty or contains white space")
+	}
+	if i := strings.IndexFunc(raw, func(c rune) bool { return c < 0x21 || c > 0x7e }); i >= 0 {
+		return graph.Token{}, bad(fmt.Sprintf("has a character that is not printable ASCII (character %d), which no Graph token has", utf8.RuneCountInString(raw[:i])+1))
 	}
 	return graph.NewToken(raw), nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/flowkey/flowkey/internal/fake/secretsfake"
 	"github.com/flowkey/flowkey/internal/graph"
@@ -56,6 +57,18 @@ func TestAuth(t *testing.T) {
 		{name: "empty", cfg: secretdoc.Config{AccessTokenSecretID: other}, inputEr: true,
 			token:   aws.String(" "),
 			wantErr: `access token secret flowkey/other-token is empty or contains white space; fix: store the bare token, or {"access_token":"<token>"}`},
+		{name: "a JSON array", cfg: secretdoc.Config{AccessTokenSecretID: other}, inputEr: true,
+			token:   aws.String(`["` + tokenValue + `"]`),
+			wantErr: `access token secret flowkey/other-token holds a JSON array, not a token; fix: store the bare token, or {"access_token":"<token>"}`},
+		{name: "a JSON string", cfg: secretdoc.Config{AccessTokenSecretID: other}, inputEr: true,
+			token:   aws.String(`"` + tokenValue + `"`),
+			wantErr: `access token secret flowkey/other-token holds the token in quotes, as a JSON string; fix: store the bare token, or {"access_token":"<token>"}`},
+		{name: "non-ASCII", cfg: secretdoc.Config{AccessTokenSecretID: other}, inputEr: true,
+			token:   aws.String("EAAG-tök-" + tokenValue),
+			wantErr: `access token secret flowkey/other-token has a character that is not printable ASCII (character 7), which no Graph token has; fix: store the bare token, or {"access_token":"<token>"}`},
+		{name: "a control character in the JSON token", cfg: secretdoc.Config{AccessTokenSecretID: other}, inputEr: true,
+			token:   aws.String(`{"access_token":"EAAG\u0000` + tokenValue + `"}`),
+			wantErr: `access token secret flowkey/other-token has a character that is not printable ASCII (character 5), which no Graph token has; fix: store the bare token, or {"access_token":"<token>"}`},
 		{name: "the read fails", cfg: secretdoc.Config{AccessTokenSecretID: tokenSecret}, fail: errBoom,
 			wantErr: "read access token secret flowkey/graph-token: boom"},
 	}
@@ -95,4 +108,33 @@ func TestAuthReadsTheTokenSecretByItsCurrentVersion(t *testing.T) {
 	if ops := strings.Join(f.sm.Ops(), " "); ops != "GetSecretValue" {
 		t.Errorf("calls %q, want one GetSecretValue", ops)
 	}
+}
+
+// binarySecrets answers GetSecretValue of the token secret with SecretBinary,
+// which the in-memory fake cannot store.
+type binarySecrets struct {
+	SecretsAPI
+	id string
+}
+
+func (b binarySecrets) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opt ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	if aws.ToString(in.SecretId) == b.id {
+		return &secretsmanager.GetSecretValueOutput{SecretBinary: []byte(tokenValue)}, nil
+	}
+	return b.SecretsAPI.GetSecretValue(ctx, in, opt...)
+}
+
+func TestAuthNamesABinaryTokenSecret(t *testing.T) {
+	f := newFixture(t, Options{})
+	r, err := New(binarySecrets{f.sm, tokenSecret}, f.g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Auth(context.Background(), secretdoc.Config{AccessTokenSecretID: tokenSecret})
+	var ie *InputError
+	want := `access token secret flowkey/graph-token holds a binary value (SecretBinary), not the token as text (SecretString); fix: store the bare token, or {"access_token":"<token>"}`
+	if err == nil || err.Error() != want || !errors.As(err, &ie) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	assertNoToken(t, err.Error())
 }

@@ -27,8 +27,19 @@ type Numbers struct {
 // added to it gets the key at the next rotation and one that left is never
 // written to. It does not fail when nothing is left: a rotation step
 // refuses that, a status reports it.
+//
+// More than secretdoc.MaxPhoneNumbers numbers is an *InputError, and no IDs
+// come with it: nothing may be uploaded to, or read from, that many
+// numbers for one secret. Every step and command resolves the numbers
+// before it calls Meta for them, so nothing is uploaded first.
 func (r *Reader) ResolveNumbers(ctx context.Context, auth graph.Auth, cfg secretdoc.Config) (Numbers, error) {
 	if cfg.WABAID == "" {
+		if n := len(cfg.PhoneNumberIDs); n > secretdoc.MaxPhoneNumbers {
+			// Parse refuses such a document; a Config built in code is checked too.
+			return Numbers{}, &InputError{Field: "config.phone_number_ids",
+				Problem: fmt.Sprintf("lists %d phone numbers, more than the %d one secret may cover", n, secretdoc.MaxPhoneNumbers),
+				Fix:     secretdoc.FixTooManyNumbers}
+		}
 		return Numbers{IDs: slices.Clone(cfg.PhoneNumberIDs)}, nil
 	}
 	listed, err := r.graph.PhoneNumbers(ctx, auth, cfg.WABAID)
@@ -51,6 +62,11 @@ func (r *Reader) ResolveNumbers(ctx context.Context, auth graph.Auth, cfg secret
 		if !inWABA[id] {
 			n.Gone = append(n.Gone, id)
 		}
+	}
+	if len(n.IDs) > secretdoc.MaxPhoneNumbers {
+		return Numbers{Listed: n.Listed}, &InputError{Field: "config.waba_id",
+			Problem: fmt.Sprintf("WABA %s has %d phone numbers after the include and exclude lists, more than the %d one secret may cover", cfg.WABAID, len(n.IDs), secretdoc.MaxPhoneNumbers),
+			Fix:     secretdoc.FixTooManyNumbers}
 	}
 	return n, nil
 }

@@ -3,7 +3,9 @@ package keystate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/flowkey/flowkey/internal/fake/graphfake"
@@ -110,5 +112,54 @@ func TestResolveNumbersReportsIncludedNumbersThatLeftTheWABA(t *testing.T) {
 	}
 	if !slices.Equal(n.IDs, phones[:2]) || !slices.Equal(n.Gone, []string{"999999999999999"}) || n.Listed != 3 {
 		t.Errorf("got %+v, want IDs %v, Gone [999999999999999], Listed 3", n, phones[:2])
+	}
+}
+
+// wabaOf returns n distinct phone numbers of a WABA.
+func wabaOf(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("1065403522%05d", i)
+	}
+	return ids
+}
+
+func TestResolveNumbersRefusesMoreThanOneSecretMayCover(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     secretdoc.Config
+		waba    int
+		wantIDs int
+		wantErr string
+	}{
+		{name: "the maximum", cfg: secretdoc.Config{WABAID: wabaID}, waba: secretdoc.MaxPhoneNumbers, wantIDs: secretdoc.MaxPhoneNumbers},
+		{name: "one more", cfg: secretdoc.Config{WABAID: wabaID}, waba: secretdoc.MaxPhoneNumbers + 1,
+			wantErr: "config.waba_id WABA " + wabaID + " has 101 phone numbers after the include and exclude lists, more than the 100 one secret may cover; fix: split the numbers across secrets, at most 100 each"},
+		{name: "narrowed by exclude", cfg: secretdoc.Config{WABAID: wabaID, ExcludePhoneNumberIDs: wabaOf(50)}, waba: 150, wantIDs: 100},
+		{name: "phone_number_ids built in code", cfg: secretdoc.Config{PhoneNumberIDs: wabaOf(secretdoc.MaxPhoneNumbers + 1)},
+			wantErr: "config.phone_number_ids lists 101 phone numbers, more than the 100 one secret may cover; fix: split"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := graphfake.New()
+			for _, id := range wabaOf(tc.waba) {
+				g.AddWABA(graph.PhoneNumber{ID: id})
+			}
+			r, err := New(stubSecrets{}, g, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.ResolveNumbers(context.Background(), graph.Auth{}, tc.cfg)
+			if tc.wantErr != "" {
+				var ie *InputError
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) || !errors.As(err, &ie) || len(got.IDs) != 0 {
+					t.Fatalf("got %d IDs, %v; want no IDs and an *InputError starting %q", len(got.IDs), err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || len(got.IDs) != tc.wantIDs {
+				t.Fatalf("got %d IDs, %v; want %d", len(got.IDs), err, tc.wantIDs)
+			}
+		})
 	}
 }

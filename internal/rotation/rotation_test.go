@@ -554,6 +554,32 @@ func TestWABANumbersAreDiscoveredAndFiltered(t *testing.T) {
 	}
 }
 
+// A WABA with more numbers than one secret may cover fails the rotation
+// at setSecret, before a single upload, with the count and the fix.
+func TestAWABAWithTooManyNumbersIsRefusedBeforeAnyUpload(t *testing.T) {
+	doc, _ := json.Marshal(map[string]any{"schema_version": 1, "config": map[string]any{
+		"waba_id": "102290129340398", "access_token_secret_id": tokenSecret}})
+	var ids []string
+	for i := range secretdoc.MaxPhoneNumbers + 1 {
+		ids = append(ids, fmt.Sprintf("1065403522%05d", i))
+	}
+	h := newHarness(t, string(doc), ids...)
+	for _, p := range ids {
+		h.g.AddWABA(graph.PhoneNumber{ID: p})
+	}
+	err := h.rotate(t, "v1")
+	var ie *keystate.InputError
+	if err == nil || !errors.As(err, &ie) || ie.Field != "config.waba_id" || !strings.Contains(err.Error(), "has 101 phone numbers") ||
+		!strings.Contains(err.Error(), "more than the 100 one secret may cover") || !strings.Contains(err.Error(), "split the numbers across secrets") {
+		t.Fatalf("rotate = %v, want an error naming config.waba_id, the count, the limit and the fix", err)
+	}
+	for _, p := range ids {
+		if n := h.g.Uploads(p) + h.g.Gets(p); n != 0 {
+			t.Fatalf("%s was called %d times; nothing may reach Meta for numbers beyond the limit", p, n)
+		}
+	}
+}
+
 func TestTestSecretAloneOnAConfigurationOnlySecretChecksAccess(t *testing.T) {
 	// What CloudFormation runs at deploy: RotateImmediately=false before
 	// any key exists.

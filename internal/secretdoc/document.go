@@ -12,7 +12,7 @@
 //	    "access_token_secret_id": "flowkey/graph-token",  // optional
 //	    "graph_api_version": "v24.0"                  // optional
 //	  },
-//	  "key": {                                        // absent in a config-only first version
+//	  "key": {                                        // absent (never null) in a config-only first version
 //	    "private_key_pem": "<PEM>",                   // PKCS#8, unencrypted
 //	    "public_key_pem": "-----BEGIN PUBLIC KEY-----...",     // PKIX
 //	    "fingerprint_sha256": "<64 hex chars of SHA-256(PKIX DER)>",

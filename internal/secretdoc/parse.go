@@ -32,7 +32,8 @@ const fixExample = `see the format in the secretdoc package documentation, e.g. 
 // Parse decodes and validates a document strictly: unknown fields, an unknown
 // schema_version, invalid configuration, or key material that is not a
 // matching RSA-2048/e=65537 pair with the right fingerprint are errors.
-// A document without "key" is valid (the first rotation creates the key).
+// A document without "key" is valid (the first rotation creates the key);
+// "key": null is not. The private key is PKCS#8 only.
 // Errors wrap *Error (or *keypair.Error) so callers can errors.As them.
 //
 // Several problems are reported at once, joined with errors.Join.
@@ -51,7 +52,11 @@ func Parse(data []byte) (*Document, error) {
 	} else {
 		errs = append(errs, checkObject("config", raw, configFields, checkConfigTypes)...)
 	}
-	if raw, ok := present(top, "key"); ok {
+	if raw, ok := top["key"]; ok && string(raw) == "null" {
+		// A hand edit that blanked the key, or a writer that meant to leave
+		// it out: which one cannot be told, so neither is guessed.
+		errs = append(errs, &Error{Field: "key", Problem: "is null", Fix: `remove "key" for a configuration-only version, or give the key object`})
+	} else if raw, ok := present(top, "key"); ok {
 		errs = append(errs, checkObject("key", raw, keyFields, checkKeyTypes)...)
 	}
 	if len(errs) > 0 {
@@ -75,8 +80,14 @@ func Parse(data []byte) (*Document, error) {
 // checkStructure checks that data is one JSON object and nothing else, and
 // returns its members.
 func checkStructure(data []byte) (map[string]json.RawMessage, error) {
-	if len(bytes.TrimSpace(data)) == 0 {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
 		return nil, &Error{Field: "document", Problem: "is empty", Fix: fixExample}
+	}
+	if trimmed[0] != '{' && !json.Valid(trimmed) {
+		// Not JSON at all, most likely another secret: the Graph token.
+		return nil, &Error{Field: "document", Problem: "is not JSON: it does not start with {",
+			Fix: "check that SECRET_ID (or the secret_id of the command) names the rotated key secret, not the Graph token secret or any other; its value is a JSON object, " + fixExample}
 	}
 	return readObject(data, "document")
 }
@@ -245,16 +256,24 @@ func objectName(path string) string {
 	return path
 }
 
+// syntaxError says where the JSON breaks and what kind of break it is,
+// never which character: encoding/json's message quotes it, and for a
+// value that is not this document at all (the Graph token secret read by
+// mistake) that character is the secret's.
 func syntaxError(path string, err error) error {
 	fix := "store valid JSON"
 	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		if strings.Contains(se.Error(), "in string literal") {
-			fix = `escape the line breaks inside PEM strings as \n`
+	switch {
+	case errors.As(err, &se):
+		what := "an unexpected character"
+		switch msg := se.Error(); {
+		case strings.Contains(msg, "in string literal"):
+			what, fix = "a line break or other control character inside a string", `escape the line breaks inside PEM strings as \n`
+		case strings.Contains(msg, "unexpected end"):
+			what = "the end of the input"
 		}
-		return &Error{Field: path, Problem: fmt.Sprintf("is not valid JSON at byte %d (%s)", se.Offset, se.Error()), Fix: fix}
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Field: path, Problem: fmt.Sprintf("is not valid JSON: %s at byte %d", what, se.Offset), Fix: fix}
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return &Error{Field: path, Problem: "is not valid JSON (it ends early)", Fix: fix}
 	}
 	return &Error{Field: path, Problem: "is not valid JSON", Fix: fix}

@@ -5,6 +5,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -41,19 +43,7 @@ func TestParseAccepts(t *testing.T) {
 			key(m)["generated_by"] = MethodImported
 			delete(key(m), "kms_key_id")
 		}, nil},
-		{"PKCS#1 private key", func(m map[string]any) {
-			key(m)["private_key_pem"] = pkcs1PEM(t, f.a)
-		}, func(t *testing.T, d *Document) {
-			if d.Key.Pair().PrivatePEM() != f.a.PrivatePEM() {
-				t.Error("PKCS#1 key is not the same pair")
-			}
-		}},
 		{"config only", func(m map[string]any) { delete(m, "key") }, func(t *testing.T, d *Document) {
-			if d.Key != nil {
-				t.Error("Key is set")
-			}
-		}},
-		{"null key", func(m map[string]any) { m["key"] = nil }, func(t *testing.T, d *Document) {
 			if d.Key != nil {
 				t.Error("Key is set")
 			}
@@ -249,6 +239,8 @@ func TestParseRejectsConfig(t *testing.T) {
 			[]string{"config.access_token_secret_id"}, "looks like a Graph access token"},
 		{"secret ID with spaces", withConfig(map[string]any{"phone_number_ids": []string{"1"}, "access_token_secret_id": "my token secret"}),
 			[]string{"config.access_token_secret_id"}, "is not a Secrets Manager secret name or ARN"},
+		{"more numbers than one secret may cover", withConfig(map[string]any{"phone_number_ids": numberIDs(MaxPhoneNumbers + 1)}),
+			[]string{"config.phone_number_ids"}, "config.phone_number_ids: lists 101 phone numbers, more than the 100 one secret may cover; fix: split the numbers across secrets, at most 100 each"},
 		{"several problems at once", withConfig(map[string]any{"phone_number_ids": []string{"x", "1", "1"}, "graph_api_version": "latest"}),
 			[]string{"config.phone_number_ids[0]", "config.phone_number_ids[2]", "config.graph_api_version"}, "\n"},
 	})
@@ -309,6 +301,12 @@ func TestParseRejectsKey(t *testing.T) {
 			k["private_key_pem"] = strings.ReplaceAll(privA, "PRIVATE KEY", "ENCRYPTED PRIVATE KEY")
 		}), []string{"key.private_key_pem"}, "export it unencrypted with `openssl pkcs8 -topk8 -nocrypt`"},
 		{"private key twice", withKey(func(k map[string]any) { k["private_key_pem"] = privA + privA }), []string{"key.private_key_pem"}, "holds 2 PEM blocks"},
+		// The document's format is PKCS#8 (README, Meta's Node example).
+		{"PKCS#1 private key", withKey(func(k map[string]any) { k["private_key_pem"] = pkcs1PEM(t, f.a) }), []string{"key.private_key_pem"},
+			"key.private_key_pem: is a PKCS#1 RSA private key (\"RSA PRIVATE KEY\"); the document holds PKCS#8 (\"PRIVATE KEY\"); fix: convert it with `openssl pkcs8 -topk8 -nocrypt -in rsa.pem -out private.pem`"},
+		// A version has a key object or no "key" member; null is neither.
+		{"null key", mutated(t, func(m map[string]any) { m["key"] = nil }), []string{"key"},
+			`key: is null; fix: remove "key" for a configuration-only version, or give the key object`},
 		{"public key in private field", withKey(func(k map[string]any) { k["private_key_pem"] = f.a.PublicPEM() }), []string{"key.private_key_pem"},
 			`is a PEM block of type "PUBLIC KEY", expected "PRIVATE KEY"`},
 		{"private key in public field", withKey(func(k map[string]any) { k["public_key_pem"] = privA }), []string{"key.public_key_pem"},
@@ -341,4 +339,59 @@ func TestParseRejectsKey(t *testing.T) {
 			k["generated_by"] = "me"
 		}), []string{"key.public_key_pem", "key.fingerprint_sha256", "key.generated_by", "key.kms_key_id"}, "\n"},
 	})
+}
+
+// A value that is not this document, such as the Graph token secret read
+// by mistake, must not come back in the error: encoding/json's message
+// quotes the offending character ("invalid character 'l' in literal
+// false" for a token that starts "fl").
+func TestParseErrorsNeverQuoteTheValue(t *testing.T) {
+	for _, v := range []string{
+		"flowkey-local-token", "EAAGm0PX4ZCpsBAKZC9TZBZA", "true-ish", "nullable-token", "-secret", "12345abcde",
+		`{"schema_version":1,"config":{"phone_number_ids":["1"]},"key":{"private_key_pem":tru3}}`,
+		`{"schema_version":1,"config":{"waba_id":"1"} flowkey-local-token}`,
+		`{"schema_version":1,"config":{"waba_id":"1"},"x":nulL}`,
+	} {
+		_, err := Parse([]byte(v))
+		if err == nil {
+			t.Errorf("%q parsed", v)
+			continue
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "invalid character") || strings.Contains(msg, "'") {
+			t.Errorf("the error about %q quotes a character of it: %s", v, msg)
+		}
+		for _, w := range []string{"flowkey-local", "EAAG", "tru3", "nulL", "true-ish", "nullable", "abcde"} {
+			if strings.Contains(v, w) && strings.Contains(msg, w) {
+				t.Errorf("the error about %q repeats %q: %s", v, w, msg)
+			}
+		}
+	}
+	_, err := Parse([]byte("flowkey-local-token"))
+	var e *Error
+	if !errors.As(err, &e) || e.Field != "document" || !strings.Contains(e.Problem, "does not start with {") || !strings.Contains(e.Fix, "Graph token secret") {
+		t.Errorf("a value that is not JSON: %v, want a document error that asks whether this is the token secret", err)
+	}
+}
+
+// numberIDs returns n distinct phone number IDs.
+func numberIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("1065403522%05d", i)
+	}
+	return ids
+}
+
+func TestTheMaximumOfPhoneNumbersIsAccepted(t *testing.T) {
+	c := Config{PhoneNumberIDs: numberIDs(MaxPhoneNumbers)}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("%d numbers: %v", MaxPhoneNumbers, err)
+	}
+	// 3,000 IDs fit in a secret's 64 KiB: the count, not the size, bounds them.
+	c.PhoneNumberIDs = numberIDs(3000)
+	err := c.Validate()
+	if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), "lists 3000 phone numbers") {
+		t.Errorf("3000 numbers: %v, want one error giving the count", err)
+	}
 }

@@ -15,6 +15,18 @@ import (
 // maxIDLen bounds Graph object IDs as internal/graph does; Meta's are 15-17 digits.
 const maxIDLen = 32
 
+// MaxPhoneNumbers is how many phone numbers one secret may cover, listed
+// in phone_number_ids or resolved from waba_id. Meta limits management
+// calls to about 200 an hour per WABA (and app), and a clean rotation of N
+// numbers costs 2N of them, one upload and one read each: 100 numbers use
+// that hour's budget, and leave nothing for a rollback or a retry. Larger
+// fleets use one secret per WABA (or split a WABA with the include and
+// exclude lists).
+const MaxPhoneNumbers = 100
+
+// FixTooManyNumbers is the advice for a secret that covers more numbers.
+const FixTooManyNumbers = "split the numbers across secrets, at most 100 each (one secret per WABA; within a WABA, narrow each secret with config.include_phone_number_ids or config.exclude_phone_number_ids): a rotation of N numbers costs about 2N Graph calls, and Meta allows about 200 an hour per WABA"
+
 // versionRE is the Graph API version form internal/graph accepts.
 var versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
 
@@ -22,8 +34,10 @@ var versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
 var fingerprintRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Validate checks configuration rules: exactly one of phone_number_ids and
-// waba_id; IDs are non-empty decimal digits without duplicates; include and
-// exclude lists only with waba_id; graph_api_version like "v24.0".
+// waba_id; at most MaxPhoneNumbers phone_number_ids; IDs are non-empty
+// decimal digits without duplicates; include and exclude lists only with
+// waba_id; graph_api_version like "v24.0". The numbers a waba_id resolves
+// to are bounded where they are listed (internal/keystate).
 //
 // An empty list counts as absent, as it does when the document is written
 // (omitempty). The include and exclude lists must not share an ID.
@@ -41,7 +55,12 @@ func (c Config) Validate() error {
 		bad("config.waba_id", "is set together with config.phone_number_ids; exactly one of them may be set",
 			"keep config.phone_number_ids for a fixed list of numbers, or config.waba_id to list the account's numbers at each rotation")
 	}
-	errs = append(errs, checkIDList("config.phone_number_ids", c.PhoneNumberIDs)...)
+	if n := len(c.PhoneNumberIDs); n > MaxPhoneNumbers {
+		// The IDs of a list this long are not worth a report each.
+		bad("config.phone_number_ids", fmt.Sprintf("lists %d phone numbers, more than the %d one secret may cover", n, MaxPhoneNumbers), FixTooManyNumbers)
+	} else {
+		errs = append(errs, checkIDList("config.phone_number_ids", c.PhoneNumberIDs)...)
+	}
 	if c.WABAID != "" {
 		if err := checkID("config.waba_id", c.WABAID); err != nil {
 			errs = append(errs, err)

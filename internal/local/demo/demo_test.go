@@ -19,6 +19,7 @@ import (
 	"github.com/flowkey/flowkey/internal/local/graphsim"
 	"github.com/flowkey/flowkey/internal/local/secretsemu"
 	"github.com/flowkey/flowkey/internal/local/stack"
+	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
 // binaries are built once by TestMain and only read afterwards.
@@ -165,18 +166,66 @@ func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 }
 
 // The simulator's request log holds the latest 512 calls: beyond that the
-// timeline must not show per-step counts that miss calls.
+// timeline must not show per-step counts that miss calls. A secret covers
+// at most 100 numbers, so a clean rotation (200 calls) fits the log; two
+// failed attempts before the one that succeeds, each with its rollback,
+// do not.
 func TestRunOmitsPerStepCountsItCannotKnow(t *testing.T) {
 	var out bytes.Buffer
-	if err := Run(context.Background(), Options{Binaries: binaries, Dir: t.TempDir(), Out: &out, PhoneNumbers: 300, Rotations: 1}); err != nil {
+	err := Run(context.Background(), Options{
+		Binaries: binaries, Dir: t.TempDir(), Out: &out, PhoneNumbers: secretdoc.MaxPhoneNumbers, Rotations: 2,
+		Prepare: func(_ context.Context, s *stack.Stack) error {
+			// Rotation 1 goes through; Meta refuses the last number's upload
+			// in the first two attempts of rotation 2.
+			phones := s.PhoneNumberIDs()
+			_, err := s.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Object: phones[len(phones)-1],
+				Kind: graphsim.FaultGraphError, Code: 100, After: 1, Times: 2})
+			return err
+		},
+	})
+	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 	report := out.String()
-	if !strings.Contains(report, "Graph calls: 300 uploads, 300 reads") || !strings.Contains(report, "too many Graph calls to split by step") {
-		t.Errorf("the report does not give the exact total and say why steps have no counts:\n%s", report)
+	i := strings.Index(report, "\nRotation 2:")
+	if i < 0 {
+		t.Fatalf("no rotation 2 in the report:\n%s", report)
 	}
-	if regexp.MustCompile(`(?m)^ +\+\d+ms .*Graph: `).MatchString(report) {
-		t.Errorf("the timeline shows per-step counts from an incomplete log:\n%s", report)
+	second := report[i:]
+	m := regexp.MustCompile(`RotationSucceeded after \S+; Graph calls: (\d+) uploads, (\d+) reads`).FindStringSubmatch(second)
+	if m == nil || !strings.Contains(second, "too many Graph calls to split by step") {
+		t.Fatalf("rotation 2 does not give its total and say why steps have no counts:\n%s", second)
+	}
+	t.Logf("rotation 2: %s uploads, %s reads", m[1], m[2])
+	if up, reads := atoi(t, m[1]), atoi(t, m[2]); up+reads <= 512 || up < 3*secretdoc.MaxPhoneNumbers {
+		t.Errorf("rotation 2 made %d uploads and %d reads; the test needs more than the log's 512 calls", up, reads)
+	}
+	if regexp.MustCompile(`(?m)^ +\+\d+ms .*Graph: `).MatchString(second) {
+		t.Errorf("the timeline shows per-step counts from an incomplete log:\n%s", second)
+	}
+	if !strings.Contains(second, "(attempt 3)") {
+		t.Errorf("rotation 2 did not succeed on its third attempt:\n%s", second)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A secret covers at most 100 numbers: the demo says so before it rotates.
+func TestRunRefusesMoreNumbersThanOneSecretMayCover(t *testing.T) {
+	var out bytes.Buffer
+	err := Run(context.Background(), Options{Binaries: binaries, Dir: t.TempDir(), Out: &out, PhoneNumbers: secretdoc.MaxPhoneNumbers + 1})
+	if err == nil || !strings.Contains(err.Error(), "config.phone_number_ids: lists 101 phone numbers, more than the 100 one secret may cover") {
+		t.Fatalf("Run = %v, want the limit of phone numbers per secret\n%s", err, out.String())
+	}
+	if strings.Contains(out.String(), "Rotation 1:") {
+		t.Errorf("Run rotated although the secret could not be created:\n%s", out.String())
 	}
 }
 
@@ -204,6 +253,13 @@ func TestRunFailsWhenMetaRefusesTheKey(t *testing.T) {
 	checkNoSecrets(t, "the report", out.String())
 	if !regexp.MustCompile(`(?m)^ +\+\d+ms +setSecret +FAILED `).MatchString(out.String()) {
 		t.Errorf("the timeline does not show setSecret FAILED:\n%s", out.String())
+	}
+	// As AWS does, the local stack reattempts the whole rotation: 3 attempts.
+	if !regexp.MustCompile(`(?m)^ +\+\d+ms +setSecret \(attempt 3\) +FAILED `).MatchString(out.String()) || strings.Contains(out.String(), "(attempt 4)") {
+		t.Errorf("the timeline does not show exactly 3 attempts of the rotation:\n%s", out.String())
+	}
+	if rerr.Event.Attempt != 3 || !rerr.Event.Final {
+		t.Errorf("the rotation ended after attempt %d (final %v), want the final failure of attempt 3", rerr.Event.Attempt, rerr.Event.Final)
 	}
 	// The tables still tell where each key is: the new key stays in
 	// AWSPENDING, as the first rotation has no AWSCURRENT key to go back to.

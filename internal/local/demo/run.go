@@ -88,7 +88,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("start the local stack: %w", err)
 	}
-	defer lst.Close()
+	defer func() {
+		lst.Close()
+		// Logs that never reached opts.Logs would go unread: say so.
+		if oerr := lst.OutputErr(); oerr != nil {
+			err = errors.Join(err, fmt.Errorf("demo: not all of the stack's output reached the log: %w", oerr))
+		}
+	}()
 	fmt.Fprintf(out, "stack up in %s:\n", ms(time.Since(began)))
 	fmt.Fprintf(out, "  Secrets Manager emulator  %s\n", lst.SecretsURL)
 	fmt.Fprintf(out, "  local-kms                 %s\n", lst.KMSURL)

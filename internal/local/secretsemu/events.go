@@ -20,8 +20,9 @@ const (
 	StepFailed        EventType = "StepFailed"
 	RotationSucceeded EventType = "RotationSucceeded"
 	RotationFailed    EventType = "RotationFailed"
-	// RotationAbandoned: a PutSecretValue moved AWSCURRENT by hand while the
-	// rotation was incomplete; AWSPENDING was dropped and no reattempt follows.
+	// RotationAbandoned: a PutSecretValue or UpdateSecret moved AWSCURRENT
+	// by hand while the rotation was incomplete; AWSPENDING was dropped and
+	// no reattempt follows.
 	RotationAbandoned EventType = "RotationAbandoned"
 	// RotationCancelled: CancelRotateSecret stopped further steps and reattempts.
 	RotationCancelled EventType = "RotationCancelled"

@@ -140,6 +140,10 @@ func (r *RIEInvoker) post(ctx context.Context, payload []byte) (rieResponse, err
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
+			if backoff > busyBackoffMin && ctx.Err() != nil {
+				// ctx ended during a retry: the cause is the busy RIE.
+				return rieResponse{}, fmt.Errorf("the RIE at %s stayed busy with another invocation: %w", r.BaseURL, ctx.Err())
+			}
 			return rieResponse{}, fmt.Errorf("invoking the RIE at %s: %w", r.BaseURL, err)
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxPayload+1))

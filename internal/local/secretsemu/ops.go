@@ -1,8 +1,11 @@
 package secretsemu
 
 import (
+	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,6 +19,7 @@ type createSecretInput struct {
 	KmsKeyId           *string
 	SecretString       *string
 	SecretBinary       []byte
+	Tags               []tag
 }
 
 type createSecretOutput struct {
@@ -40,6 +44,13 @@ func (s *Server) createSecret(in createSecretInput) (any, error) {
 			return nil, err
 		}
 	}
+	if err := validateTags(in.Tags); err != nil {
+		return nil, err
+	}
+	tags, err := mergeTags(nil, in.Tags)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.secrets[in.Name]; ok {
@@ -59,7 +70,7 @@ func (s *Server) createSecret(in createSecretInput) (any, error) {
 		return nil, err
 	}
 	now := s.now()
-	sec := &secret{arn: arn, name: in.Name, created: now, lastChanged: now}
+	sec := &secret{arn: arn, name: in.Name, created: now, lastChanged: now, tags: tags}
 	if in.Description != nil {
 		sec.description = *in.Description
 	}
@@ -141,17 +152,24 @@ func (s *Server) putSecretValue(in putSecretValueInput) (any, error) {
 	if in.RotationToken != nil && sec.rot != nil && *in.RotationToken != sec.rot.rotationToken {
 		return nil, errInvalidRequest("The RotationToken doesn't match the rotation in progress on this secret; pass on the RotationToken of the rotation event you are handling.")
 	}
-	out := func(v *version) putSecretValueOutput {
-		return putSecretValueOutput{ARN: sec.arn, Name: sec.name, VersionId: v.id, VersionStages: slices.Clone(v.stages)}
-	}
 	v := sec.version(tok)
 	switch {
 	case v != nil && v.value != nil && v.value.equal(val):
-		return out(v), nil // a retry: the request is ignored
+		// A retry: the request is ignored.
+		return putSecretValueOutput{ARN: sec.arn, Name: sec.name, VersionId: v.id, VersionStages: slices.Clone(v.stages)}, nil
 	case v != nil && v.value != nil:
 		return nil, errResourceExists(fmt.Sprintf(
 			"Version %s already exists with a different value. You can't modify a secret version; put the new value with a new ClientRequestToken.", tok))
 	}
+	v = s.writeVersionLocked(sec, "PutSecretValue", tok, val, stages)
+	return putSecretValueOutput{ARN: sec.arn, Name: sec.name, VersionId: v.id, VersionStages: slices.Clone(v.stages)}, nil
+}
+
+// writeVersionLocked stores val as version tok (new, or the placeholder
+// RotateSecret made) with stages, for op (PutSecretValue or UpdateSecret).
+// The caller holds s.mu and has checked that tok holds no value yet.
+func (s *Server) writeVersionLocked(sec *secret, op, tok string, val *secretValue, stages []string) *version {
+	v := sec.version(tok)
 	pending, current := sec.pendingIncomplete(), sec.holder(stageCurrent)
 	now := s.now()
 	if v == nil {
@@ -174,9 +192,9 @@ func (s *Server) putSecretValue(in putSecretValueInput) (any, error) {
 		// A value written by hand while a rotation is incomplete replaces it:
 		// Secrets Manager drops AWSPENDING so the rotation is not resumed.
 		pending.remove(stagePending)
-		s.abandonLocked(sec, pending.id, fmt.Sprintf("PutSecretValue moved AWSCURRENT to version %s while the rotation to version %s was incomplete", nc.id, pending.id))
+		s.abandonLocked(sec, pending.id, fmt.Sprintf("%s moved AWSCURRENT to version %s while the rotation to version %s was incomplete", op, nc.id, pending.id))
 	}
-	return out(v), nil
+	return v
 }
 
 type updateSecretVersionStageInput struct {
@@ -268,16 +286,26 @@ func (s *Server) deleteSecret(in deleteSecretInput) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sec, err := s.lookupLive(in.SecretId)
-	if err != nil {
+	now := s.now()
+	sec, err := s.lookup(in.SecretId)
+	var nf *apiError
+	switch {
+	case force && errors.As(err, &nf) && nf.Type == "ResourceNotFoundException":
+		// AWS: a forced delete of an already deleted or nonexistent secret
+		// "does not return ResourceNotFoundException". It echoes the id.
+		arn, name := s.echoID(in.SecretId)
+		return deleteSecretOutput{ARN: arn, Name: name, DeletionDate: timePtr(now)}, nil
+	case err != nil:
 		return nil, err
+	case !force && !sec.deletion.IsZero():
+		return nil, errInvalidRequest(msgMarkedForDeletion)
 	}
 	if sec.rot != nil {
 		s.stopLocked(sec.rot, RotationCancelled, "DeleteSecret")
 	}
-	now := s.now()
 	deletion := now
 	if force {
+		// Also a secret already scheduled for deletion: it goes at once.
 		delete(s.secrets, sec.name)
 	} else {
 		deletion = now.Add(time.Duration(window) * day)
@@ -285,4 +313,20 @@ func (s *Server) deleteSecret(in deleteSecretInput) (any, error) {
 		sec.lastChanged = now
 	}
 	return deleteSecretOutput{ARN: sec.arn, Name: sec.name, DeletionDate: timePtr(deletion)}, nil
+}
+
+// arnSuffixRE is the "-" and 6 random characters that end a full ARN.
+var arnSuffixRE = regexp.MustCompile(`-[A-Za-z0-9]{6}$`)
+
+// echoID is the ARN and name DeleteSecret reports for a secret it did not
+// find: an ARN as given, with the name it holds; a name with the ARN it
+// would have, without the random suffix it never got.
+func (s *Server) echoID(id string) (arn, name string) {
+	if rest, ok := strings.CutPrefix(id, "arn:"); ok {
+		if i := strings.Index(rest, ":secret:"); i >= 0 {
+			name = arnSuffixRE.ReplaceAllString(rest[i+len(":secret:"):], "")
+		}
+		return id, name
+	}
+	return s.arnPrefix(id), id
 }

@@ -436,8 +436,10 @@ func TestDeleteSecret(t *testing.T) {
 			_, err := e.client.CancelRotateSecret(ctxT(t), &secretsmanager.CancelRotateSecretInput{SecretId: aws.String("soft")})
 			return err
 		},
+		// A second scheduled deletion; a forced one removes the secret
+		// (TestForcedDeleteOfAScheduledSecretRemovesIt).
 		"DeleteSecret": func() error {
-			_, err := e.client.DeleteSecret(ctxT(t), &secretsmanager.DeleteSecretInput{SecretId: aws.String("soft"), ForceDeleteWithoutRecovery: aws.Bool(true)})
+			_, err := e.client.DeleteSecret(ctxT(t), &secretsmanager.DeleteSecretInput{SecretId: aws.String("soft"), RecoveryWindowInDays: aws.Int64(10)})
 			return err
 		},
 	}

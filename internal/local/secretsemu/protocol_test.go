@@ -60,8 +60,8 @@ func TestProtocolErrors(t *testing.T) {
 	}{
 		{name: "no Authorization", target: "secretsmanager.DescribeSecret", body: `{"SecretId":"s"}`, header: map[string]string{"Authorization": ""},
 			wantStatus: 400, wantType: "MissingAuthenticationTokenException", wantMsg: "Missing Authentication Token"},
-		{name: "unsupported operation", target: "secretsmanager.ListSecrets", body: `{}`,
-			wantStatus: 400, wantType: "UnknownOperationException", wantMsg: `"secretsmanager.ListSecrets" is not an operation`},
+		{name: "unsupported operation", target: "secretsmanager.ReplicateSecretToRegions", body: `{}`,
+			wantStatus: 400, wantType: "UnknownOperationException", wantMsg: `"secretsmanager.ReplicateSecretToRegions" is not an operation`},
 		{name: "another service", target: "TrentService.Decrypt", body: `{}`,
 			wantStatus: 400, wantType: "UnknownOperationException", wantMsg: "TrentService.Decrypt"},
 		{name: "no target", body: `{}`,

@@ -4,30 +4,35 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"time"
 )
 
-// The operations that read a secret: DescribeSecret, GetSecretValue and
-// ListSecretVersionIds.
+// The operations that read one secret: DescribeSecret, GetSecretValue and
+// ListSecretVersionIds. ListSecrets and BatchGetSecretValue are in list.go.
 
 type secretIDInput struct {
 	SecretId string
 }
 
+// secretMetadata is what DescribeSecret and ListSecrets report alike.
+type secretMetadata struct {
+	ARN               string
+	Name              string
+	Description       *string        `json:",omitempty"`
+	KmsKeyId          *string        `json:",omitempty"`
+	RotationEnabled   *bool          `json:",omitempty"`
+	RotationLambdaARN *string        `json:",omitempty"`
+	RotationRules     *rotationRules `json:",omitempty"`
+	LastRotatedDate   *epoch         `json:",omitempty"`
+	LastChangedDate   *epoch         `json:",omitempty"`
+	LastAccessedDate  *epoch         `json:",omitempty"`
+	NextRotationDate  *epoch         `json:",omitempty"`
+	CreatedDate       *epoch         `json:",omitempty"`
+	DeletedDate       *epoch         `json:",omitempty"`
+	Tags              []tag          `json:",omitempty"`
+}
+
 type describeSecretOutput struct {
-	ARN                string
-	Name               string
-	Description        *string             `json:",omitempty"`
-	KmsKeyId           *string             `json:",omitempty"`
-	RotationEnabled    *bool               `json:",omitempty"`
-	RotationLambdaARN  *string             `json:",omitempty"`
-	RotationRules      *rotationRules      `json:",omitempty"`
-	LastRotatedDate    *epoch              `json:",omitempty"`
-	LastChangedDate    *epoch              `json:",omitempty"`
-	LastAccessedDate   *epoch              `json:",omitempty"`
-	NextRotationDate   *epoch              `json:",omitempty"`
-	CreatedDate        *epoch              `json:",omitempty"`
-	DeletedDate        *epoch              `json:",omitempty"`
+	secretMetadata
 	VersionIdsToStages map[string][]string `json:",omitempty"`
 }
 
@@ -38,18 +43,23 @@ func (s *Server) describeSecret(in secretIDInput) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := describeSecretOutput{
-		ARN:                sec.arn,
-		Name:               sec.name,
-		LastRotatedDate:    timePtr(sec.lastRotated),
-		LastChangedDate:    timePtr(sec.lastChanged),
-		LastAccessedDate:   timePtr(sec.lastAccessed),
-		NextRotationDate:   timePtr(sec.nextRotation),
-		CreatedDate:        timePtr(sec.created),
-		DeletedDate:        timePtr(sec.deletion),
-		VersionIdsToStages: sec.versionIDsToStages(),
+	return describeSecretOutput{secretMetadata: sec.metadata(), VersionIdsToStages: sec.versionIDsToStages()}, nil
+}
+
+// metadata copies what the secret reports about itself: the response is
+// encoded after Server.mu is released. The caller holds Server.mu.
+func (sec *secret) metadata() secretMetadata {
+	out := secretMetadata{
+		ARN:              sec.arn,
+		Name:             sec.name,
+		LastRotatedDate:  timePtr(sec.lastRotated),
+		LastChangedDate:  timePtr(sec.lastChanged),
+		LastAccessedDate: timePtr(sec.lastAccessed),
+		NextRotationDate: timePtr(sec.nextRotation),
+		CreatedDate:      timePtr(sec.created),
+		DeletedDate:      timePtr(sec.deletion),
+		Tags:             slices.Clone(sec.tags),
 	}
-	// Copies: the response is encoded after s.mu is released.
 	ptr := func(s string) *string {
 		if s == "" {
 			return nil
@@ -70,7 +80,7 @@ func (s *Server) describeSecret(in secretIDInput) (any, error) {
 		}
 		out.RotationRules = &rules
 	}
-	return out, nil
+	return out
 }
 
 type getSecretValueInput struct {
@@ -124,9 +134,7 @@ func (s *Server) getSecretValue(in getSecretValueInput) (any, error) {
 		}
 		return nil, errValueNotFoundForVersion(v.id)
 	}
-	now := s.now().UTC()
-	// AWS reports the access date only, without the time.
-	sec.lastAccessed = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	sec.lastAccessed = accessDate(s.now())
 	return getSecretValueOutput{
 		ARN:           sec.arn,
 		Name:          sec.name,

@@ -5,9 +5,11 @@
 // driver that runs a rotation function's four steps through an Invoker.
 //
 // Operations: CreateSecret, DescribeSecret, GetSecretValue, PutSecretValue,
-// UpdateSecretVersionStage, ListSecretVersionIds, RotateSecret,
-// CancelRotateSecret, DeleteSecret. Exception names and, where Secrets
-// Manager's wording is known, messages are AWS's. SigV4 signatures are not
+// UpdateSecret, UpdateSecretVersionStage, ListSecretVersionIds, ListSecrets,
+// BatchGetSecretValue, TagResource, UntagResource, RotateSecret,
+// CancelRotateSecret, DeleteSecret, RestoreSecret, GetRandomPassword.
+// Exception names, limits and paging are AWS's, and so are the messages
+// where Secrets Manager's wording is known. SigV4 signatures are not
 // verified, but an Authorization header must be present, as AWS requires.
 //
 // GET /_emulator/events serves the rotation timeline as JSON; Events and
@@ -31,6 +33,20 @@
 //   - NextRotationDate is reported but scheduled rotations never start by
 //     themselves.
 //   - AWSCURRENT can only be moved, never removed outright.
+//   - ListSecrets sorts by creation date, oldest first, by default; ties go
+//     by name. NextToken is an offset: a page may shift if secrets are
+//     created or deleted between calls. MaxResults defaults to 100.
+//   - Filters: a negated value ("!x") matches when its prefix matches none
+//     of the attribute's values (for tag-key: no tag key starts with x).
+//     Every secret's primary region is the emulator's Region, and none is
+//     owned by another service.
+//   - BatchGetSecretValue with Filters reads secrets in ListSecrets' default
+//     order; with SecretIdList it rejects MaxResults and NextToken.
+//   - A forced DeleteSecret of a secret it cannot find echoes the SecretId:
+//     a name with the ARN it would have had (no random suffix), an ARN as
+//     given. RestoreSecret of a secret not scheduled for deletion succeeds.
+//   - UpdateSecret with a value, like PutSecretValue, abandons an
+//     incomplete rotation.
 package secretsemu
 
 import (
@@ -238,8 +254,9 @@ func (s *Server) serve(r *http.Request, op string, known bool) (any, error) {
 
 // operationNames are the supported operations, for error messages.
 var operationNames = []string{
-	"CreateSecret", "DescribeSecret", "GetSecretValue", "PutSecretValue", "UpdateSecretVersionStage",
-	"ListSecretVersionIds", "RotateSecret", "CancelRotateSecret", "DeleteSecret",
+	"CreateSecret", "DescribeSecret", "GetSecretValue", "PutSecretValue", "UpdateSecret", "UpdateSecretVersionStage",
+	"ListSecretVersionIds", "ListSecrets", "BatchGetSecretValue", "TagResource", "UntagResource",
+	"RotateSecret", "CancelRotateSecret", "DeleteSecret", "RestoreSecret", "GetRandomPassword",
 }
 
 func (s *Server) operations() map[string]func([]byte) (any, error) {
@@ -253,6 +270,13 @@ func (s *Server) operations() map[string]func([]byte) (any, error) {
 		"RotateSecret":             decoded(s.rotateSecret),
 		"CancelRotateSecret":       decoded(s.cancelRotateSecret),
 		"DeleteSecret":             decoded(s.deleteSecret),
+		"UpdateSecret":             decoded(s.updateSecret),
+		"ListSecrets":              decoded(s.listSecrets),
+		"BatchGetSecretValue":      decoded(s.batchGetSecretValue),
+		"TagResource":              decoded(s.tagResource),
+		"UntagResource":            decoded(s.untagResource),
+		"RestoreSecret":            decoded(s.restoreSecret),
+		"GetRandomPassword":        decoded(s.getRandomPassword),
 	}
 }
 

@@ -34,8 +34,15 @@ type secret struct {
 	rules           *rotationRules
 	sched           schedule
 
+	tags     []tag      // in the order first added
 	versions []*version // in creation order
 	rot      *rotation  // the rotation the driver is running, if any
+}
+
+// tag is Tag: a key and a value, both case-sensitive.
+type tag struct {
+	Key   string
+	Value string
 }
 
 type version struct {

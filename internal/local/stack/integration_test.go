@@ -83,6 +83,9 @@ func start(t *testing.T, s setup) *env {
 			e.checkInvariants(t, e.incompleteRotation())
 		}
 		lst.Close()
+		if err := lst.OutputErr(); err != nil {
+			t.Errorf("the processes' output was not all copied, so the scans below miss some: %v", err)
+		}
 		out := logs.String()
 		for _, leak := range []string{"flowkey-local-token", "PRIVATE KEY"} {
 			if strings.Contains(out, leak) {

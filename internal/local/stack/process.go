@@ -2,6 +2,7 @@ package stack
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,6 +110,16 @@ type process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+
+	copyMu  sync.Mutex
+	copyErr error // a line that could not be copied; see copyLines
+}
+
+// outputErr reports what of the process's output could not be copied.
+func (p *process) outputErr() error {
+	p.copyMu.Lock()
+	defer p.copyMu.Unlock()
+	return p.copyErr
 }
 
 func startProcess(name string, out io.Writer, env []string, path string, args ...string) (*process, error) {
@@ -127,12 +138,11 @@ func startProcess(name string, out io.Writer, env []string, path string, args ..
 	copied.Add(1)
 	go func() {
 		defer copied.Done()
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			fmt.Fprintf(out, "[%s] %s\n", name, sc.Text())
-		}
-		_, _ = io.Copy(io.Discard, pr)
+		copyLines(out, name, pr, maxLineBytes, func(err error) {
+			p.copyMu.Lock()
+			p.copyErr = errors.Join(p.copyErr, err)
+			p.copyMu.Unlock()
+		})
 	}()
 	go func() {
 		p.err = cmd.Wait()
@@ -141,6 +151,64 @@ func startProcess(name string, out io.Writer, env []string, path string, args ..
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// maxLineBytes bounds one line of a child's output, which is held whole so
+// that it reaches the writer in one Write: lines of the stack's processes
+// share a writer and must not interleave. Lambda itself cuts a log event at
+// 256 KiB; nothing the stack runs prints lines near this bound.
+const maxLineBytes = 16 << 20
+
+// copyLines copies r to out line by line, each line prefixed "[name] " and
+// written in one Write, until r ends. Nothing is dropped silently: a line
+// longer than max is replaced by a notice line saying so, the lines after
+// it are copied as usual, and fail is told. So is every failed Write; the
+// rest of r is still read, so that the child never blocks on a full pipe.
+func copyLines(out io.Writer, name string, r io.Reader, max int, fail func(error)) {
+	br := bufio.NewReaderSize(r, 64*1024)
+	prefix := "[" + name + "] "
+	line := []byte(prefix)
+	size, overlong := 0, false
+	writeErr := false
+	emit := func(b []byte) {
+		if writeErr {
+			return
+		}
+		if _, err := out.Write(b); err != nil {
+			writeErr = true
+			fail(fmt.Errorf("copying the output of %s: %w; its later output was not copied", name, err))
+		}
+	}
+	for {
+		chunk, err := br.ReadSlice('\n')
+		body := bytes.TrimSuffix(chunk, []byte("\n"))
+		size += len(body)
+		switch {
+		case overlong:
+		case size > max:
+			overlong, line = true, line[:len(prefix)]
+		default:
+			line = append(line, body...)
+		}
+		// A line ends at its newline, or unterminated where r ends.
+		ended := len(chunk) > len(body) || (err != nil && err != bufio.ErrBufferFull && size > 0)
+		if ended {
+			if overlong {
+				msg := fmt.Sprintf("a line of more than %d bytes was not copied", max)
+				emit(fmt.Appendf(nil, "%sflowkey stack: %s\n", prefix, msg))
+				fail(fmt.Errorf("output of %s: %s", name, msg))
+			} else {
+				emit(append(line, '\n'))
+			}
+			line, size, overlong = line[:len(prefix)], 0, false
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			if err != io.EOF {
+				fail(fmt.Errorf("reading the output of %s: %w", name, err))
+			}
+			return
+		}
+	}
 }
 
 // stop ends the process group: SIGTERM, then SIGKILL after grace.

@@ -7,7 +7,6 @@ package stack
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +55,13 @@ type Options struct {
 	FunctionEnv map[string]string
 	// NoKMS leaves KMS_KEY_ID unset, so the function uses crypto/rsa.
 	NoKMS bool
-	// RotationAttempts and RetryDelay drive the emulator's reattempts (1, 1s).
+	// RotationAttempts and RetryDelay drive the emulator's reattempts of a
+	// failed rotation (3, 1s). AWS documents no count, only that Secrets
+	// Manager "retries the entire rotation process multiple times", so the
+	// stack does the same as the emulator's default, 3 attempts, and waits
+	// only a second between them so that `make demo` and `make local-up`
+	// show a failure's reattempts without a long wait. Tests that want one
+	// attempt say RotationAttempts: 1.
 	RotationAttempts int
 	RetryDelay       time.Duration
 	// Output receives the child processes' output, the function's JSON
@@ -81,6 +86,7 @@ type Stack struct {
 	servers []*http.Server
 	kmsProc *process
 	rieProc *process
+	procs   []*process // every process started, local-kms restarts included
 	kmsEnv  []string
 	kmsPort int
 	// smListener is opened before the function starts, because the
@@ -104,7 +110,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		opts.FunctionTimeout = time.Minute
 	}
 	if opts.RotationAttempts == 0 {
-		opts.RotationAttempts = 1
+		opts.RotationAttempts = secretsemu.DefaultRotationAttempts
 	}
 	if opts.RetryDelay == 0 {
 		opts.RetryDelay = time.Second
@@ -210,6 +216,7 @@ func (s *Stack) StartKMS(ctx context.Context) error {
 		return err
 	}
 	s.kmsProc = p
+	s.procs = append(s.procs, p)
 	return waitListening(ctx, p, "127.0.0.1:"+strconv.Itoa(s.kmsPort))
 }
 
@@ -271,7 +278,20 @@ func (s *Stack) startFunction(ctx context.Context) error {
 		return err
 	}
 	s.rieProc = p
+	s.procs = append(s.procs, p)
 	return waitListening(ctx, p, s.rieAddr)
+}
+
+// OutputErr reports output of the stack's processes that did not reach
+// Options.Output: a line too long to copy, or a failed write. Tests that
+// scan the output must fail on it, since what is missing was not scanned.
+// After Close it covers everything the processes printed.
+func (s *Stack) OutputErr() error {
+	var errs []error
+	for _, p := range s.procs {
+		errs = append(errs, p.outputErr())
+	}
+	return errors.Join(errs...)
 }
 
 // KillBootstrap kills the function's process, as a Lambda crash or an
@@ -320,11 +340,13 @@ func (s *Stack) CreateTokenSecret(ctx context.Context) (string, error) {
 }
 
 // CreateKeySecret stores a configuration-only first version and returns
-// the secret's ARN.
+// the secret's ARN. cfg is validated as the function will read it, so a
+// configuration it would refuse (more than secretdoc.MaxPhoneNumbers
+// numbers, say) fails here, before any rotation.
 func (s *Stack) CreateKeySecret(ctx context.Context, name string, cfg secretdoc.Config) (string, error) {
-	body, err := json.Marshal(secretdoc.Document{SchemaVersion: secretdoc.SchemaVersion, Config: cfg})
+	body, err := (&secretdoc.Document{SchemaVersion: secretdoc.SchemaVersion, Config: cfg}).Marshal()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("create key secret: %w", err)
 	}
 	out, err := s.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 		Name: aws.String(name), SecretString: aws.String(string(body)),

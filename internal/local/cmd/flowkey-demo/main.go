@@ -24,7 +24,7 @@ func main() { os.Exit(run()) }
 // run returns the exit code, so that every deferred clean-up runs first.
 func run() int {
 	verbose := flag.Bool("v", false, "print the function's JSON logs and the tools' output here instead of to a file")
-	phones := flag.Int("phones", 3, "phone numbers in the simulated WABA (1 to 1000)")
+	phones := flag.Int("phones", 3, "phone numbers in the simulated WABA (1 to 100, the most one secret may cover)")
 	flag.Parse()
 	began := time.Now()
 

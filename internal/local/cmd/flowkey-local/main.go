@@ -39,7 +39,7 @@ func run() error {
 	down := flag.Bool("down", false, "stop the running stack named by <state>/stack.json and wait for it to exit")
 	check := flag.Bool("check", false, "exit 0 if no stack is running, else say which one is and exit 1")
 	state := flag.String("state", "", "directory for stack.json and stack.txt (default: .local in the module root)")
-	phones := flag.Int("phones", 3, "phone numbers in the simulated WABA (1 to 1000)")
+	phones := flag.Int("phones", 3, "phone numbers in the simulated WABA (1 to 100, the most one secret may cover)")
 	flag.Parse()
 
 	root, err := stack.ModuleRoot()
