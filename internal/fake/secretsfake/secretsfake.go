@@ -327,6 +327,10 @@ func (f *Fake) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretVal
 	if err != nil {
 		return nil, err
 	}
+	if in.VersionStage != nil && *in.VersionStage == "" {
+		// AWS validates VersionStage as 1 to 256 characters.
+		return nil, &types.InvalidParameterException{Message: aws.String("test fake: VersionStage is empty; leave it out instead")}
+	}
 	stage, version := aws.ToString(in.VersionStage), aws.ToString(in.VersionId)
 	if version == "" {
 		if stage == "" {
