@@ -4,8 +4,8 @@
 // values and staging labels — and behaves as the real service does where
 // flowkey depends on it: moving AWSCURRENT makes the old holder AWSPREVIOUS,
 // PutSecretValue is idempotent per ClientRequestToken, and RotateSecret
-// refuses while another rotation is incomplete. Tests script failures and
-// inspect the calls made.
+// refuses while another rotation is incomplete, unless it resumes that one.
+// Tests script failures and inspect the calls made.
 //
 // It is a call-level fake, not a server: the emulator that speaks the AWS
 // JSON 1.1 protocol and drives a rotation Lambda is internal/local/secretsemu,
@@ -93,6 +93,11 @@ type Fake struct {
 	// BeforeRotate runs at the start of RotateSecret, as if another caller
 	// had started a rotation just before.
 	BeforeRotate func(s *Secret)
+	// RefuseResume makes RotateSecret refuse the incomplete rotation's own
+	// ClientRequestToken too, as AWS may. Without it that token resumes the
+	// rotation, as internal/local/secretsemu does: RotateSecret returns the
+	// pending version and changes nothing (this fake runs no steps).
+	RefuseResume bool
 
 	t            testing.TB
 	mu           sync.Mutex
@@ -418,8 +423,9 @@ func (f *Fake) UpdateSecretVersionStage(_ context.Context, in *secretsmanager.Up
 
 // RotateSecret stages AWSPENDING on a new version without a value and
 // returns, as Secrets Manager does before it invokes the rotation function
-// (which this fake does not). It refuses while AWSPENDING is on a version
-// other than AWSCURRENT's.
+// (which this fake does not). While AWSPENDING is on a version other than
+// AWSCURRENT's it refuses, unless the request resumes that rotation (see
+// RefuseResume).
 func (f *Fake) RotateSecret(_ context.Context, in *secretsmanager.RotateSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.RotateSecretOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -435,6 +441,9 @@ func (f *Fake) RotateSecret(_ context.Context, in *secretsmanager.RotateSecretIn
 		f.BeforeRotate(s)
 	}
 	if p := s.Holder(StagePending); p != "" && p != s.Holder(StageCurrent) {
+		if aws.ToString(in.ClientRequestToken) == p && !f.RefuseResume && aws.ToBool(in.RotateImmediately) {
+			return &secretsmanager.RotateSecretOutput{ARN: aws.String(s.ARN), VersionId: aws.String(p)}, nil
+		}
 		return nil, &types.InvalidRequestException{Message: aws.String("A previous rotation isn't complete. That rotation will be reattempted.")}
 	}
 	f.rotations++

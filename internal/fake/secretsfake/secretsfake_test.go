@@ -285,6 +285,19 @@ func TestRotateSecretStagesAnEmptyPendingAndRefusesWhileOneIsIncomplete(t *testi
 	if after := f.Snapshot("k"); after != before {
 		t.Errorf("refused rotation changed the secret:\n%s\n->\n%s", before, after)
 	}
+	// The incomplete rotation's own token resumes it, changing nothing
+	// here; with RefuseResume it is refused like any other.
+	resume := &secretsmanager.RotateSecretInput{SecretId: aws.String("k"), ClientRequestToken: aws.String(v), RotateImmediately: aws.Bool(true)}
+	if out, err := f.RotateSecret(ctx, resume); err != nil || aws.ToString(out.VersionId) != v {
+		t.Errorf("resuming RotateSecret: %v %+v", err, out)
+	}
+	f.RefuseResume = true
+	_, err = f.RotateSecret(ctx, resume)
+	assertAPIError(t, err, &types.InvalidRequestException{}, "A previous rotation isn't complete. That rotation will be reattempted.")
+	f.RefuseResume = false
+	if after := f.Snapshot("k"); after != before {
+		t.Errorf("a resume changed the secret:\n%s\n->\n%s", before, after)
+	}
 
 	// Once the rotation finished (AWSPENDING on AWSCURRENT's version), the
 	// next one may start, on a new version.
@@ -296,8 +309,8 @@ func TestRotateSecretStagesAnEmptyPendingAndRefusesWhileOneIsIncomplete(t *testi
 	if v2 := aws.ToString(out2.VersionId); v2 == v || s.Holder(secretsfake.StagePending) != v2 {
 		t.Errorf("second rotation staged %q (AWSPENDING on %q), want a new version", v2, s.Holder(secretsfake.StagePending))
 	}
-	if got := f.RotateInputs(); len(got) != 3 || got[0] != in {
-		t.Errorf("RotateInputs %v, want the 3 inputs", got)
+	if got := f.RotateInputs(); len(got) != 5 || got[0] != in {
+		t.Errorf("RotateInputs %v, want the 5 inputs", got)
 	}
 }
 
