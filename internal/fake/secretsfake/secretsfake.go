@@ -50,7 +50,7 @@ const arnPrefix = "arn:aws:secretsmanager:us-east-1:111122223333:secret:"
 
 // Secret is one secret's state. Its fields and methods take no lock: change
 // them while setting a test up, before the code under test runs, or from
-// OnDescribe and BeforeRotate, which run under the Fake's lock.
+// OnDescribe, BeforeRotate and AfterStage, which run under the Fake's lock.
 type Secret struct {
 	ARN string
 	// RotationEnabled is what DescribeSecret reports; nil means rotation
@@ -93,6 +93,9 @@ type Fake struct {
 	// BeforeRotate runs at the start of RotateSecret, as if another caller
 	// had started a rotation just before.
 	BeforeRotate func(s *Secret)
+	// AfterStage runs at the end of a successful UpdateSecretVersionStage,
+	// as if another caller acted right after it.
+	AfterStage func(s *Secret)
 	// RefuseResume makes RotateSecret refuse the incomplete rotation's own
 	// ClientRequestToken too, as AWS may. Without it that token resumes the
 	// rotation, as internal/local/secretsemu does: RotateSecret returns the
@@ -417,6 +420,9 @@ func (f *Fake) UpdateSecretVersionStage(_ context.Context, in *secretsmanager.Up
 		attach(s, label, to)
 	} else {
 		s.Detach(label)
+	}
+	if f.AfterStage != nil {
+		f.AfterStage(s)
 	}
 	return &secretsmanager.UpdateSecretVersionStageOutput{ARN: aws.String(s.ARN)}, nil
 }

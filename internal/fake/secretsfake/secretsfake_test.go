@@ -314,7 +314,7 @@ func TestRotateSecretStagesAnEmptyPendingAndRefusesWhileOneIsIncomplete(t *testi
 	}
 }
 
-func TestBeforeRotateAndOnDescribeChangeTheSecretUnderTheLock(t *testing.T) {
+func TestBeforeRotateOnDescribeAndAfterStageChangeTheSecretUnderTheLock(t *testing.T) {
 	f, s := newSecret(t)
 	f.BeforeRotate = func(s *secretsfake.Secret) {
 		s.Values["v-other"] = nil
@@ -338,6 +338,17 @@ func TestBeforeRotateAndOnDescribeChangeTheSecretUnderTheLock(t *testing.T) {
 	}
 	if s.Holder(secretsfake.StagePending) != "" {
 		t.Error("OnDescribe's change did not stick")
+	}
+
+	// AfterStage acts right after a label moved.
+	f.AfterStage = func(s *secretsfake.Secret) { s.Values["v-other"] = aws.String("stored meanwhile") }
+	if _, err := f.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId: aws.String("k"), VersionStage: aws.String("X"), MoveToVersionId: aws.String("v0"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.Values["v-other"]; v == nil || *v != "stored meanwhile" {
+		t.Errorf("AfterStage's change did not stick: %v", v)
 	}
 }
 
