@@ -33,9 +33,9 @@ type Command struct {
 	// SecretID is the secret named in the event; "" for the default.
 	SecretID string
 	DryRun   bool
-	// Config is set-config's new configuration: the JSON object as sent,
-	// already validated as the secret document's "config". A string keeps
-	// Command comparable.
+	// Config is set-config's new configuration: the JSON object as sent
+	// (compacted), already validated as the secret document's "config". A
+	// string keeps Command comparable.
 	Config string
 }
 
@@ -140,10 +140,11 @@ func ParseCommand(raw []byte) (Command, error) {
 	case ok && cmd.Name != "" && cmd.Name != CommandSetConfig:
 		bad("config", "is only accepted with set-config", `remove it, or send it with "command":"set-config" to change the configuration`)
 	case ok:
+		var compact bytes.Buffer
 		if err := checkConfig(v); err != nil {
 			errs = append(errs, err)
-		} else {
-			cmd.Config = string(bytes.TrimSpace(v))
+		} else if err := json.Compact(&compact, v); err == nil {
+			cmd.Config = compact.String()
 		}
 	case cmd.Name == CommandSetConfig:
 		bad("config", "is missing", fixConfig)
@@ -162,12 +163,10 @@ func checkConfig(v json.RawMessage) error {
 	if k := strictjson.KindOf(v); k != strictjson.Object {
 		return &rotation.InputError{Field: "config", Problem: "must be a JSON object, not " + k.String(), Fix: fixConfig}
 	}
-	if _, err := parseConfig(string(v)); err != nil {
-		// The parser's problems, one per line as it joins them, each naming
-		// its field and fix; it never quotes key material or token text.
-		return &rotation.InputError{Field: "config", Problem: "is not a valid flowkey configuration: " + strings.ReplaceAll(err.Error(), "\n", "; "), Fix: fixConfig}
-	}
-	return nil
+	// The parser's own errors (*secretdoc.Error), each naming its field and
+	// its fix; they never quote key material or token text.
+	_, err := parseConfig(string(v))
+	return err
 }
 
 // parseConfig is the configuration-only document holding raw as "config",

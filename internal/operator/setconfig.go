@@ -61,11 +61,11 @@ type SetConfigReport struct {
 }
 
 func (o *Operator) setConfig(ctx context.Context, log *slog.Logger, secretID, raw string, dryRun bool) (*SetConfigReport, error) {
+	// ParseCommand validated it; a caller that built the Command by hand
+	// gets the same errors.
 	newCfg, err := parseConfig(raw)
 	if err != nil {
-		// ParseCommand validated it; a caller that built the Command by
-		// hand gets the same error.
-		return nil, &rotation.InputError{Field: "config", Problem: "is not a valid flowkey configuration: " + strings.ReplaceAll(err.Error(), "\n", "; "), Fix: fixConfig}
+		return nil, err
 	}
 	sec, err := o.describe(ctx, secretID)
 	if err != nil {
@@ -226,6 +226,17 @@ func (r *SetConfigReport) numbersMessage() string {
 // A set-config run again after a stop at any point finishes the rest.
 func (o *Operator) writeConfig(ctx context.Context, log *slog.Logger, in *inspection, version, body string) error {
 	arn, curID := in.secret.ARN, in.versions.Current.VersionID
+	// The labels as they are now, after restorePrevious.
+	sec, err := o.describe(ctx, arn)
+	if err != nil {
+		return err
+	}
+	if now := sec.VersionWith(rotation.StageCurrent); now != curID {
+		return fmt.Errorf("set-config: AWSCURRENT moved from version %s to %s while set-config ran (a rotation finished?); nothing was written; fix: send set-config again", curID, now)
+	}
+	if p := sec.VersionWith(rotation.StagePending); p != "" && p != curID {
+		return fmt.Errorf("set-config: a rotation started while set-config ran (AWSPENDING on version %s); nothing was written; fix: let it finish, then send set-config again", p)
+	}
 	stage := func(label, moveTo, removeFrom string) error {
 		u := &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(arn), VersionStage: aws.String(label)}
 		if moveTo != "" {
@@ -239,14 +250,14 @@ func (o *Operator) writeConfig(ctx context.Context, log *slog.Logger, in *inspec
 		}
 		return nil
 	}
-	if prev := in.secret.VersionWith(rotation.StagePrevious); prev != "" && prev != curID {
-		if held := in.secret.VersionWith(PreviousKeyStage); held != prev {
+	if prev := sec.VersionWith(rotation.StagePrevious); prev != "" && prev != curID {
+		if held := sec.VersionWith(PreviousKeyStage); held != prev {
 			if err := stage(PreviousKeyStage, prev, held); err != nil {
 				return err
 			}
 		}
 	}
-	if slices.Contains(in.secret.Stages[curID], rotation.StagePending) {
+	if slices.Contains(sec.Stages[curID], rotation.StagePending) {
 		if err := stage(rotation.StagePending, "", curID); err != nil {
 			return err
 		}
@@ -257,8 +268,7 @@ func (o *Operator) writeConfig(ctx context.Context, log *slog.Logger, in *inspec
 	}); err != nil {
 		return fmt.Errorf("write version %s with the new configuration: %w; fix: send set-config again (it writes the same version)", version, err)
 	}
-	sec, err := o.describe(ctx, arn)
-	if err != nil {
+	if sec, err = o.describe(ctx, arn); err != nil {
 		return err
 	}
 	if now := sec.VersionWith(rotation.StageCurrent); now != version {
