@@ -124,11 +124,29 @@ func ParseCommand(raw []byte) (Command, error) {
 			cmd.SecretID = s
 		}
 	}
+	errs = append(errs, parseOptions(get, &cmd)...)
+	if err := errors.Join(errs...); err != nil {
+		return Command{}, err
+	}
+	return cmd, nil
+}
+
+// parseOptions reads the members that depend on the command: "dry_run"
+// (resync and set-config) and "config" (set-config only).
+func parseOptions(get func(string) (json.RawMessage, bool), cmd *Command) []error {
+	var errs []error
+	bad := func(field, problem, fix string) {
+		errs = append(errs, &rotation.InputError{Field: field, Problem: problem, Fix: fix})
+	}
 	if v, ok := get("dry_run"); ok {
 		var b bool
 		switch {
 		case strictjson.KindOf(v) != strictjson.Bool || json.Unmarshal(v, &b) != nil:
-			bad("dry_run", "must be true or false, not "+strictjson.KindOf(v).String(), `send "dry_run":true to see what resync would do, or "dry_run":false to do it`)
+			what := "resync"
+			if cmd.Name == CommandSetConfig {
+				what = "set-config"
+			}
+			bad("dry_run", "must be true or false, not "+strictjson.KindOf(v).String(), `send "dry_run":true to see what `+what+` would do, or "dry_run":false to do it`)
 		case cmd.Name != "" && cmd.Name != CommandResync && cmd.Name != CommandSetConfig:
 			bad("dry_run", "is only accepted with resync and set-config", fmt.Sprintf("remove it: %s never writes anything it could rehearse", describe(cmd.Name)))
 		default:
@@ -149,10 +167,7 @@ func ParseCommand(raw []byte) (Command, error) {
 	case cmd.Name == CommandSetConfig:
 		bad("config", "is missing", fixConfig)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return Command{}, err
-	}
-	return cmd, nil
+	return errs
 }
 
 // checkConfig validates set-config's "config" member with the secret

@@ -77,6 +77,8 @@ func TestParseCommandErrorsNameTheFieldAndTheFix(t *testing.T) {
 				`command "nope" is not a command; fix: send "command" as one of "rotate", "status", "resync", "set-config"`,
 				`dry_run must be true or false, not a number; fix: send "dry_run":true to see what resync would do, or "dry_run":false to do it`,
 			}},
+		{"dry_run not a boolean with set-config", `{"command":"set-config","dry_run":1,"config":{"phone_number_ids":["1"]}}`,
+			[]string{`dry_run must be true or false, not a number; fix: send "dry_run":true to see what set-config would do, or "dry_run":false to do it`}},
 		{"set-config without config", `{"command":"set-config"}`,
 			[]string{`config is missing; fix: send the new "config" object of the secret document, e.g. "config":{"phone_number_ids":["106540352242922"]}`}},
 		{"config with another command", `{"command":"status","config":{"phone_number_ids":["1"]}}`,

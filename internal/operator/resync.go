@@ -130,15 +130,7 @@ func (o *Operator) resync(ctx context.Context, log *slog.Logger, secretID string
 			return nil, counts{}, err
 		}
 		if !sameLabels(in.secret.Stages, now.Stages) {
-			r.Outcome, r.OK = OutcomeAborted, false
-			r.Message = "the secret's labels changed while resync was reading (a rotation started or finished); nothing was written. Run {\"command\":\"status\"} and then resync again"
-			for i := range r.Numbers {
-				if r.Numbers[i].Action == ActionWouldRepair {
-					r.Numbers[i].Action = ActionSkipped
-					r.Numbers[i].Reason = "resync aborted before writing: " + r.Numbers[i].Reason
-				}
-			}
-			r.count()
+			r.abort()
 			log.Warn("resync aborted", "reason", "labels changed")
 			return r, st, nil
 		}
@@ -217,6 +209,20 @@ func (o *Operator) repair(ctx context.Context, log *slog.Logger, in *inspection,
 		n.Action = ActionRepaired
 	}
 	return st
+}
+
+// abort reports a resync that wrote nothing because the labels moved
+// while it read.
+func (r *ResyncReport) abort() {
+	r.Outcome, r.OK = OutcomeAborted, false
+	r.Message = "the secret's labels changed while resync was reading (a rotation started or finished); nothing was written. Run {\"command\":\"status\"} and then resync again"
+	for i := range r.Numbers {
+		if r.Numbers[i].Action == ActionWouldRepair {
+			r.Numbers[i].Action = ActionSkipped
+			r.Numbers[i].Reason = "resync aborted before writing: " + r.Numbers[i].Reason
+		}
+	}
+	r.count()
 }
 
 func (r *ResyncReport) count() {
