@@ -44,7 +44,7 @@ func (o *Operator) resume(ctx context.Context, log *slog.Logger, in *inspection)
 	r.OK, r.Outcome, r.VersionID = true, OutcomeResumed, aws.ToString(out.VersionId)
 	log.Info("rotation resumed", "version_id", r.VersionID)
 	r.Message = fmt.Sprintf("resumed the incomplete rotation of version %s (AWSCURRENT is %s): Secrets Manager runs createSecret, setSecret, testSecret and finishSecret "+
-		"for it again, with its stored key %s (this command does not wait). It had failed; %s. If the cause is not fixed, it fails again and stays incomplete. %s",
+		"for it again, with its stored key %s (this command does not wait; a run of it still going goes on). Why it stopped, %s. If the cause is not fixed, it fails again and stays incomplete. %s",
 		p, r.CurrentVersionID, short(r.PendingFingerprint), in.whyFailed(r), o.watch(in.secret.ARN, p))
 	r.Advice = o.advice(in, r, false)
 	return r, nil
@@ -71,34 +71,30 @@ func (in *inspection) incompleteReport() *RotateReport {
 	return r
 }
 
-// whyFailed summarises the fresh read of every number.
+// whyFailed summarises the fresh read of every number: the numbers on
+// the pending key, those that read the AWSCURRENT key, then every other
+// number with its reason.
 func (in *inspection) whyFailed(r *RotateReport) string {
 	if r.NumbersError != "" {
 		return "the phone numbers could not be read (" + r.NumbersError + ")"
 	}
-	var parts []string
-	add := func(ids []string, what string) {
-		if len(ids) > 0 {
-			parts = append(parts, fmt.Sprintf("%s %s", strings.Join(ids, ", "), what))
-		}
-	}
-	var current, other []string
+	var current, others []string
 	for _, n := range r.Numbers {
 		switch {
-		case n.Matches == rotation.StageCurrent:
+		case n.State == StateOK && n.Matches == rotation.StageCurrent:
 			current = append(current, n.PhoneNumberID)
-		case n.Matches != rotation.StagePending && n.State != StateUnknown:
-			other = append(other, n.PhoneNumberID+" ("+n.Reason+")")
+		case n.State != StateOK || n.Matches != rotation.StagePending:
+			others = append(others, n.PhoneNumberID+": "+n.Reason)
 		}
 	}
-	add(r.HoldingPending, "answer VALID with the pending key")
-	add(current, "answer VALID with the AWSCURRENT key (a read may lag behind an upload of the pending key)")
-	for _, n := range r.Numbers {
-		if n.State == StateUnknown {
-			parts = append(parts, n.PhoneNumberID+": "+n.Reason)
-		}
+	var parts []string
+	if len(r.HoldingPending) > 0 {
+		parts = append(parts, strings.Join(r.HoldingPending, ", ")+" answer VALID with the pending key")
 	}
-	add(other, "")
+	if len(current) > 0 {
+		parts = append(parts, strings.Join(current, ", ")+" answer VALID with the AWSCURRENT key (a read may lag behind an upload of the pending key)")
+	}
+	parts = append(parts, others...)
 	if len(parts) == 0 {
 		return "no phone number was read"
 	}
