@@ -14,6 +14,7 @@ import (
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/local/graphsim"
 	"github.com/flowkey/flowkey/internal/local/secretsemu"
+	"github.com/flowkey/flowkey/internal/local/stack"
 	"github.com/flowkey/flowkey/internal/operator"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
@@ -196,6 +197,26 @@ func TestRecoveryFromARefusedRollbackBehindALaggingGET(t *testing.T) {
 	e.checkInvariants(t, token)
 
 	e.Graph.ClearFaults()
+	e.fixedAndCompleted(t, token, pendingFP)
+}
+
+// The cause is the token: the rotation fails at its first upload. Once the
+// right token is back, rotate resumes it and its key completes.
+func TestRecoveryAfterTheTokenIsFixed(t *testing.T) {
+	e := start(t, setup{})
+	e.rotateOK(t)
+	putToken := func(v string) {
+		t.Helper()
+		if _, err := e.SM.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
+			SecretId: aws.String(stack.TokenSecretName), SecretString: aws.String(v),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putToken("EAAG-revoked-token")
+	token, _ := e.rotateFails(t, "setSecret", "graph code 190")
+	pendingFP := e.pendingKey(t, token)
+	putToken("flowkey-local-token") // the stack's default GraphToken
 	e.fixedAndCompleted(t, token, pendingFP)
 }
 
