@@ -50,22 +50,30 @@ local-up: $(LOCAL_BIN) ## leave the local stack running in the background and pr
 local-down: $(LOCAL_BIN) ## stop the stack make local-up started and wait until it has exited
 	@$(LOCAL_BIN) -state $(LOCAL_DIR) -down
 
-# --- operator commands: make status | rotate-now | resync [DRY_RUN=1] ---
+# --- operator commands: make status | rotate-now | resync [DRY_RUN=1] | set-config CONFIG='{...}' [DRY_RUN=1] ---
 # On AWS they invoke FUNCTION (the RotatorFunctionName output) with the AWS CLI;
 # LOCAL=1 sends them to the stack that make local-up started.
 FUNCTION ?=
+CONFIG   ?=
 rotate-now: PAYLOAD := {"command":"rotate"}
 status:     PAYLOAD := {"command":"status"}
 # Named first: the commas in the JSON would split $(if)'s arguments.
 RESYNC_DRY_RUN := {"command":"resync","dry_run":true}
 RESYNC_REPAIR  := {"command":"resync"}
 resync:     PAYLOAD := $(if $(DRY_RUN),$(RESYNC_DRY_RUN),$(RESYNC_REPAIR))
-.PHONY: rotate-now status resync
-rotate-now: ## start an emergency rotation now (returns the new version at once)
+SET_CONFIG_DRY_RUN := {"command":"set-config","dry_run":true,"config":$(CONFIG)}
+SET_CONFIG_WRITE   := {"command":"set-config","config":$(CONFIG)}
+set-config: PAYLOAD = $(if $(DRY_RUN),$(SET_CONFIG_DRY_RUN),$(SET_CONFIG_WRITE))
+.PHONY: rotate-now status resync set-config
+rotate-now: ## start an emergency rotation now, or resume the incomplete one (returns at once)
 status: ## per phone number: the key Meta holds, which secret version it matches, drift
 resync: ## re-upload AWSCURRENT to drifted numbers and verify them (DRY_RUN=1: only report)
-rotate-now status resync:
+set-config: ## CONFIG='{"phone_number_ids":[...]}': new configuration, same key (DRY_RUN=1: only report)
+rotate-now status resync set-config:
 	@mkdir -p $(BUILD)
+	@if [ '$@' = set-config ] && [ -z '$(CONFIG)' ]; then \
+	  echo "set CONFIG='{\"phone_number_ids\":[\"<id>\",...]}' (or '{\"waba_id\":\"<id>\"}'): the new config object of the secret" >&2; exit 2; \
+	fi
 	@if [ -n "$(LOCAL)" ]; then \
 	  url=$$(sed -n 's/.*"invoke_url": *"\([^"]*\)".*/\1/p' $(LOCAL_DIR)/stack.json 2>/dev/null); \
 	  [ -n "$$url" ] || { echo "no local stack: run make local-up first" >&2; exit 1; }; \
@@ -132,6 +140,6 @@ deploy: $(ARM64_BIN) $(CDK) ## cdk deploy: needs AWS credentials, cdk bootstrap 
 STEP ?= createSecret
 SAM_ENV_VARS ?= events/env.json
 sam-invoke: $(ARM64_BIN) ## one event of events/ under sam local (SAM and Docker): make sam-invoke STEP=createSecret|...|status
-	@case '$(STEP)' in createSecret|setSecret|testSecret|finishSecret|status|rotate-now|resync) ;; \
-	  *) echo "STEP must be createSecret, setSecret, testSecret, finishSecret, status, rotate-now or resync, not '$(STEP)'" >&2; exit 2 ;; esac
+	@case '$(STEP)' in createSecret|setSecret|testSecret|finishSecret|status|rotate-now|resync|set-config) ;; \
+	  *) echo "STEP must be createSecret, setSecret, testSecret, finishSecret, status, rotate-now, resync or set-config, not '$(STEP)'" >&2; exit 2 ;; esac
 	sam local invoke RotatorFunction --template template.yaml --event events/$(STEP).json --env-vars $(SAM_ENV_VARS)

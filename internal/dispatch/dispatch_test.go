@@ -68,8 +68,9 @@ type flushCounter struct{ n int }
 
 func (f *flushCounter) Flush() { f.n++ }
 
-const shapes = `accepted events: an operator command {"command":"rotate"} | {"command":"status"} | {"command":"resync","dry_run":true|false} ` +
-	`(each may add "secret_id":"<secret ARN or name>"; "dry_run" only with resync), ` +
+const shapes = `accepted events: an operator command {"command":"rotate"} | {"command":"status"} | {"command":"resync","dry_run":true|false} | ` +
+	`{"command":"set-config","config":{"phone_number_ids":["<id>",...]} or {"waba_id":"<id>",...},"dry_run":true|false} ` +
+	`(each may add "secret_id":"<secret ARN or name>"; "dry_run" only with resync and set-config), ` +
 	`or a Secrets Manager rotation event {"Step":"createSecret|setSecret|testSecret|finishSecret","SecretId":"<arn>","ClientRequestToken":"<version id>","RotationToken":"<token>"}`
 
 func TestCommandsReachTheOperatorAndReturnItsReport(t *testing.T) {
@@ -104,11 +105,11 @@ func TestCommandsReachTheOperatorAndReturnItsReport(t *testing.T) {
 func TestMalformedCommandsAreRejectedWithTheFieldAndTheAcceptedShapes(t *testing.T) {
 	tests := []struct{ name, raw, want string }{
 		{"unknown command", `{"command":"restart"}`,
-			`operator command: command "restart" is not a command; fix: send "command" as one of "rotate", "status", "resync"; ` + shapes},
+			`operator command: command "restart" is not a command; fix: send "command" as one of "rotate", "status", "resync", "set-config"; ` + shapes},
 		{"wrong type", `{"command":"resync","dry_run":"true"}`,
 			`operator command: dry_run must be true or false, not a string; fix: send "dry_run":true to see what resync would do, or "dry_run":false to do it; ` + shapes},
 		{"extra field", `{"command":"status","SecretId":"arn:x"}`,
-			`operator command: field "SecretId" is not accepted in a command; fix: send only "command", "secret_id" and (with resync) "dry_run"; ` + shapes},
+			`operator command: field "SecretId" is not accepted in a command; fix: send only "command", "secret_id", "dry_run" (with resync and set-config) and "config" (with set-config); ` + shapes},
 		{"both kinds", `{"command":"status","Step":"createSecret"}`,
 			`event has both "command" and "Step"; send one or the other; ` + shapes},
 		{"neither", `{"cmd":"status"}`,

@@ -225,7 +225,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 
 	// A rotation that fails on one number is left incomplete; rotate then
-	// reports it instead of starting another.
+	// resumes it (its version holds a key) instead of starting another.
 	if _, err := st.sim.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Object: st.nums[4], Kind: graphsim.FaultGraphError, Code: 10, Times: graphsim.Forever}); err != nil {
 		t.Fatal(err)
 	}
@@ -234,9 +234,19 @@ func TestCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("want the rotation to fail, got %+v", ev)
 	}
 	pending := rot.VersionID
+	evs := st.emu.Events("")
+	failed := evs[len(evs)-1].Seq
 	st.command(t, `{"command":"rotate"}`, &rot)
-	if rot.OK || rot.Outcome != operator.OutcomeBlocked || rot.PendingVersionID != pending || len(rot.HoldingPending) != 0 || !rot.SafeToRemovePending {
+	if !rot.OK || rot.Outcome != operator.OutcomeResumed || rot.VersionID != pending || rot.PendingVersionID != pending || len(rot.HoldingPending) != 0 {
 		t.Fatalf("rotate during an incomplete rotation: %+v", rot)
+	}
+	// The fault is still there: the resumed run fails the same way.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := st.emu.WaitEvent(ctx, func(e secretsemu.Event) bool {
+		return e.Seq > failed && e.Token == pending && e.Type == secretsemu.RotationFailed && e.Final
+	}); err != nil {
+		t.Fatal(err)
 	}
 
 	// The metrics went out as EMF lines.

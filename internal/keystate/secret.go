@@ -55,24 +55,33 @@ func (r *Reader) Describe(ctx context.Context, secretID string) (*Secret, error)
 
 // Load reads one version of the secret and parses it strictly
 // (secretdoc.Parse). An empty versionID reads the version that holds
-// stage. A version without a value fails with an error that wraps
+// stage; an empty stage reads versionID whatever its labels (also none:
+// the operator re-reads a version whose label it has just removed). A
+// version without a value fails with an error that wraps
 // *types.ResourceNotFoundException, as Secrets Manager reports it.
 func (r *Reader) Load(ctx context.Context, secretID, versionID, stage string) (*secretdoc.Document, error) {
-	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID), VersionStage: aws.String(stage)}
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)}
+	if stage != "" {
+		in.VersionStage = aws.String(stage)
+	}
 	if versionID != "" {
 		in.VersionId = aws.String(versionID)
 	}
+	label := stage + " "
+	if stage == "" {
+		label = ""
+	}
 	out, err := r.sm.GetSecretValue(ctx, in)
 	if err != nil {
-		return nil, fmt.Errorf("read %s version %s: %w", stage, versionID, err)
+		return nil, fmt.Errorf("read %sversion %s: %w", label, versionID, err)
 	}
 	if out.SecretString == nil {
-		return nil, fmt.Errorf("read %s version %s: %w", stage, aws.ToString(out.VersionId),
+		return nil, fmt.Errorf("read %sversion %s: %w", label, aws.ToString(out.VersionId),
 			&secretdoc.Error{Field: "SecretString", Problem: "is empty (the version holds SecretBinary or nothing)", Fix: "store the flowkey JSON document as SecretString"})
 	}
 	doc, err := secretdoc.Parse([]byte(*out.SecretString))
 	if err != nil {
-		return nil, fmt.Errorf("%s version %s of %s: %w", stage, aws.ToString(out.VersionId), secretID, err)
+		return nil, fmt.Errorf("%sversion %s of %s: %w", label, aws.ToString(out.VersionId), secretID, err)
 	}
 	return doc, nil
 }

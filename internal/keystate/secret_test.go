@@ -124,6 +124,7 @@ func TestLoad(t *testing.T) {
 		{name: "current by label", stage: StageCurrent, wantKey: true},
 		{name: "by version and label", version: "v0", stage: StageCurrent, wantKey: true},
 		{name: "config only", version: "v-cfg", stage: StagePrevious},
+		{name: "by version, whatever its labels", version: "v-unlabelled", wantKey: true},
 		{name: "label on another version", version: "v0", stage: StagePending,
 			wantErr: "read AWSPENDING version v0: ", wantAs: isNotFound},
 		{name: "no value yet", version: "v1", stage: StagePending,
@@ -139,6 +140,7 @@ func TestLoad(t *testing.T) {
 			f.sm.Put(f.s, "v0", doc(t, nil, pairs[0]), StageCurrent)
 			f.sm.Put(f.s, "v1", nil, StagePending)
 			f.sm.Put(f.s, "v-cfg", doc(t, nil, nil), StagePrevious)
+			f.sm.Put(f.s, "v-unlabelled", doc(t, nil, pairs[0]))
 			f.sm.Put(f.s, "v-bad", aws.String(`{"schema_version":1,"config":{"phone_number_ids":["1"]},"extra":1}`), "BAD")
 			d, err := f.r.Load(context.Background(), f.arn, tc.version, tc.stage)
 			if tc.wantErr != "" {

@@ -10,19 +10,22 @@ import (
 	"strings"
 
 	"github.com/flowkey/flowkey/internal/rotation"
+	"github.com/flowkey/flowkey/internal/secretdoc"
 	"github.com/flowkey/flowkey/internal/strictjson"
 )
 
 // The commands.
 const (
-	CommandRotate = "rotate"
-	CommandStatus = "status"
-	CommandResync = "resync"
+	CommandRotate    = "rotate"
+	CommandStatus    = "status"
+	CommandResync    = "resync"
+	CommandSetConfig = "set-config"
 )
 
 // Shapes describes every accepted command, for error messages.
-const Shapes = `{"command":"rotate"} | {"command":"status"} | {"command":"resync","dry_run":true|false} ` +
-	`(each may add "secret_id":"<secret ARN or name>"; "dry_run" only with resync)`
+const Shapes = `{"command":"rotate"} | {"command":"status"} | {"command":"resync","dry_run":true|false} | ` +
+	`{"command":"set-config","config":{"phone_number_ids":["<id>",...]} or {"waba_id":"<id>",...},"dry_run":true|false} ` +
+	`(each may add "secret_id":"<secret ARN or name>"; "dry_run" only with resync and set-config)`
 
 // Command is one validated operator command.
 type Command struct {
@@ -30,12 +33,22 @@ type Command struct {
 	// SecretID is the secret named in the event; "" for the default.
 	SecretID string
 	DryRun   bool
+	// Config is set-config's new configuration: the JSON object as sent
+	// (compacted), already validated as the secret document's "config". A
+	// string keeps Command comparable.
+	Config string
 }
 
 // commandFields are the only members a command may have. Matching is
 // exact: the standard decoder's case-insensitive matching would run
 // {"Dry_Run":true} as a real resync.
-var commandFields = []string{"command", "secret_id", "dry_run"}
+var commandFields = []string{"command", "secret_id", "dry_run", "config"}
+
+const (
+	fixCommand = `send "command" as one of "rotate", "status", "resync", "set-config"`
+	fixFields  = `send only "command", "secret_id", "dry_run" (with resync and set-config) and "config" (with set-config)`
+	fixConfig  = `send the new "config" object of the secret document, e.g. "config":{"phone_number_ids":["106540352242922"]}`
+)
 
 // quotable is input that is safe and useful to repeat in an error. Other
 // input is described, not quoted: it could be anything pasted by mistake.
@@ -44,9 +57,12 @@ var quotable = regexp.MustCompile(`^[A-Za-z0-9_.:/+=@-]{1,64}$`)
 const maxSecretIDLen = 2048
 
 // ParseCommand decodes a command strictly: a JSON object with a "command"
-// string, an optional non-empty "secret_id" string and, for resync only,
-// an optional "dry_run" boolean. Anything else is an error that names the
-// field; all problems are reported at once.
+// string, an optional non-empty "secret_id" string, for resync and
+// set-config an optional "dry_run" boolean, and for set-config (only) a
+// "config" object, which is validated exactly as the secret document's
+// parser validates the document's "config" (secretdoc.Parse). Anything
+// else is an error that names the field; all problems are reported at
+// once.
 func ParseCommand(raw []byte) (Command, error) {
 	members, err := objectMembers(raw)
 	if err != nil {
@@ -61,7 +77,7 @@ func ParseCommand(raw []byte) (Command, error) {
 	)
 	for _, m := range members {
 		if !slices.Contains(commandFields, m.Name) {
-			bad("field "+describe(m.Name), "is not accepted in a command", `send only "command", "secret_id" and (with resync) "dry_run"`)
+			bad("field "+describe(m.Name), "is not accepted in a command", fixFields)
 		}
 	}
 	for _, i := range strictjson.Duplicates(members) {
@@ -78,7 +94,6 @@ func ParseCommand(raw []byte) (Command, error) {
 		return nil, false
 	}
 
-	fixCommand := `send "command" as one of "rotate", "status", "resync"`
 	switch v, ok := get("command"); {
 	case !ok:
 		bad("command", "is missing", fixCommand)
@@ -89,7 +104,7 @@ func ParseCommand(raw []byte) (Command, error) {
 			break
 		}
 		switch s {
-		case CommandRotate, CommandStatus, CommandResync:
+		case CommandRotate, CommandStatus, CommandResync, CommandSetConfig:
 			cmd.Name = s
 		default:
 			bad("command", describe(s)+" is not a command", fixCommand)
@@ -109,21 +124,74 @@ func ParseCommand(raw []byte) (Command, error) {
 			cmd.SecretID = s
 		}
 	}
-	if v, ok := get("dry_run"); ok {
-		var b bool
-		switch {
-		case strictjson.KindOf(v) != strictjson.Bool || json.Unmarshal(v, &b) != nil:
-			bad("dry_run", "must be true or false, not "+strictjson.KindOf(v).String(), `send "dry_run":true to see what resync would do, or "dry_run":false to do it`)
-		case cmd.Name != "" && cmd.Name != CommandResync:
-			bad("dry_run", "is only accepted with resync", fmt.Sprintf("remove it: %s never writes anything it could rehearse", describe(cmd.Name)))
-		default:
-			cmd.DryRun = b
-		}
-	}
+	errs = append(errs, parseOptions(get, &cmd)...)
 	if err := errors.Join(errs...); err != nil {
 		return Command{}, err
 	}
 	return cmd, nil
+}
+
+// parseOptions reads the members that depend on the command: "dry_run"
+// (resync and set-config) and "config" (set-config only).
+func parseOptions(get func(string) (json.RawMessage, bool), cmd *Command) []error {
+	var errs []error
+	bad := func(field, problem, fix string) {
+		errs = append(errs, &rotation.InputError{Field: field, Problem: problem, Fix: fix})
+	}
+	if v, ok := get("dry_run"); ok {
+		var b bool
+		switch {
+		case strictjson.KindOf(v) != strictjson.Bool || json.Unmarshal(v, &b) != nil:
+			what := "resync"
+			if cmd.Name == CommandSetConfig {
+				what = "set-config"
+			}
+			bad("dry_run", "must be true or false, not "+strictjson.KindOf(v).String(), `send "dry_run":true to see what `+what+` would do, or "dry_run":false to do it`)
+		case cmd.Name != "" && cmd.Name != CommandResync && cmd.Name != CommandSetConfig:
+			bad("dry_run", "is only accepted with resync and set-config", fmt.Sprintf("remove it: %s never writes anything it could rehearse", describe(cmd.Name)))
+		default:
+			cmd.DryRun = b
+		}
+	}
+	v, ok := get("config")
+	switch {
+	case ok && cmd.Name != "" && cmd.Name != CommandSetConfig:
+		bad("config", "is only accepted with set-config", `remove it, or send it with "command":"set-config" to change the configuration`)
+	case ok:
+		var compact bytes.Buffer
+		if err := checkConfig(v); err != nil {
+			errs = append(errs, err)
+		} else if err := json.Compact(&compact, v); err == nil {
+			cmd.Config = compact.String()
+		}
+	case cmd.Name == CommandSetConfig:
+		bad("config", "is missing", fixConfig)
+	}
+	return errs
+}
+
+// checkConfig validates set-config's "config" member with the secret
+// document's own parser: it is the document's "config", so the errors name
+// the same paths ("config.phone_number_ids[2]") and nothing is checked
+// twice or differently.
+func checkConfig(v json.RawMessage) error {
+	if k := strictjson.KindOf(v); k != strictjson.Object {
+		return &rotation.InputError{Field: "config", Problem: "must be a JSON object, not " + k.String(), Fix: fixConfig}
+	}
+	// The parser's own errors (*secretdoc.Error), each naming its field and
+	// its fix; they never quote key material or token text.
+	_, err := parseConfig(string(v))
+	return err
+}
+
+// parseConfig is the configuration-only document holding raw as "config",
+// parsed and validated by secretdoc.Parse.
+func parseConfig(raw string) (secretdoc.Config, error) {
+	doc, err := secretdoc.Parse([]byte(fmt.Sprintf(`{"schema_version":%d,"config":%s}`, secretdoc.SchemaVersion, raw)))
+	if err != nil {
+		return secretdoc.Config{}, err
+	}
+	return doc.Config, nil
 }
 
 // objectMembers returns the top-level members of a JSON object in order,

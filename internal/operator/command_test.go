@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/flowkey/flowkey/internal/rotation"
+	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
 func TestParseCommandAcceptsTheDocumentedShapes(t *testing.T) {
@@ -21,6 +22,10 @@ func TestParseCommandAcceptsTheDocumentedShapes(t *testing.T) {
 		{`{"dry_run":true,"command":"resync"}`, Command{Name: "resync", DryRun: true}},
 		{`{"command":"resync","dry_run":false,"secret_id":"arn:aws:secretsmanager:us-east-1:1:secret:k-AbCdEf"}`,
 			Command{Name: "resync", SecretID: "arn:aws:secretsmanager:us-east-1:1:secret:k-AbCdEf"}},
+		{`{"command":"set-config","config": {"phone_number_ids":["106540352242922"]} }`,
+			Command{Name: "set-config", Config: `{"phone_number_ids":["106540352242922"]}`}},
+		{`{"command":"set-config","dry_run":true,"secret_id":"flowkey/key","config":{"waba_id":"102290129340398","exclude_phone_number_ids":["1"]}}`,
+			Command{Name: "set-config", DryRun: true, SecretID: "flowkey/key", Config: `{"waba_id":"102290129340398","exclude_phone_number_ids":["1"]}`}},
 	}
 	for _, tc := range tests {
 		got, err := ParseCommand([]byte(tc.raw))
@@ -37,25 +42,25 @@ func TestParseCommandErrorsNameTheFieldAndTheFix(t *testing.T) {
 		want      []string // the whole error, one line per joined problem
 	}{
 		{"unknown command", `{"command":"rotate-now"}`,
-			[]string{`command "rotate-now" is not a command; fix: send "command" as one of "rotate", "status", "resync"`}},
+			[]string{`command "rotate-now" is not a command; fix: send "command" as one of "rotate", "status", "resync", "set-config"`}},
 		{"command is case-sensitive", `{"command":"Status"}`,
-			[]string{`command "Status" is not a command; fix: send "command" as one of "rotate", "status", "resync"`}},
+			[]string{`command "Status" is not a command; fix: send "command" as one of "rotate", "status", "resync", "set-config"`}},
 		{"command not a string", `{"command":3}`,
-			[]string{`command must be a string, not a number; fix: send "command" as one of "rotate", "status", "resync"`}},
+			[]string{`command must be a string, not a number; fix: send "command" as one of "rotate", "status", "resync", "set-config"`}},
 		{"command null", `{"command":null}`,
-			[]string{`command must be a string, not null; fix: send "command" as one of "rotate", "status", "resync"`}},
+			[]string{`command must be a string, not null; fix: send "command" as one of "rotate", "status", "resync", "set-config"`}},
 		{"no command", `{"secret_id":"flowkey/key"}`,
-			[]string{`command is missing; fix: send "command" as one of "rotate", "status", "resync"`}},
+			[]string{`command is missing; fix: send "command" as one of "rotate", "status", "resync", "set-config"`}},
 		{"extra field", `{"command":"status","verbose":true}`,
-			[]string{`field "verbose" is not accepted in a command; fix: send only "command", "secret_id" and (with resync) "dry_run"`}},
+			[]string{`field "verbose" is not accepted in a command; fix: send only "command", "secret_id", "dry_run" (with resync and set-config) and "config" (with set-config)`}},
 		{"field names are exact", `{"command":"resync","Dry_Run":true}`,
-			[]string{`field "Dry_Run" is not accepted in a command; fix: send only "command", "secret_id" and (with resync) "dry_run"`}},
+			[]string{`field "Dry_Run" is not accepted in a command; fix: send only "command", "secret_id", "dry_run" (with resync and set-config) and "config" (with set-config)`}},
 		{"dry_run not a boolean", `{"command":"resync","dry_run":"yes"}`,
 			[]string{`dry_run must be true or false, not a string; fix: send "dry_run":true to see what resync would do, or "dry_run":false to do it`}},
 		{"dry_run with status", `{"command":"status","dry_run":true}`,
-			[]string{`dry_run is only accepted with resync; fix: remove it: "status" never writes anything it could rehearse`}},
+			[]string{`dry_run is only accepted with resync and set-config; fix: remove it: "status" never writes anything it could rehearse`}},
 		{"dry_run with rotate", `{"command":"rotate","dry_run":false}`,
-			[]string{`dry_run is only accepted with resync; fix: remove it: "rotate" never writes anything it could rehearse`}},
+			[]string{`dry_run is only accepted with resync and set-config; fix: remove it: "rotate" never writes anything it could rehearse`}},
 		{"secret_id not a string", `{"command":"status","secret_id":["a"]}`,
 			[]string{`secret_id must be a string, not an array; fix: send the secret's ARN or name as a string, or leave "secret_id" out to use the function's SECRET_ID`}},
 		{"secret_id null", `{"command":"status","secret_id":null}`,
@@ -68,10 +73,18 @@ func TestParseCommandErrorsNameTheFieldAndTheFix(t *testing.T) {
 			[]string{`command appears more than once; fix: send it once`}},
 		{"several problems at once", `{"command":"nope","x":1,"dry_run":1}`,
 			[]string{
-				`field "x" is not accepted in a command; fix: send only "command", "secret_id" and (with resync) "dry_run"`,
-				`command "nope" is not a command; fix: send "command" as one of "rotate", "status", "resync"`,
+				`field "x" is not accepted in a command; fix: send only "command", "secret_id", "dry_run" (with resync and set-config) and "config" (with set-config)`,
+				`command "nope" is not a command; fix: send "command" as one of "rotate", "status", "resync", "set-config"`,
 				`dry_run must be true or false, not a number; fix: send "dry_run":true to see what resync would do, or "dry_run":false to do it`,
 			}},
+		{"dry_run not a boolean with set-config", `{"command":"set-config","dry_run":1,"config":{"phone_number_ids":["1"]}}`,
+			[]string{`dry_run must be true or false, not a number; fix: send "dry_run":true to see what set-config would do, or "dry_run":false to do it`}},
+		{"set-config without config", `{"command":"set-config"}`,
+			[]string{`config is missing; fix: send the new "config" object of the secret document, e.g. "config":{"phone_number_ids":["106540352242922"]}`}},
+		{"config with another command", `{"command":"status","config":{"phone_number_ids":["1"]}}`,
+			[]string{`config is only accepted with set-config; fix: remove it, or send it with "command":"set-config" to change the configuration`}},
+		{"config not an object", `{"command":"set-config","config":["106540352242922"]}`,
+			[]string{`config must be a JSON object, not an array; fix: send the new "config" object of the secret document, e.g. "config":{"phone_number_ids":["106540352242922"]}`}},
 		{"trailing data", `{"command":"status"}{}`,
 			[]string{`command event has data after the JSON object; fix: send exactly one JSON object`}},
 		// A stray closing bracket is data too (encoding/json's More would
@@ -79,7 +92,7 @@ func TestParseCommandErrorsNameTheFieldAndTheFix(t *testing.T) {
 		{"trailing bracket", `{"command":"status"}]`,
 			[]string{`command event has data after the JSON object; fix: send exactly one JSON object`}},
 		{"pasted key material is described, not repeated", `{"command":"` + pasted + `"}`,
-			[]string{`command (a 59-character value, not repeated here) is not a command; fix: send "command" as one of "rotate", "status", "resync"`}},
+			[]string{`command (a 59-character value, not repeated here) is not a command; fix: send "command" as one of "rotate", "status", "resync", "set-config"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +111,30 @@ func TestParseCommandErrorsNameTheFieldAndTheFix(t *testing.T) {
 				t.Error("the error repeats pasted key material")
 			}
 		})
+	}
+}
+
+// set-config's configuration is checked by the secret document's own
+// parser: the same errors, with the same field paths, as a stored
+// document gets.
+func TestParseCommandValidatesSetConfigsConfigurationAsTheDocumentParserDoes(t *testing.T) {
+	for _, cfg := range []string{
+		`{"phone_number_ids":[106540352242922]}`,
+		`{}`,
+		`{"phone_number_ids":["106540352242922"],"waba_id":"102290129340398"}`,
+		`{"phone_number_ids":["106540352242922"],"Waba_ID":"1"}`,
+		`{"phone_number_ids":["106540352242922"],"graph_api_version":"latest"}`,
+		`{"phone_number_ids":["106540352242922","106540352242922"]}`,
+	} {
+		_, want := secretdoc.Parse([]byte(`{"schema_version":1,"config":` + cfg + `}`))
+		if want == nil {
+			t.Fatalf("%s: the parser accepts it", cfg)
+		}
+		_, err := ParseCommand([]byte(`{"command":"set-config","config":` + cfg + `}`))
+		var de *secretdoc.Error
+		if err == nil || err.Error() != want.Error() || !errors.As(err, &de) {
+			t.Errorf("%s:\ngot  %v\nwant %v", cfg, err, want)
+		}
 	}
 }
 
@@ -138,6 +175,7 @@ func TestEventFilesAreValidCommands(t *testing.T) {
 		"rotate-now.json": {Name: CommandRotate},
 		"status.json":     {Name: CommandStatus},
 		"resync.json":     {Name: CommandResync, DryRun: true},
+		"set-config.json": {Name: CommandSetConfig, DryRun: true, Config: `{"phone_number_ids":["106540352242922","106540352242923"]}`},
 	}
 	for file, w := range want {
 		b, err := os.ReadFile(filepath.Join("..", "..", "events", file))

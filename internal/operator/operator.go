@@ -1,5 +1,5 @@
 // Package operator runs the commands an on-call engineer sends to the
-// rotator function: rotate, status and resync.
+// rotator function: rotate, status, resync and set-config.
 //
 // # rotate does not wait
 //
@@ -12,31 +12,62 @@
 // concurrent execution, and the caller's terminal, for minutes for nothing.
 // Progress is watched with the status command or describe-secret instead.
 //
+// # rotate finishes an incomplete rotation, never abandons one
+//
 // If a rotation is already incomplete (AWSPENDING on a version that is not
-// AWSCURRENT), rotate does not start one: it reports which version holds
-// AWSPENDING, which key every phone number holds, and the safe way on. It
-// never advises removing AWSPENDING while any number holds, or may hold,
-// that version's key: that would strand a key Meta still uses.
+// AWSCURRENT), what that version holds decides, never a read of Meta: a
+// GET cannot prove that a number does not hold a key (reads lag behind
+// uploads, and MISMATCH answers with a blank key).
+//
+//   - It holds a key: the key may be at Meta. rotate never removes
+//     AWSPENDING from it and never advises it; it resumes that rotation
+//     (RotateSecret with the version's ID as ClientRequestToken), and
+//     reports a fresh read of every number and where the rotator logged
+//     why it failed. If Secrets Manager refuses to resume it, the report
+//     gives the steps to run by hand with that token.
+//   - It holds no usable key (no value yet, a configuration without a key,
+//     or the AWSCURRENT key): flowkey never uploads from such a version, so
+//     rotate removes its AWSPENDING itself and starts a new rotation.
+//   - It cannot be read (a schema a newer build wrote, among others): it is
+//     reported and left alone.
 //
 // # Results are payloads, not errors
 //
 // Each command returns a JSON object with "ok" and "outcome". A blocked
-// rotate, a drifted status and a resync that could not repair everything
-// are answers, not failures of the function: they come back as payloads
-// with "ok": false. `aws lambda invoke` exits 0 even for a function error,
-// so an error would not make a script fail either; it would only bury the
-// report in an "errorMessage" string and count as a rotation failure on
-// the function's Errors alarm. Function errors are kept for commands that
-// could not run: a malformed command, an unreadable secret, a Graph token
-// that cannot be read, a WABA that cannot be listed.
+// rotate, a status that is not healthy, a resync that could not repair
+// everything and a refused set-config are answers, not failures of the
+// function: they come back as payloads with "ok": false. `aws lambda
+// invoke` exits 0 even for a function error, so an error would not make a
+// script fail either; it would only bury the report in an "errorMessage"
+// string and count as a rotation failure on the function's Errors alarm.
+// Function errors are kept for commands that could not run: a malformed
+// command (an invalid set-config configuration among them), an unreadable
+// secret, a Graph token that cannot be read, a WABA that cannot be listed.
 //
 // # Read-only and write rules
 //
-// status never writes. resync writes only the public key read back from
-// AWSCURRENT, only to numbers that status judges drifted, and never to a
-// number that holds the key of the rotation in progress, whose GET failed,
-// or that is gone. Every key it uploads thus has its private key in
-// AWSCURRENT, which keeps the rotation package's invariant.
+// status never writes. A number is "ok" only when Meta answered VALID with
+// the AWSCURRENT key (or the rotation's AWSPENDING key); a failed,
+// MISMATCH, blank or keyless answer is "unknown", never a version's key,
+// and a status is never healthy during an incomplete rotation.
+//
+// resync writes only the public key read back from AWSCURRENT, only to
+// numbers that status judges drifted or unknown, and never to a number
+// whose GET failed, that holds the key of the rotation in progress, that
+// is unknown while a rotation is incomplete, or that is gone. During a
+// rotation it first takes the pending version's FLOWKEY_VERIFIED back,
+// since its upload makes that verification untrue. Every key it uploads
+// has its private key in AWSCURRENT, which keeps the rotation package's
+// invariant.
+//
+// set-config writes a new AWSCURRENT version with the same key and a new
+// configuration, validated by the secret document's parser. It refuses
+// during an incomplete rotation (a version written then makes Secrets
+// Manager abandon the rotation, whose key may be at Meta), keeps AWSPREVIOUS
+// on the version with the previous key, and leaves AWSPENDING on no version,
+// so the next rotation starts cleanly. Its version ID is derived from the
+// current version and the new configuration, so a retry writes nothing new,
+// and a set-config that stopped half way is finished by the next one.
 package operator
 
 import (
@@ -57,6 +88,8 @@ import (
 // directly. The secret is read through a *keystate.Reader.
 type SecretsAPI interface {
 	RotateSecret(ctx context.Context, in *secretsmanager.RotateSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.RotateSecretOutput, error)
+	PutSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
+	UpdateSecretVersionStage(ctx context.Context, in *secretsmanager.UpdateSecretVersionStageInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.UpdateSecretVersionStageOutput, error)
 }
 
 // GraphAPI is the part of the Graph client the commands use.
@@ -118,8 +151,9 @@ func New(sm SecretsAPI, g GraphAPI, state *keystate.Reader, rot *rotation.Rotato
 	return &Operator{sm: sm, graph: g, state: state, rot: rot, opts: opts}, nil
 }
 
-// Run executes cmd and returns its report (*RotateReport, *StatusReport or
-// *ResyncReport), or an error when the command could not run.
+// Run executes cmd and returns its report (*RotateReport, *StatusReport,
+// *ResyncReport or *SetConfigReport), or an error when the command could
+// not run.
 func (o *Operator) Run(ctx context.Context, cmd Command) (any, error) {
 	start := o.opts.Now()
 	secretID := cmd.SecretID
@@ -157,8 +191,13 @@ func (o *Operator) Run(ctx context.Context, cmd Command) (any, error) {
 		if r, st, err = o.resync(ctx, log, secretID, cmd.DryRun); r != nil {
 			report, ok = r, r.OK
 		}
+	case CommandSetConfig:
+		var r *SetConfigReport
+		if r, err = o.setConfig(ctx, log, secretID, cmd.Config, cmd.DryRun); r != nil {
+			report, ok = r, r.OK
+		}
 	default:
-		err = &rotation.InputError{Field: "command", Problem: describe(cmd.Name) + " is not a command", Fix: `send one of "rotate", "status", "resync"`}
+		err = &rotation.InputError{Field: "command", Problem: describe(cmd.Name) + " is not a command", Fix: fixCommand}
 	}
 	d := o.opts.Now().Sub(start)
 	if o.opts.Metrics != nil {

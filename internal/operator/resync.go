@@ -63,15 +63,22 @@ type ResyncNumber struct {
 	GraphError *GraphError `json:"graph_error,omitempty"`
 }
 
-// plan decides what resync does to a number status judged.
+// plan decides what resync does to a number status judged. Writing the
+// AWSCURRENT key keeps the invariant on any number, but resync writes only
+// where it is a repair: never where the GET failed (nothing is known), and,
+// while a rotation is incomplete, never where Meta's answer is unknown (the
+// number may hold the pending key) or is the rotation's to change.
 func (in *inspection) plan(ns NumberStatus) (action, reason string) {
 	switch {
 	case ns.State == StateOK:
 		return ActionUnchanged, ""
 	case ns.State == StateGone:
 		return ActionSkipped, "gone: " + ns.Reason
-	case ns.State == StateUnreadable:
+	case ns.State == StateUnknown && ns.GraphError != nil:
 		return ActionSkipped, "what Meta holds is unknown, so resync does not overwrite it: " + ns.Reason
+	case in.inProgress && ns.State == StateUnknown:
+		return ActionSkipped, "what Meta holds is unknown while a rotation is incomplete (AWSPENDING version " + in.versions.Pending.VersionID +
+			"): it may hold the pending key, so only that rotation may change it; finish it with {\"command\":\"rotate\"}: " + ns.Reason
 	case in.inProgress && ns.Matches == rotation.StagePending:
 		return ActionSkipped, "holds the key of the rotation in progress (AWSPENDING version " + in.versions.Pending.VersionID +
 			"); only that rotation may change it: " + ns.Reason
@@ -123,17 +130,16 @@ func (o *Operator) resync(ctx context.Context, log *slog.Logger, secretID string
 			return nil, counts{}, err
 		}
 		if !sameLabels(in.secret.Stages, now.Stages) {
-			r.Outcome, r.OK = OutcomeAborted, false
-			r.Message = "the secret's labels changed while resync was reading (a rotation started or finished); nothing was written. Run {\"command\":\"status\"} and then resync again"
-			for i := range r.Numbers {
-				if r.Numbers[i].Action == ActionWouldRepair {
-					r.Numbers[i].Action = ActionSkipped
-					r.Numbers[i].Reason = "resync aborted before writing: " + r.Numbers[i].Reason
-				}
-			}
-			r.count()
+			r.abort()
 			log.Warn("resync aborted", "reason", "labels changed")
 			return r, st, nil
+		}
+		if in.inProgress {
+			// Uploading during a rotation makes its verification untrue:
+			// finishSecret must not promote on it.
+			if err := o.rot.Unverify(ctx, now, in.versions.Pending.VersionID); err != nil {
+				return nil, counts{}, fmt.Errorf("%w; nothing was uploaded", err)
+			}
 		}
 		st = o.repair(ctx, log, in, r, targets)
 	}
@@ -203,6 +209,20 @@ func (o *Operator) repair(ctx context.Context, log *slog.Logger, in *inspection,
 		n.Action = ActionRepaired
 	}
 	return st
+}
+
+// abort reports a resync that wrote nothing because the labels moved
+// while it read.
+func (r *ResyncReport) abort() {
+	r.Outcome, r.OK = OutcomeAborted, false
+	r.Message = "the secret's labels changed while resync was reading (a rotation started or finished); nothing was written. Run {\"command\":\"status\"} and then resync again"
+	for i := range r.Numbers {
+		if r.Numbers[i].Action == ActionWouldRepair {
+			r.Numbers[i].Action = ActionSkipped
+			r.Numbers[i].Reason = "resync aborted before writing: " + r.Numbers[i].Reason
+		}
+	}
+	r.count()
 }
 
 func (r *ResyncReport) count() {

@@ -122,7 +122,7 @@ func TestResyncLeavesTheRotationInProgressAlone(t *testing.T) {
 		t.Errorf("uploads %v, want only %s", up, phones[3])
 	}
 	n := byID(t, r.Numbers, func(n ResyncNumber) string { return n.PhoneNumberID }, phones[1])
-	if !strings.HasPrefix(n.Reason, "holds the key of the rotation in progress (AWSPENDING version v-pend); only that rotation may change it") {
+	if !strings.HasPrefix(n.Reason, "what Meta holds is unknown while a rotation is incomplete (AWSPENDING version v-pend): it may hold the pending key, so only that rotation may change it") {
 		t.Errorf("reason %q", n.Reason)
 	}
 }
@@ -203,5 +203,51 @@ func TestResyncRefusesWithoutACurrentKey(t *testing.T) {
 			t.Fatalf("dry_run=%v: got %v\nwant %s", dry, err, want)
 		}
 		h.assertNoWrites(t)
+	}
+}
+
+// While a rotation is incomplete, a MISMATCH or blank answer may hide the
+// pending key: resync leaves such numbers to the rotation, and repairs
+// only the numbers whose answer it can judge.
+func TestResyncWritesNothingToUnknownNumbersDuringARotation(t *testing.T) {
+	h := newHarness(t, nil)
+	h.standard(t, phones[:3]...)
+	h.pending(t, "v-pend", keyPend)
+	h.g.Set(phones[0], " ", graph.StatusMismatch)
+	h.g.Set(phones[1], keyCur.PublicPEM(), graph.StatusMismatch)
+	h.g.Set(phones[2], keyForeign.PublicPEM(), graph.StatusValid)
+	r := resync(t, h, false)
+	want := map[string]string{phones[0]: ActionSkipped, phones[1]: ActionSkipped, phones[2]: ActionRepaired}
+	if got := actions(r); !maps.Equal(got, want) {
+		t.Fatalf("actions %v, want %v", got, want)
+	}
+	if up, _ := h.g.Counts(); !maps.Equal(up, map[string]int{phones[2]: 1}) {
+		t.Errorf("uploads %v, want only %s", up, phones[2])
+	}
+}
+
+// An upload during a rotation makes the pending version's verification
+// untrue: resync takes FLOWKEY_VERIFIED back before it uploads, so a
+// hand-run finishSecret cannot promote on it.
+func TestResyncTakesThePendingVerificationBackBeforeItUploads(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sm.ReadOnly = false
+	h.standard(t, phones[:3]...)
+	h.sm.Put(h.s, "v-pend", h.doc(t, keyPend), rotation.StagePending, rotation.VerifiedStage)
+	for _, p := range phones[:2] {
+		h.g.Set(p, keyPend.PublicPEM(), graph.StatusValid)
+	}
+	h.g.Set(phones[2], keyForeign.PublicPEM(), graph.StatusValid) // changed behind flowkey's back since
+	uploadsAtUnverify := -1
+	h.sm.AfterStage = func(*secretsfake.Secret) { uploadsAtUnverify, _ = h.g.Totals() }
+	r := resync(t, h, false)
+	if got := actions(r); got[phones[2]] != ActionRepaired {
+		t.Fatalf("actions %v", got)
+	}
+	if slices.Contains(h.s.Stages["v-pend"], rotation.VerifiedStage) {
+		t.Errorf("v-pend keeps %s: labels %v", rotation.VerifiedStage, h.s.Stages["v-pend"])
+	}
+	if uploadsAtUnverify != 0 {
+		t.Errorf("the label was removed after %d uploads, want before any", uploadsAtUnverify)
 	}
 }

@@ -35,8 +35,8 @@ func TestRotateStartsARotationAndReturnsAtOnce(t *testing.T) {
 		t.Fatalf("%d RotateSecret calls, want 1", len(h.sm.RotateInputs()))
 	}
 	in := h.sm.RotateInputs()[0]
-	if aws.ToString(in.SecretId) != h.arn || !aws.ToBool(in.RotateImmediately) || in.RotationLambdaARN != nil || in.RotationRules != nil {
-		t.Errorf("RotateSecret input: secret %s, immediately %v, lambda %v, rules %v", aws.ToString(in.SecretId), aws.ToBool(in.RotateImmediately), in.RotationLambdaARN, in.RotationRules)
+	if aws.ToString(in.SecretId) != h.arn || !aws.ToBool(in.RotateImmediately) || in.RotationLambdaARN != nil || in.RotationRules != nil || in.ClientRequestToken != nil {
+		t.Errorf("RotateSecret input: secret %s, immediately %v, lambda %v, rules %v, token %v", aws.ToString(in.SecretId), aws.ToBool(in.RotateImmediately), in.RotationLambdaARN, in.RotationRules, in.ClientRequestToken)
 	}
 	// It does not wait: nothing is read after RotateSecret, and the new
 	// version is still the empty one Secrets Manager staged.
@@ -56,9 +56,21 @@ func TestRotateStartsARotationAndReturnsAtOnce(t *testing.T) {
 		t.Errorf("metrics %v, want %v", h.metrics.commands, want)
 	}
 	b, _ := json.Marshal(r)
-	want := `{"command":"rotate","ok":true,"outcome":"started","secret_arn":"` + h.arn + `","version_id":"` + v + `","message":` + mustJSON(r.Message) + `,"safe_to_remove_pending":false}`
+	want := `{"command":"rotate","ok":true,"outcome":"started","secret_arn":"` + h.arn + `","version_id":"` + v + `","message":` + mustJSON(r.Message) + `}`
 	if string(b) != want {
 		t.Errorf("JSON\n%s\nwant\n%s", b, want)
+	}
+}
+
+// assertOnlyRotateSecret: RotateSecret asks Secrets Manager to run the
+// steps; the command itself writes no version, no label and no key.
+func (h *harness) assertOnlyRotateSecret(t *testing.T) {
+	t.Helper()
+	if w := h.sm.Writes(); !slices.Equal(w, []string{"RotateSecret"}) {
+		t.Errorf("Secrets Manager writes: %v, want only one RotateSecret", w)
+	}
+	if up, _ := h.g.Counts(); len(up) != 0 {
+		t.Errorf("Graph uploads: %v", up)
 	}
 }
 
@@ -67,97 +79,234 @@ func mustJSON(s string) string {
 	return string(b)
 }
 
-func TestRotateDuringAnIncompleteRotation(t *testing.T) {
-	const pend = "00000000-0000-4000-8000-0000000000aa"
-	removeCmd := "aws secretsmanager update-secret-version-stage --secret-id arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/key-AbCdEf --version-stage AWSPENDING --remove-from-version-id " + pend
+const pend = "00000000-0000-4000-8000-0000000000aa"
+
+// assertNeverAdvisesRemoval: no report of a pending version with a key
+// may give the command that removes its AWSPENDING.
+func assertNeverAdvisesRemoval(t *testing.T, r *RotateReport) {
+	t.Helper()
+	all := r.Message + "\n" + strings.Join(r.Advice, "\n")
+	if strings.Contains(all, "--remove-from-version-id") {
+		t.Errorf("the report gives the command that strands the pending key:\n%s", all)
+	}
+	if len(r.Advice) == 0 || !strings.HasPrefix(r.Advice[0], "Do NOT remove AWSPENDING from version "+r.PendingVersionID) {
+		t.Errorf("first advice %q, want the warning", r.Advice)
+	}
+}
+
+// A pending version that holds a key may be at Meta whatever a GET shows:
+// rotate resumes that rotation with its token, writes no label, and
+// reports a fresh read of every number.
+func TestRotateResumesAnIncompleteRotationThatHoldsAKey(t *testing.T) {
 	tests := []struct {
-		name       string
-		pendingKey bool
-		setup      func(h *harness)
-		holding    []string
-		unknown    []string
-		safe       bool
-		message    string
+		name    string
+		setup   func(h *harness)
+		holding []string
+		unknown []string
+		why     string // in the message
 	}{
-		{"a number holds the pending key, another cannot be read", true, func(h *harness) {
+		{"a number holds the pending key, another cannot be read", func(h *harness) {
 			h.g.Set(phones[0], keyPend.PublicPEM(), graph.StatusValid)
 			h.g.Fault("get", phones[2], graphErr("get", phones[2], 503, 131000, 0, true))
-		}, []string{phones[0]}, []string{phones[2]}, false,
-			"not started: a previous rotation is incomplete (AWSPENDING is on version " + pend + ", AWSCURRENT on v-cur); phone numbers " + phones[0] + " hold its key; phone numbers " + phones[2] + " could not be read and may hold it: complete that rotation, do not abandon it"},
-		{"no number holds it but one cannot be read", true, func(h *harness) {
-			h.g.Fault("get", phones[1], graphErr("get", phones[1], 500, 0, 0, true))
-		}, nil, []string{phones[1]}, false,
-			"not started: a previous rotation is incomplete (AWSPENDING is on version " + pend + ", AWSCURRENT on v-cur); phone numbers " + phones[1] + " could not be read and may hold it: complete that rotation, do not abandon it"},
-		{"every number read, none holds it", true, func(h *harness) {}, nil, nil, true,
-			"not started: a previous rotation is incomplete (AWSPENDING is on version " + pend + ", AWSCURRENT on v-cur); no phone number holds the pending key (every number was read), so clearing it strands nothing"},
-		{"the pending version never got a key", false, func(h *harness) {
-			h.g.Fault("get", phones[1], graphErr("get", phones[1], 500, 0, 0, true))
-		}, nil, []string{phones[1]}, true,
-			"not started: a previous rotation is incomplete (AWSPENDING is on version " + pend + ", AWSCURRENT on v-cur); the pending version holds no key, so Meta cannot hold it, so clearing it strands nothing"},
+		}, []string{phones[0]}, []string{phones[2]}, phones[0] + " answer VALID with the pending key"},
+		// The issue's first reproduction: MISMATCH with a blank key reads
+		// as "no key", yet the number holds the pending key.
+		{"MISMATCH with a blank key on every number", func(h *harness) {
+			for _, p := range phones[:3] {
+				h.g.Set(p, " ", graph.StatusMismatch)
+			}
+		}, nil, phones[:3], phones[0] + ": Meta answers signature status MISMATCH with no key"},
+		// The issue's second: a lagging GET still shows the AWSCURRENT key.
+		{"every number reads the AWSCURRENT key", func(h *harness) {}, nil, nil,
+			"answer VALID with the AWSCURRENT key (a read may lag behind an upload of the pending key)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, nil)
 			h.standard(t, phones[:3]...)
-			if tc.pendingKey {
-				h.pending(t, pend, keyPend)
-			} else {
-				h.pending(t, pend, nil)
-			}
+			h.pending(t, pend, keyPend)
 			tc.setup(h)
 			r := rotateNow(t, h)
-			if r.OK || r.Outcome != OutcomeBlocked || r.PendingVersionID != pend || r.CurrentVersionID != "v-cur" || r.VersionID != "" {
+			if !r.OK || r.Outcome != OutcomeResumed || r.VersionID != pend || r.PendingVersionID != pend || r.CurrentVersionID != "v-cur" ||
+				r.PendingFingerprint != keyPend.Fingerprint().String() || r.ClearedVersionID != "" {
 				t.Fatalf("got %+v", r)
 			}
-			if h.sm.Calls("RotateSecret") != 0 {
-				t.Error("RotateSecret was called during an incomplete rotation")
+			in := h.sm.RotateInputs()
+			if len(in) != 1 || aws.ToString(in[0].ClientRequestToken) != pend || !aws.ToBool(in[0].RotateImmediately) {
+				t.Fatalf("RotateSecret inputs %+v, want one with ClientRequestToken %s", in, pend)
 			}
-			if !slices.Equal(r.HoldingPending, tc.holding) || !slices.Equal(r.Unknown, tc.unknown) || r.SafeToRemovePending != tc.safe {
-				t.Errorf("holding %v unknown %v safe %v; want %v %v %v", r.HoldingPending, r.Unknown, r.SafeToRemovePending, tc.holding, tc.unknown, tc.safe)
-			}
-			if r.Message != tc.message {
-				t.Errorf("message\n%s\nwant\n%s", r.Message, tc.message)
+			if !slices.Equal(r.HoldingPending, tc.holding) || !slices.Equal(r.Unknown, tc.unknown) {
+				t.Errorf("holding %v unknown %v; want %v %v", r.HoldingPending, r.Unknown, tc.holding, tc.unknown)
 			}
 			if len(r.Numbers) != 3 {
 				t.Errorf("want every number reported, got %d", len(r.Numbers))
 			}
+			for _, n := range r.Numbers {
+				if slices.Contains(tc.unknown, n.PhoneNumberID) && (n.State != StateUnknown || n.Matches != MatchUnknown) {
+					t.Errorf("%s: %+v, want state and matches unknown", n.PhoneNumberID, n)
+				}
+			}
+			for _, s := range []string{"resumed the incomplete rotation of version " + pend, tc.why, "versions.AWSCURRENT.version_id is " + pend} {
+				if !strings.Contains(r.Message, s) {
+					t.Errorf("message lacks %q:\n%s", s, r.Message)
+				}
+			}
+			assertNeverAdvisesRemoval(t, r)
 			advice := strings.Join(r.Advice, "\n")
-			if tc.safe != strings.Contains(advice, removeCmd) {
-				t.Errorf("safe=%v but the advice %s the exact remove command:\n%s", tc.safe, map[bool]string{true: "lacks", false: "has"}[tc.safe], advice)
+			for _, s := range []string{`filter token = "` + pend + `" and msg = "step failed"`, "resumes this same rotation, with the same key", `"Step":"finishSecret"`} {
+				if !strings.Contains(advice, s) {
+					t.Errorf("advice lacks %q:\n%s", s, advice)
+				}
 			}
-			if !tc.safe && !strings.HasPrefix(r.Advice[0], "Do NOT remove AWSPENDING from version "+pend) {
-				t.Errorf("first advice %q, want the warning", r.Advice[0])
+			if strings.Contains(advice, "&&") || strings.Contains(advice, `"Step":"createSecret"`) {
+				t.Errorf("advice has a \"&&\" that JSON would escape, or a createSecret a keyed version does not need:\n%s", advice)
 			}
-			if tc.safe && strings.Contains(advice, "--remove-from-version-id") && !strings.Contains(advice, "make sure no rotation step is running now") {
-				t.Error("removal advised without the warning about a running step")
-			}
-			step := `aws lambda invoke --function-name ` + functionName + ` --cli-binary-format raw-in-base64-out --payload '{"Step":"setSecret","SecretId":"` + h.arn + `","ClientRequestToken":"` + pend + `"}' out.json`
-			if !strings.Contains(advice, step) || !strings.Contains(advice, `"Step":"finishSecret"`) || !strings.Contains(advice, "Secrets Manager reattempts the incomplete rotation itself") || strings.Contains(advice, "&&") {
-				t.Errorf("advice lacks finishing by hand or waiting, or has a \"&&\" that JSON would escape:\n%s", advice)
-			}
-			if strings.Contains(advice, `"Step":"createSecret"`) == tc.pendingKey {
-				t.Errorf("createSecret must be in the steps by hand exactly when the pending version has no key:\n%s", advice)
-			}
-			h.assertNoWrites(t)
+			h.assertOnlyRotateSecret(t)
 		})
 	}
 }
 
-func TestRotateMapsSecretsManagersRefusalToTheSameReport(t *testing.T) {
+// AWS does not document that RotateSecret with the pending version's
+// token resumes it. If it refuses, rotate says how to finish by hand.
+func TestRotateBlockedWhenSecretsManagerRefusesToResume(t *testing.T) {
+	h := newHarness(t, nil)
+	h.standard(t, phones[:3]...)
+	h.pending(t, pend, keyPend)
+	h.sm.RefuseResume = true
+	h.g.Set(phones[1], " ", graph.StatusMismatch)
+	r := rotateNow(t, h)
+	if r.OK || r.Outcome != OutcomeBlocked || r.PendingVersionID != pend || r.VersionID != "" || !slices.Equal(r.Unknown, []string{phones[1]}) {
+		t.Fatalf("got %+v", r)
+	}
+	if !strings.Contains(r.Message, "Secrets Manager refused to run it again") || !strings.Contains(r.Message, phones[1]+": Meta answers signature status MISMATCH") {
+		t.Errorf("message %s", r.Message)
+	}
+	assertNeverAdvisesRemoval(t, r)
+	h.assertOnlyRotateSecret(t)
+	advice := strings.Join(r.Advice, "\n")
+	step := `aws lambda invoke --function-name ` + functionName + ` --cli-binary-format raw-in-base64-out --payload '{"Step":"setSecret","SecretId":"` + h.arn + `","ClientRequestToken":"` + pend + `"}' out.json`
+	if !strings.Contains(advice, step) || !strings.Contains(advice, `"Step":"testSecret"`) || !strings.Contains(advice, "Secrets Manager reattempts the incomplete rotation itself") {
+		t.Errorf("advice lacks finishing by hand or waiting:\n%s", advice)
+	}
+}
+
+// A pending version without a usable key never reached Meta: rotate
+// removes its AWSPENDING and starts a new rotation.
+func TestRotateClearsAPendingVersionWithoutAUsableKey(t *testing.T) {
+	tests := []struct {
+		name   string
+		value  func(h *harness) *string
+		reason string
+	}{
+		{"no value yet", func(*harness) *string { return nil }, "it has no value yet"},
+		{"a configuration without a key", func(h *harness) *string { return h.doc(t, nil) }, "it holds a configuration without a key"},
+		{"the AWSCURRENT key", func(h *harness) *string { return h.doc(t, keyCur) }, "it holds the AWSCURRENT key, which AWSCURRENT keeps"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.sm.ReadOnly = false
+			h.standard(t, phones[:3]...)
+			h.sm.Put(h.s, pend, tc.value(h), rotation.StagePending)
+			r := rotateNow(t, h)
+			const v = "00000000-0000-4000-8000-000000000001"
+			if !r.OK || r.Outcome != OutcomeStarted || r.ClearedVersionID != pend || r.VersionID != v {
+				t.Fatalf("got %+v", r)
+			}
+			if !strings.HasPrefix(r.Message, "cleared the incomplete rotation of version "+pend+" ("+tc.reason) {
+				t.Errorf("message %s", r.Message)
+			}
+			if got := h.sm.Writes(); !slices.Equal(got, []string{"UpdateSecretVersionStage", "RotateSecret"}) {
+				t.Errorf("writes %v, want the label removal, then RotateSecret", got)
+			}
+			if got := h.s.Stages[pend]; len(got) != 0 {
+				t.Errorf("version %s keeps labels %v", pend, got)
+			}
+			if h.s.Holder(rotation.StagePending) != v {
+				t.Errorf("AWSPENDING on %q, want the new rotation's %s", h.s.Holder(rotation.StagePending), v)
+			}
+			if up, gets := h.g.Counts(); len(up)+len(gets) != 0 {
+				t.Errorf("Graph calls: uploads %v, gets %v; clearing needs none", up, gets)
+			}
+		})
+	}
+}
+
+// createSecret may store a key between rotate's read and its removal of
+// the label: the label goes back and the rotation is resumed.
+func TestRotatePutsAWSPENDINGBackWhenAKeyAppearsWhileClearing(t *testing.T) {
+	h := newHarness(t, nil)
+	h.sm.ReadOnly = false
+	h.standard(t, phones[:3]...)
+	h.pending(t, pend, nil)
+	stored := h.doc(t, keyPend)
+	h.sm.AfterStage = func(s *secretsfake.Secret) {
+		if s.Values[pend] == nil {
+			s.Values[pend] = stored
+		}
+	}
+	r := rotateNow(t, h)
+	if !r.OK || r.Outcome != OutcomeResumed || r.VersionID != pend || r.ClearedVersionID != "" || r.PendingFingerprint != keyPend.Fingerprint().String() {
+		t.Fatalf("got %+v", r)
+	}
+	if got := h.s.Stages[pend]; !slices.Equal(got, []string{rotation.StagePending}) {
+		t.Errorf("version %s labels %v, want AWSPENDING back", pend, got)
+	}
+	if in := h.sm.RotateInputs(); len(in) != 1 || aws.ToString(in[0].ClientRequestToken) != pend {
+		t.Errorf("RotateSecret inputs %+v, want one resuming %s", in, pend)
+	}
+	assertNeverAdvisesRemoval(t, r)
+}
+
+// A pending version this build cannot read may hold a key a newer build
+// uploaded: it is reported, never cleared, and nothing is started.
+func TestRotateLeavesAnUnreadablePendingVersionAlone(t *testing.T) {
+	h := newHarness(t, nil)
+	h.standard(t, phones[:3]...)
+	h.sm.Put(h.s, pend, aws.String(`{"schema_version":2,"config":{},"key":{}}`), rotation.StagePending)
+	r := rotateNow(t, h)
+	if r.OK || r.Outcome != OutcomeBlocked || r.PendingVersionID != pend || !strings.Contains(r.PendingProblem, "schema_version") {
+		t.Fatalf("got %+v", r)
+	}
+	if !strings.Contains(r.Advice[0], "Do NOT remove AWSPENDING from version "+pend) || strings.Contains(strings.Join(r.Advice, "\n"), "--remove-from-version-id") {
+		t.Errorf("advice %q", r.Advice)
+	}
+	if len(r.Numbers) != 3 {
+		t.Errorf("numbers %+v, want every number read", r.Numbers)
+	}
+	h.assertNoWrites(t)
+}
+
+func TestRotateResumesARotationThatStartedMeanwhile(t *testing.T) {
 	h := newHarness(t, nil)
 	h.standard(t, phones[:3]...)
 	h.g.Set(phones[1], keyPend.PublicPEM(), graph.StatusValid)
 	// Another caller starts a rotation between DescribeSecret and RotateSecret.
 	h.sm.BeforeRotate = func(s *secretsfake.Secret) {
-		v := h.doc(t, keyPend)
-		s.Values["v-other"] = v
+		s.Values["v-other"] = h.doc(t, keyPend)
 		s.Detach(rotation.StagePending)
 		s.Stages["v-other"] = []string{rotation.StagePending}
 	}
 	r := rotateNow(t, h)
-	if r.Outcome != OutcomeBlocked || r.PendingVersionID != "v-other" || !slices.Equal(r.HoldingPending, []string{phones[1]}) || r.SafeToRemovePending {
+	if r.Outcome != OutcomeResumed || r.PendingVersionID != "v-other" || !slices.Equal(r.HoldingPending, []string{phones[1]}) {
 		t.Fatalf("got %+v", r)
 	}
+}
+
+func TestRotateNeverClearsARotationThatStartedMeanwhile(t *testing.T) {
+	h := newHarness(t, nil)
+	h.standard(t, phones[:3]...)
+	// Its createSecret has not stored a key yet: it is running.
+	h.sm.BeforeRotate = func(s *secretsfake.Secret) {
+		s.Values["v-other"] = nil
+		s.Detach(rotation.StagePending)
+		s.Stages["v-other"] = []string{rotation.StagePending}
+	}
+	r := rotateNow(t, h)
+	if r.OK || r.Outcome != OutcomeBlocked || r.PendingVersionID != "v-other" || !strings.Contains(r.Message, "started just now") {
+		t.Fatalf("got %+v", r)
+	}
+	h.assertOnlyRotateSecret(t) // the refused one
 }
 
 func TestRotateReportsOtherRotateSecretErrorsWithAFix(t *testing.T) {
@@ -171,17 +320,15 @@ func TestRotateReportsOtherRotateSecretErrorsWithAFix(t *testing.T) {
 	}
 }
 
-func TestRotateBlockedWhenNoNumberCanBeReadNeverAdvisesRemoval(t *testing.T) {
+func TestRotateResumesWhenNoNumberCanBeReadAndNeverAdvisesRemoval(t *testing.T) {
 	h := newHarness(t, nil)
 	h.standard(t, phones[:3]...)
 	h.pending(t, "v-pend", keyPend)
 	h.sm.Delete(tokenSecret)
 	r := rotateNow(t, h)
-	if r.Outcome != OutcomeBlocked || r.SafeToRemovePending || !strings.Contains(r.NumbersError, "read access token secret "+tokenSecret) {
+	if r.Outcome != OutcomeResumed || !strings.Contains(r.NumbersError, "read access token secret "+tokenSecret) ||
+		!strings.Contains(r.Message, "the phone numbers could not be read") {
 		t.Fatalf("got %+v", r)
 	}
-	advice := strings.Join(r.Advice, "\n")
-	if strings.Contains(advice, "--remove-from-version-id") || !strings.Contains(r.Advice[0], "the phone numbers could not be read at all") {
-		t.Errorf("advice:\n%s", advice)
-	}
+	assertNeverAdvisesRemoval(t, r)
 }

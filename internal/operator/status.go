@@ -6,35 +6,37 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
-
-	"github.com/flowkey/flowkey/internal/fanout"
 	"github.com/flowkey/flowkey/internal/graph"
-	"github.com/flowkey/flowkey/internal/keystate"
 	"github.com/flowkey/flowkey/internal/rotation"
-	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
-// Overall verdicts of a status.
+// Overall verdicts of a status. Only a healthy secret is ok.
 const (
 	Healthy = "healthy"
 	Drifted = "drifted"
+	// RotationIncomplete: AWSPENDING is on a version that is not
+	// AWSCURRENT. Meta may hold the pending key on any number, whatever
+	// its reads show (they lag behind uploads), so the secret is not
+	// healthy until the rotation completes.
+	RotationIncomplete = "rotation_incomplete"
 )
 
 // Number states.
 const (
-	StateOK         = "ok"         // holds AWSCURRENT (or the rotation's AWSPENDING) key, VALID
-	StateDrifted    = "drifted"    // holds another key, no key, or a key whose signature is not VALID
-	StateUnreadable = "unreadable" // the GET failed: what Meta holds is unknown
-	StateGone       = "gone"       // deleted, or no longer in the WABA: never written to
+	StateOK      = "ok"      // Meta answered VALID with the AWSCURRENT (or the rotation's AWSPENDING) key
+	StateDrifted = "drifted" // Meta answered VALID with another key, or one flowkey cannot use
+	// StateUnknown: what Meta holds cannot be told from its answer. The GET
+	// failed, or answered MISMATCH, another status than VALID, a blank key,
+	// or VALID without a key.
+	StateUnknown = "unknown"
+	StateGone    = "gone" // deleted, or no longer in the WABA: never written to
 )
 
 // Values of NumberStatus.Matches besides the three labels.
 const (
-	MatchNone    = "none"    // Meta holds no key, or one no version holds
-	MatchUnknown = "unknown" // the number was not read
+	MatchNone    = "none"    // Meta answered VALID with a key no version holds
+	MatchUnknown = "unknown" // what Meta holds is unknown, or the number was not read
 )
 
 // StatusReport is the result of the status command.
@@ -42,7 +44,7 @@ type StatusReport struct {
 	Command string `json:"command"` // "status"
 	// OK is Overall == "healthy".
 	OK bool `json:"ok"`
-	// Overall is "healthy" or "drifted".
+	// Overall is "healthy", "drifted" or "rotation_incomplete".
 	Overall string `json:"overall"`
 	// Reasons lists every problem, one line each; empty when healthy.
 	Reasons            []string `json:"reasons"`
@@ -54,8 +56,11 @@ type StatusReport struct {
 	// Numbers lists the configured or discovered numbers in order, then
 	// gone include_phone_number_ids entries.
 	Numbers []NumberStatus `json:"numbers"`
-	// Drifted counts the numbers whose state is not "ok".
+	// Drifted counts the numbers whose state is not "ok" (the unknown and
+	// gone ones included); it is the DriftedNumbers metric.
 	Drifted int `json:"drifted"`
+	// Unknown counts the numbers whose state is "unknown".
+	Unknown int `json:"unknown"`
 }
 
 // Versions are the secret's labelled versions.
@@ -80,10 +85,12 @@ type NumberStatus struct {
 	PhoneNumberID string `json:"phone_number_id"`
 	State         string `json:"state"`
 	// Matches is the label of the version whose key Meta holds:
-	// AWSCURRENT, AWSPENDING, AWSPREVIOUS, "none" or "unknown".
+	// AWSCURRENT, AWSPENDING, AWSPREVIOUS, "none" or "unknown". It is
+	// "unknown" whenever State is: a MISMATCH, blank or failed read never
+	// counts as holding a version's key.
 	Matches string `json:"matches"`
-	// Fingerprint of the key Meta holds (SHA-256 of its PKIX DER, hex);
-	// "" when Meta holds none or one that cannot be read.
+	// Fingerprint of the key Meta's answer showed (SHA-256 of its PKIX
+	// DER, hex); "" when it showed none or one that cannot be read.
 	Fingerprint     string `json:"fingerprint_sha256"`
 	SignatureStatus string `json:"signature_status"`
 	// KeyProblem says why a key Meta returned could not be read.
@@ -126,207 +133,48 @@ func isGone(err error) bool {
 	return errors.As(err, &ge) && (ge.Code == 33 || ge.Subcode == 33)
 }
 
-// inspection is one read of the secret and of every number.
-type inspection struct {
-	secret     *keystate.Secret
-	inProgress bool
-	current    *secretdoc.Document
-	// keys.Current is current.Key. keys.Pending and keys.Previous are nil
-	// when the label is absent or on the current version, the version holds
-	// no key, or it cannot be read (versions says which).
-	keys     keystate.Keys
-	versions Versions
-	auth     graph.Auth
-	numbers  keystate.Numbers
-	// numbersErr is why the numbers could not be resolved or read at all.
-	numbersErr error
-	results    []NumberStatus
-	reasons    []string // secret-level problems
-}
-
-// describe reads the labels, and says where to look when the secret does
-// not exist: it is named by the command or the function's configuration.
-// The ARN it returns is used from here on, so every later call names the
-// same secret.
-func (o *Operator) describe(ctx context.Context, secretID string) (*keystate.Secret, error) {
-	sec, err := o.state.Describe(ctx, secretID)
-	var nf *types.ResourceNotFoundException
-	if errors.As(err, &nf) {
-		return nil, fmt.Errorf("%w; fix: check secret_id in the command or the function's SECRET_ID", err)
+// judge applies the drift rules to a number Meta answered for. Only an
+// answer of VALID with a readable key says which key Meta holds: a
+// MISMATCH comes with a blank key (or a stale one), and a blank or missing
+// key may be a read lagging behind an upload. Such a number is unknown,
+// never "on AWSCURRENT". A known number is fine when it holds the
+// AWSCURRENT key, or the key of the rotation in progress; everything else
+// is drift, including AWSPREVIOUS during a rotation: its private key
+// leaves the secret at the next rotation.
+func (in *inspection) judge(ns NumberStatus, noKey bool) (state, matches, reason string) {
+	status := ns.SignatureStatus
+	if status == "" {
+		status = "(none)"
 	}
-	return sec, err
-}
-
-// inspect reads the labelled versions and what Meta holds for every
-// number. A failure to read AWSCURRENT is an error; a failure to resolve
-// the numbers (token, WABA listing) is left in numbersErr for the caller to
-// judge.
-func (o *Operator) inspect(ctx context.Context, log *slog.Logger, secretID string) (*inspection, error) {
-	sec, err := o.describe(ctx, secretID)
-	if err != nil {
-		return nil, err
-	}
-	arn := sec.ARN
-	in := &inspection{secret: sec}
-	curID, pendID, prevID := sec.VersionWith(rotation.StageCurrent), sec.VersionWith(rotation.StagePending), sec.VersionWith(rotation.StagePrevious)
-	if curID == "" {
-		return nil, fmt.Errorf("secret %s has no AWSCURRENT version; fix: store the flowkey document with `aws secretsmanager put-secret-value`", arn)
-	}
-	in.current, err = o.state.Load(ctx, arn, curID, rotation.StageCurrent)
-	if err != nil {
-		return nil, fmt.Errorf("read AWSCURRENT: %w", err)
-	}
-	in.keys.Current = in.current.Key
-	in.versions.Current = Version{VersionID: curID, Fingerprint: fingerprintOf(in.current.Key)}
-	if in.current.Key == nil {
-		in.reasons = append(in.reasons, fmt.Sprintf("AWSCURRENT version %s holds no key yet (configuration only): start the first rotation with {\"command\":\"rotate\"}", curID))
-	}
-
 	switch {
-	case pendID == "":
-	case pendID == curID:
-		// The valid end state of a finished rotation: nothing in progress.
-		v := in.versions.Current
-		in.versions.Pending = &v
-	default:
-		in.inProgress = true
-		v, key := o.loadVersion(ctx, arn, pendID, rotation.StagePending)
-		in.versions.Pending, in.keys.Pending = &v, key
-		if v.Problem != "" && !strings.HasPrefix(v.Problem, problemNoValue) {
-			in.reasons = append(in.reasons, fmt.Sprintf("AWSPENDING version %s cannot be read: %s", pendID, v.Problem))
+	case ns.SignatureStatus != graph.StatusValid && noKey:
+		return StateUnknown, MatchUnknown, fmt.Sprintf("Meta answers signature status %s with no key, so the key it holds is unknown "+
+			"(a number that never got a key, one re-registered since the upload, a forced MISMATCH, or a read that lags behind an upload)", status)
+	case ns.SignatureStatus != graph.StatusValid:
+		what := "key " + short(ns.Fingerprint)
+		if l := ns.Matches; l != MatchNone && l != "" {
+			what = "the " + l + " key"
+		} else if ns.Fingerprint == "" {
+			what = "a key flowkey cannot read"
 		}
-	}
-	if prevID != "" && prevID != curID {
-		v, key := o.loadVersion(ctx, arn, prevID, rotation.StagePrevious)
-		in.versions.Previous, in.keys.Previous = &v, key
-	}
-
-	cfg := in.current.Config
-	in.auth, in.numbersErr = o.state.Auth(ctx, cfg)
-	if in.numbersErr == nil {
-		in.numbers, in.numbersErr = o.state.ResolveNumbers(ctx, in.auth, cfg)
-	}
-	if in.numbersErr != nil {
-		log.Warn("phone numbers not resolved", "error", in.numbersErr.Error())
-		return in, nil
-	}
-	if len(in.numbers.IDs) == 0 {
-		in.reasons = append(in.reasons, fmt.Sprintf("WABA %s has no phone numbers left after the include and exclude lists; fix: check config.waba_id and the lists", cfg.WABAID))
-	}
-	in.results = fanout.Each(ctx, o.opts.Concurrency, in.numbers.IDs, func(ctx context.Context, id string) NumberStatus {
-		return o.check(ctx, in, id)
-	})
-	for _, id := range in.numbers.Gone {
-		in.results = append(in.results, NumberStatus{PhoneNumberID: id, State: StateGone, Matches: MatchUnknown,
-			Reason: fmt.Sprintf("listed in config.include_phone_number_ids but no longer in WABA %s; flowkey never writes to it; fix: remove it from the list", cfg.WABAID)})
-	}
-	return in, nil
-}
-
-// problemNoValue starts the Problem of a pending version that Secrets
-// Manager staged but createSecret has not filled: a normal early state.
-const problemNoValue = "no value yet"
-
-func (o *Operator) loadVersion(ctx context.Context, arn, id, stage string) (Version, *secretdoc.Key) {
-	v := Version{VersionID: id}
-	doc, err := o.state.Load(ctx, arn, id, stage)
-	var nf *types.ResourceNotFoundException
-	switch {
-	case errors.As(err, &nf):
-		v.Problem = problemNoValue + " (createSecret has not stored a key in it)"
-		return v, nil
-	case err != nil:
-		v.Problem = err.Error()
-		return v, nil
-	}
-	v.Fingerprint = fingerprintOf(doc.Key)
-	return v, doc.Key
-}
-
-func fingerprintOf(k *secretdoc.Key) string {
-	if k == nil {
-		return ""
-	}
-	return k.FingerprintSHA256
-}
-
-func short(fp string) string {
-	if len(fp) > 16 {
-		return fp[:16]
-	}
-	return fp
-}
-
-// check reads one number and judges it.
-func (o *Operator) check(ctx context.Context, in *inspection, id string) NumberStatus {
-	ns := NumberStatus{PhoneNumberID: id, Matches: MatchUnknown}
-	reg, err := o.graph.GetPublicKey(ctx, in.auth, id)
-	if err != nil {
-		ns.GraphError = graphErrorOf(err)
-		if isGone(err) {
-			ns.State = StateGone
-			ns.Reason = "Graph says the number does not exist for this business (deleted or moved); flowkey never writes to it; fix: remove it from config.phone_number_ids"
-			if in.current.Config.WABAID != "" {
-				ns.Reason = "Graph says the number does not exist for this business although WABA " + in.current.Config.WABAID + " lists it; flowkey does not write to it"
-			}
-			return ns
-		}
-		ns.State = StateUnreadable
-		ns.Reason = "the GET of its key failed, so what Meta holds is unknown: " + err.Error()
-		return ns
-	}
-	ns.SignatureStatus, ns.KeyProblem = reg.Status, reg.KeyProblem
-	if fp, ok := keystate.HeldFingerprint(reg); ok {
-		ns.Fingerprint = fp.String()
-	}
-	// The label whose key Meta holds, preferring AWSCURRENT, then
-	// AWSPENDING, then AWSPREVIOUS, judged as testSecret judges it.
-	ns.Matches = in.keys.Holder(reg)
-	if ns.Matches == "" {
-		ns.Matches = MatchNone
-	}
-	ns.State, ns.Reason = in.judge(ns)
-	return ns
-}
-
-// judge applies the drift rules: a number is fine when it holds the
-// AWSCURRENT key, or the key of the rotation in progress, with status
-// VALID. Everything else is drift, including AWSPREVIOUS during a
-// rotation: its private key leaves the secret at the next rotation.
-func (in *inspection) judge(ns NumberStatus) (state, reason string) {
-	notValid := func(what string) string {
-		s := ns.SignatureStatus
-		if s == "" {
-			s = "(none)"
-		}
-		return fmt.Sprintf("Meta holds %s, but its signature status is %s, not VALID (a number re-registered since the upload?)", what, s)
+		return StateUnknown, MatchUnknown, fmt.Sprintf("Meta shows %s, but with signature status %s, not VALID, so the key it uses is unknown (a number re-registered since the upload?)", what, status)
+	case noKey:
+		return StateUnknown, MatchUnknown, "Meta answers VALID but returns no key, so the key it holds is unknown"
 	}
 	switch ns.Matches {
-	case rotation.StageCurrent:
-		if ns.SignatureStatus != graph.StatusValid {
-			return StateDrifted, notValid("the AWSCURRENT key")
-		}
-		return StateOK, ""
-	case rotation.StagePending:
-		if ns.SignatureStatus != graph.StatusValid {
-			return StateDrifted, notValid("the key of the rotation in progress (AWSPENDING)")
-		}
-		return StateOK, ""
+	case rotation.StageCurrent, rotation.StagePending:
+		return StateOK, ns.Matches, ""
 	case rotation.StagePrevious:
 		r := "Meta holds the AWSPREVIOUS key " + short(ns.Fingerprint) + ", whose private key leaves the secret at the next rotation"
 		if in.inProgress {
 			r += "; a rotation is in progress and its setSecret uploads the new key to this number"
 		}
-		return StateDrifted, r
+		return StateDrifted, ns.Matches, r
 	}
-	switch {
-	case ns.KeyProblem != "":
-		return StateDrifted, "Meta holds a key flowkey cannot use: " + ns.KeyProblem
-	case ns.Fingerprint == "":
-		return StateDrifted, "Meta holds no key for this number"
-	default:
-		return StateDrifted, "Meta holds key " + short(ns.Fingerprint) + ", which matches no version of the secret (uploaded behind flowkey's back?)"
+	if ns.KeyProblem != "" {
+		return StateDrifted, MatchNone, "Meta holds a key flowkey cannot use: " + ns.KeyProblem
 	}
+	return StateDrifted, MatchNone, "Meta holds key " + short(ns.Fingerprint) + ", which matches no version of the secret (uploaded behind flowkey's back?)"
 }
 
 func (o *Operator) status(ctx context.Context, log *slog.Logger, secretID string) (*StatusReport, error) {
@@ -338,7 +186,7 @@ func (o *Operator) status(ctx context.Context, log *slog.Logger, secretID string
 		return nil, in.numbersErr
 	}
 	r := in.statusReport()
-	log.Info("status", "overall", r.Overall, "numbers", len(r.Numbers), "drifted", r.Drifted, "rotation_in_progress", r.RotationInProgress)
+	log.Info("status", "overall", r.Overall, "numbers", len(r.Numbers), "drifted", r.Drifted, "unknown", r.Unknown, "rotation_in_progress", r.RotationInProgress)
 	return r, nil
 }
 
@@ -355,19 +203,38 @@ func (in *inspection) statusReport() *StatusReport {
 	if r.Numbers == nil {
 		r.Numbers = []NumberStatus{}
 	}
+	if in.inProgress {
+		r.Reasons = append([]string{in.incompleteReason()}, r.Reasons...)
+	}
 	for _, n := range r.Numbers {
 		if n.State != StateOK {
 			r.Drifted++
 			r.Reasons = append(r.Reasons, n.PhoneNumberID+": "+n.Reason)
 		}
+		if n.State == StateUnknown {
+			r.Unknown++
+		}
 	}
 	if r.Reasons == nil {
 		r.Reasons = []string{}
 	}
-	r.OK = len(r.Reasons) == 0
-	r.Overall = Healthy
-	if !r.OK {
+	switch {
+	case in.inProgress:
+		r.Overall = RotationIncomplete
+	case len(r.Reasons) > 0:
 		r.Overall = Drifted
+	default:
+		r.Overall = Healthy
 	}
+	r.OK = r.Overall == Healthy
 	return r
+}
+
+// incompleteReason is the first reason of a status during an incomplete
+// rotation.
+func (in *inspection) incompleteReason() string {
+	p := in.versions.Pending.VersionID
+	return fmt.Sprintf("a rotation is incomplete: AWSPENDING is on version %s, not on AWSCURRENT %s. Meta may hold its key on any number, "+
+		"whatever the reads below show (a read can lag behind an upload, and MISMATCH hides the key), and its private key is stored only in that version: "+
+		"never remove AWSPENDING from it. Finish it with {\"command\":\"rotate\"}, which resumes it", p, in.versions.Current.VersionID)
 }

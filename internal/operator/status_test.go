@@ -54,10 +54,13 @@ func TestStatusJudgesEachNumber(t *testing.T) {
 	}{
 		{"changed behind flowkey's back", false, func(h *harness) { h.g.Set(p, keyForeign.PublicPEM(), graph.StatusValid) },
 			StateDrifted, MatchNone, "Meta holds key " + keyForeign.Fingerprint().Short() + ", which matches no version of the secret", false},
+		// MISMATCH, blank and keyless answers never count as a version's key.
 		{"forced MISMATCH on the current key", false, func(h *harness) { h.g.Set(p, keyCur.PublicPEM(), graph.StatusMismatch) },
-			StateDrifted, rotation.StageCurrent, "Meta holds the AWSCURRENT key, but its signature status is MISMATCH, not VALID", false},
+			StateUnknown, MatchUnknown, "Meta shows the AWSCURRENT key, but with signature status MISMATCH, not VALID, so the key it uses is unknown", false},
 		{"blank key, as Meta shows a re-registered number", false, func(h *harness) { h.g.Set(p, " ", graph.StatusMismatch) },
-			StateDrifted, MatchNone, "Meta holds no key for this number", false},
+			StateUnknown, MatchUnknown, "Meta answers signature status MISMATCH with no key, so the key it holds is unknown", false},
+		{"VALID without a key", false, func(h *harness) { h.g.Set(p, "", graph.StatusValid) },
+			StateUnknown, MatchUnknown, "Meta answers VALID but returns no key, so the key it holds is unknown", false},
 		{"unusable key", false, func(h *harness) {
 			h.g.Set(p, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", graph.StatusValid)
 		},
@@ -69,10 +72,10 @@ func TestStatusJudgesEachNumber(t *testing.T) {
 		{"pending key during a rotation", true, func(h *harness) { h.g.Set(p, keyPend.PublicPEM(), graph.StatusValid) },
 			StateOK, rotation.StagePending, "", false},
 		{"pending key with MISMATCH during a rotation", true, func(h *harness) { h.g.Set(p, keyPend.PublicPEM(), graph.StatusMismatch) },
-			StateDrifted, rotation.StagePending, "the key of the rotation in progress (AWSPENDING), but its signature status is MISMATCH", false},
+			StateUnknown, MatchUnknown, "Meta shows the AWSPENDING key, but with signature status MISMATCH, not VALID", false},
 		{"GET fails", false, func(h *harness) {
 			h.g.Fault("get", p, graphErr("get", p, 503, 131000, 0, true))
-		}, StateUnreadable, MatchUnknown, "the GET of its key failed, so what Meta holds is unknown: graph get " + p + ": HTTP 503 code 131000", true},
+		}, StateUnknown, MatchUnknown, "the GET of its key failed, so what Meta holds is unknown: graph get " + p + ": HTTP 503 code 131000", true},
 		{"number deleted", false, func(h *harness) {
 			h.g.Remove(p)
 		}, StateGone, MatchUnknown, "Graph says the number does not exist for this business (deleted or moved); flowkey never writes to it; fix: remove it from config.phone_number_ids", true},
@@ -98,14 +101,25 @@ func TestStatusJudgesEachNumber(t *testing.T) {
 			if r.RotationInProgress != tc.rotating {
 				t.Errorf("rotation_in_progress = %v", r.RotationInProgress)
 			}
-			wantDrift := 0
+			wantDrift, wantOverall, wantReasons := 0, Healthy, 0
 			if tc.state != StateOK {
-				wantDrift = 1
-				if r.OK || r.Overall != Drifted || r.Drifted != 1 || len(r.Reasons) != 1 || !strings.HasPrefix(r.Reasons[0], p+": ") {
-					t.Errorf("want drifted with one reason for %s, got ok=%v overall=%s drifted=%d reasons=%q", p, r.OK, r.Overall, r.Drifted, r.Reasons)
+				wantDrift, wantOverall, wantReasons = 1, Drifted, 1
+				if last := r.Reasons[len(r.Reasons)-1]; !strings.HasPrefix(last, p+": ") {
+					t.Errorf("last reason %q, want %s's", last, p)
 				}
-			} else if !r.OK || r.Overall != Healthy {
-				t.Errorf("want healthy, got %s %q", r.Overall, r.Reasons)
+			}
+			if tc.rotating {
+				// Never healthy while a rotation is incomplete.
+				wantOverall, wantReasons = RotationIncomplete, wantReasons+1
+				if !strings.HasPrefix(r.Reasons[0], "a rotation is incomplete: AWSPENDING is on version v-pend") {
+					t.Errorf("first reason %q", r.Reasons[0])
+				}
+			}
+			if r.OK != (wantOverall == Healthy) || r.Overall != wantOverall || r.Drifted != wantDrift || len(r.Reasons) != wantReasons {
+				t.Errorf("got ok=%v overall=%s drifted=%d reasons=%q; want overall %s, %d drifted, %d reasons", r.OK, r.Overall, r.Drifted, r.Reasons, wantOverall, wantDrift, wantReasons)
+			}
+			if wantUnknown := map[bool]int{true: 1}[tc.state == StateUnknown]; r.Unknown != wantUnknown {
+				t.Errorf("unknown = %d, want %d", r.Unknown, wantUnknown)
 			}
 			if want := [][2]int{{3, wantDrift}}; !slices.Equal(h.metrics.drift, want) {
 				t.Errorf("drift metrics %v, want %v", h.metrics.drift, want)
@@ -136,12 +150,12 @@ func TestStatusInWABAModeListsTheWABAEveryTimeAndReportsGoneNumbers(t *testing.T
 	if r := h.status(t); !r.OK || len(r.Numbers) != 2 || r.WABAID != wabaID {
 		t.Fatalf("want 2 healthy numbers, got %+v", r)
 	}
-	// A number joins the WABA: it holds no key yet, so it is drifted until
-	// the next rotation or resync.
+	// A number joins the WABA: it holds no key yet, so what it holds is
+	// unknown until the next rotation or resync.
 	h.g.AddWABA(graph.PhoneNumber{ID: phones[2]}, graph.PhoneNumber{ID: phones[4]})
 	h.g.Set(phones[2], " ", graph.StatusMismatch)
 	r := h.status(t)
-	if n := numberOf(r, t, phones[2]); n.State != StateDrifted || n.Matches != MatchNone {
+	if n := numberOf(r, t, phones[2]); n.State != StateUnknown || n.Matches != MatchUnknown {
 		t.Errorf("new number: %+v", n)
 	}
 	if slices.ContainsFunc(r.Numbers, func(n NumberStatus) bool { return n.PhoneNumberID == phones[4] }) {
@@ -208,7 +222,7 @@ func TestStatusResultShape(t *testing.T) {
 	var got map[string]any
 	b, _ := json.Marshal(out)
 	_ = json.Unmarshal(b, &got)
-	for _, k := range []string{"command", "ok", "overall", "reasons", "secret_arn", "rotation_in_progress", "versions", "numbers", "drifted"} {
+	for _, k := range []string{"command", "ok", "overall", "reasons", "secret_arn", "rotation_in_progress", "versions", "numbers", "drifted", "unknown"} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("field %q missing from %s", k, b)
 		}
@@ -225,4 +239,42 @@ func TestStatusResultShape(t *testing.T) {
 			t.Errorf("version %q missing from %v", k, v)
 		}
 	}
+}
+
+// The issue's reproductions, as status sees them: a read cannot prove
+// where the pending key is, so a status during an incomplete rotation is
+// never healthy, and MISMATCH or blank answers never count as a version's
+// key.
+func TestStatusIsNeverHealthyDuringAnIncompleteRotation(t *testing.T) {
+	t.Run("a lagging GET shows the AWSCURRENT key on every number", func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.standard(t, phones[:3]...)
+		h.pending(t, "v-pend", keyPend)
+		r := h.status(t)
+		if r.OK || r.Overall != RotationIncomplete || !r.RotationInProgress || r.Drifted != 0 || len(r.Reasons) != 1 {
+			t.Fatalf("got ok=%v overall=%s drifted=%d reasons=%q", r.OK, r.Overall, r.Drifted, r.Reasons)
+		}
+		for _, s := range []string{"never remove AWSPENDING from it", `{"command":"rotate"}`, "a read can lag behind an upload"} {
+			if !strings.Contains(r.Reasons[0], s) {
+				t.Errorf("reason %q lacks %q", r.Reasons[0], s)
+			}
+		}
+	})
+	t.Run("the first rotation failed under MISMATCH", func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.sm.Put(h.s, "v0", h.doc(t, nil), rotation.StageCurrent)
+		h.pending(t, "v1", keyPend)
+		for _, p := range phones[:3] {
+			h.g.Set(p, " ", graph.StatusMismatch)
+		}
+		r := h.status(t)
+		if r.OK || r.Overall != RotationIncomplete || r.Unknown != 3 || r.Drifted != 3 {
+			t.Fatalf("got ok=%v overall=%s unknown=%d drifted=%d", r.OK, r.Overall, r.Unknown, r.Drifted)
+		}
+		for _, n := range r.Numbers {
+			if n.State != StateUnknown || n.Matches != MatchUnknown {
+				t.Errorf("%+v, want unknown: a blank MISMATCH may hide the pending key", n)
+			}
+		}
+	})
 }

@@ -15,8 +15,36 @@
 //     AWSPREVIOUS while no number uses it any more.
 //
 // A failed rotation leaves AWSPENDING in place, so a number that could not be
-// rolled back still holds a key whose private half is stored. Clearing that
-// label by hand is the one way to break the invariant; the README says so.
+// rolled back still holds a key whose private half is stored. Removing that
+// label from a version that holds a key is the one way to break the
+// invariant: the operator's rotate never does it, and resumes the rotation
+// instead.
+//
+// # A verification is true until the next change at Meta
+//
+// VerifiedStage says "every number held this version's key with status
+// VALID, and nothing changed at Meta for this version since". Labels carry
+// no time, so the order makes it true: any upload or rollback for a version
+// (setSecret, testSecret's rollback, the operator's resync during a
+// rotation) removes the label from it first and changes nothing if it
+// cannot; testSecret labels the version only after a verification that ran
+// in the same step, after every such change. Secrets Manager runs a
+// rotation's steps one at a time, so this holds for every automatic attempt.
+// The one interleaving left is a person invoking a step by hand while an
+// automatic attempt runs (a hand-run setSecret whose uploads land while
+// testSecret verifies): a label set then may be stale. Run steps by hand
+// only when no attempt is running, as the operator's advice says.
+//
+// # AWSPENDING after a rotation
+//
+// AWS documents two end states of a successful rotation: AWSPENDING on the
+// new AWSCURRENT version, or on no version. finishSecret chooses the
+// second, removing AWSPENDING after it moved AWSCURRENT (a repeated
+// finishSecret finishes the removal after a crash between the two). With
+// AWSPENDING left on the current version, any version written later by
+// hand (a put-secret-value of a new configuration) would leave it on what
+// becomes AWSPREVIOUS, and Secrets Manager would then refuse every
+// rotation: "A previous rotation isn't complete".
 //
 // # Reading and judging
 //
@@ -24,7 +52,7 @@
 // and judge what Meta holds through a *keystate.Reader, the same one the
 // operator commands use; this package writes (versions, labels, uploads)
 // and verifies. Verify is testSecret's check of a number, exported for the
-// operator's resync.
+// operator's resync, and Unverify takes a version's VerifiedStage back.
 package rotation
 
 import (
@@ -50,8 +78,9 @@ const (
 	StagePending  = keystate.StagePending
 	StagePrevious = keystate.StagePrevious
 	// VerifiedStage marks the version whose key testSecret proved on every
-	// phone number. finishSecret refuses to promote a version without it,
-	// so a hand-run finishSecret cannot strand numbers on the old key.
+	// phone number since the last upload or rollback for it. finishSecret
+	// refuses to promote a version without it, so a hand-run finishSecret
+	// cannot strand numbers on the old key.
 	VerifiedStage = "FLOWKEY_VERIFIED"
 )
 
@@ -213,7 +242,13 @@ func (r *Rotator) Handle(ctx context.Context, ev Event) error {
 	inv := &invocation{ev: ev, secret: sec, log: log}
 
 	var done bool
-	if done, err = guard(sec, ev.ClientRequestToken); err == nil && !done {
+	done, err = guard(sec, ev.ClientRequestToken)
+	if err == nil && done && ev.Step == StepFinish && slices.Contains(sec.Stages[ev.ClientRequestToken], StagePending) {
+		// A finishSecret that promoted the version and crashed before
+		// removing AWSPENDING from it: finish that.
+		err = r.dropPending(ctx, inv)
+	}
+	if err == nil && !done {
 		var s stepStats
 		switch ev.Step {
 		case StepCreate:

@@ -169,6 +169,10 @@ func (r *Rotator) setSecret(ctx context.Context, inv *invocation) (stepStats, er
 	if err != nil {
 		return stepStats{}, err
 	}
+	// What testSecret proved stops being true with the first upload.
+	if err := r.clearVerified(ctx, inv); err != nil {
+		return stepStats{}, err
+	}
 	// The PEM comes from the version just read back from AWSPENDING, so
 	// Meta never receives a key whose private half is not stored.
 	results := r.upload(ctx, inv, auth, numbers, p.pending.Key.PublicKeyPEM, "upload")
@@ -215,6 +219,12 @@ func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, e
 			return st, &StepError{Step: StepTest, Secret: inv.secret.ARN, Token: inv.ev.ClientRequestToken, Total: len(results), Failed: failed,
 				Note: "verification only (the pending version holds the current key); nothing was uploaded or rolled back"}
 		}
+		// The verification failed, and the rollback changes Meta: the
+		// label goes first, or nothing changes.
+		if err := r.clearVerified(ctx, inv); err != nil {
+			return st, &StepError{Step: StepTest, Secret: inv.secret.ARN, Token: inv.ev.ClientRequestToken, Total: len(results), Failed: failed,
+				Note: "nothing was rolled back, because " + err.Error()}
+		}
 		return st, r.rollback(ctx, inv, auth, p, StepTest, len(results), failed, numbers)
 	}
 	if !p.verifyOnly() {
@@ -225,37 +235,15 @@ func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, e
 	return st, nil
 }
 
-// markVerified moves VerifiedStage to the pending version. finishSecret
-// checks for it.
-func (r *Rotator) markVerified(ctx context.Context, inv *invocation) error {
-	token := inv.ev.ClientRequestToken
-	holder := inv.secret.VersionWith(VerifiedStage)
-	if holder == token {
-		return nil
-	}
-	in := &secretsmanager.UpdateSecretVersionStageInput{
-		SecretId:        aws.String(inv.secret.ARN),
-		VersionStage:    aws.String(VerifiedStage),
-		MoveToVersionId: aws.String(token),
-	}
-	if holder != "" {
-		in.RemoveFromVersionId = aws.String(holder)
-	}
-	if _, err := r.sm.UpdateSecretVersionStage(ctx, in); err != nil {
-		return fmt.Errorf("label version %s %s: %w", token, VerifiedStage, err)
-	}
-	return nil
-}
-
-// finishSecret makes the pending version AWSCURRENT. Secrets Manager moves
-// AWSPREVIOUS to the old version; AWSPENDING may stay on the new current
-// version, which is a valid end state.
+// finishSecret makes the pending version AWSCURRENT, then removes
+// AWSPENDING from it (see "AWSPENDING after a rotation" in the package
+// documentation). Secrets Manager moves AWSPREVIOUS to the old version.
 func (r *Rotator) finishSecret(ctx context.Context, inv *invocation) error {
 	token := inv.ev.ClientRequestToken
 	if !slices.Contains(inv.secret.Stages[token], VerifiedStage) {
 		// Promoting an unverified key could leave numbers on a key that
 		// only AWSPREVIOUS holds: the invariant forbids it.
-		return &GuardError{inv.secret.ARN, token, "testSecret has not verified this version on every phone number",
+		return &GuardError{inv.secret.ARN, token, "testSecret has not verified this version on every phone number since the last upload or rollback for it",
 			"run testSecret for this version first (it labels the version " + VerifiedStage + ")"}
 	}
 	in := &secretsmanager.UpdateSecretVersionStageInput{
@@ -270,5 +258,22 @@ func (r *Rotator) finishSecret(ctx context.Context, inv *invocation) error {
 		return fmt.Errorf("move AWSCURRENT to version %s: %w", token, err)
 	}
 	inv.log.Info("pending version promoted", "previous_version", aws.ToString(in.RemoveFromVersionId))
+	return r.dropPending(ctx, inv)
+}
+
+// dropPending removes AWSPENDING from the token's version once it is
+// AWSCURRENT: the first finishSecret does it after the promotion, and a
+// repeated one (the version already current) finishes it after a crash
+// between the two.
+func (r *Rotator) dropPending(ctx context.Context, inv *invocation) error {
+	token := inv.ev.ClientRequestToken
+	if _, err := r.sm.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId:            aws.String(inv.secret.ARN),
+		VersionStage:        aws.String(StagePending),
+		RemoveFromVersionId: aws.String(token),
+	}); err != nil {
+		return fmt.Errorf("remove AWSPENDING from version %s, now AWSCURRENT: %w; fix: run finishSecret for this version again", token, err)
+	}
+	inv.log.Info("AWSPENDING removed from the current version")
 	return nil
 }

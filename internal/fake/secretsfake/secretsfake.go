@@ -4,8 +4,8 @@
 // values and staging labels — and behaves as the real service does where
 // flowkey depends on it: moving AWSCURRENT makes the old holder AWSPREVIOUS,
 // PutSecretValue is idempotent per ClientRequestToken, and RotateSecret
-// refuses while another rotation is incomplete. Tests script failures and
-// inspect the calls made.
+// refuses while another rotation is incomplete, unless it resumes that one.
+// Tests script failures and inspect the calls made.
 //
 // It is a call-level fake, not a server: the emulator that speaks the AWS
 // JSON 1.1 protocol and drives a rotation Lambda is internal/local/secretsemu,
@@ -50,7 +50,7 @@ const arnPrefix = "arn:aws:secretsmanager:us-east-1:111122223333:secret:"
 
 // Secret is one secret's state. Its fields and methods take no lock: change
 // them while setting a test up, before the code under test runs, or from
-// OnDescribe and BeforeRotate, which run under the Fake's lock.
+// OnDescribe, BeforeRotate and AfterStage, which run under the Fake's lock.
 type Secret struct {
 	ARN string
 	// RotationEnabled is what DescribeSecret reports; nil means rotation
@@ -93,6 +93,14 @@ type Fake struct {
 	// BeforeRotate runs at the start of RotateSecret, as if another caller
 	// had started a rotation just before.
 	BeforeRotate func(s *Secret)
+	// AfterStage runs at the end of a successful UpdateSecretVersionStage,
+	// as if another caller acted right after it.
+	AfterStage func(s *Secret)
+	// RefuseResume makes RotateSecret refuse the incomplete rotation's own
+	// ClientRequestToken too, as AWS may. Without it that token resumes the
+	// rotation, as internal/local/secretsemu does: RotateSecret returns the
+	// pending version and changes nothing (this fake runs no steps).
+	RefuseResume bool
 
 	t            testing.TB
 	mu           sync.Mutex
@@ -327,6 +335,10 @@ func (f *Fake) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretVal
 	if err != nil {
 		return nil, err
 	}
+	if in.VersionStage != nil && *in.VersionStage == "" {
+		// AWS validates VersionStage as 1 to 256 characters.
+		return nil, &types.InvalidParameterException{Message: aws.String("test fake: VersionStage is empty; leave it out instead")}
+	}
 	stage, version := aws.ToString(in.VersionStage), aws.ToString(in.VersionId)
 	if version == "" {
 		if stage == "" {
@@ -409,13 +421,17 @@ func (f *Fake) UpdateSecretVersionStage(_ context.Context, in *secretsmanager.Up
 	} else {
 		s.Detach(label)
 	}
+	if f.AfterStage != nil {
+		f.AfterStage(s)
+	}
 	return &secretsmanager.UpdateSecretVersionStageOutput{ARN: aws.String(s.ARN)}, nil
 }
 
 // RotateSecret stages AWSPENDING on a new version without a value and
 // returns, as Secrets Manager does before it invokes the rotation function
-// (which this fake does not). It refuses while AWSPENDING is on a version
-// other than AWSCURRENT's.
+// (which this fake does not). While AWSPENDING is on a version other than
+// AWSCURRENT's it refuses, unless the request resumes that rotation (see
+// RefuseResume).
 func (f *Fake) RotateSecret(_ context.Context, in *secretsmanager.RotateSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.RotateSecretOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -431,6 +447,9 @@ func (f *Fake) RotateSecret(_ context.Context, in *secretsmanager.RotateSecretIn
 		f.BeforeRotate(s)
 	}
 	if p := s.Holder(StagePending); p != "" && p != s.Holder(StageCurrent) {
+		if aws.ToString(in.ClientRequestToken) == p && !f.RefuseResume && aws.ToBool(in.RotateImmediately) {
+			return &secretsmanager.RotateSecretOutput{ARN: aws.String(s.ARN), VersionId: aws.String(p)}, nil
+		}
 		return nil, &types.InvalidRequestException{Message: aws.String("A previous rotation isn't complete. That rotation will be reattempted.")}
 	}
 	f.rotations++

@@ -285,6 +285,19 @@ func TestRotateSecretStagesAnEmptyPendingAndRefusesWhileOneIsIncomplete(t *testi
 	if after := f.Snapshot("k"); after != before {
 		t.Errorf("refused rotation changed the secret:\n%s\n->\n%s", before, after)
 	}
+	// The incomplete rotation's own token resumes it, changing nothing
+	// here; with RefuseResume it is refused like any other.
+	resume := &secretsmanager.RotateSecretInput{SecretId: aws.String("k"), ClientRequestToken: aws.String(v), RotateImmediately: aws.Bool(true)}
+	if out, err := f.RotateSecret(ctx, resume); err != nil || aws.ToString(out.VersionId) != v {
+		t.Errorf("resuming RotateSecret: %v %+v", err, out)
+	}
+	f.RefuseResume = true
+	_, err = f.RotateSecret(ctx, resume)
+	assertAPIError(t, err, &types.InvalidRequestException{}, "A previous rotation isn't complete. That rotation will be reattempted.")
+	f.RefuseResume = false
+	if after := f.Snapshot("k"); after != before {
+		t.Errorf("a resume changed the secret:\n%s\n->\n%s", before, after)
+	}
 
 	// Once the rotation finished (AWSPENDING on AWSCURRENT's version), the
 	// next one may start, on a new version.
@@ -296,12 +309,12 @@ func TestRotateSecretStagesAnEmptyPendingAndRefusesWhileOneIsIncomplete(t *testi
 	if v2 := aws.ToString(out2.VersionId); v2 == v || s.Holder(secretsfake.StagePending) != v2 {
 		t.Errorf("second rotation staged %q (AWSPENDING on %q), want a new version", v2, s.Holder(secretsfake.StagePending))
 	}
-	if got := f.RotateInputs(); len(got) != 3 || got[0] != in {
-		t.Errorf("RotateInputs %v, want the 3 inputs", got)
+	if got := f.RotateInputs(); len(got) != 5 || got[0] != in {
+		t.Errorf("RotateInputs %v, want the 5 inputs", got)
 	}
 }
 
-func TestBeforeRotateAndOnDescribeChangeTheSecretUnderTheLock(t *testing.T) {
+func TestBeforeRotateOnDescribeAndAfterStageChangeTheSecretUnderTheLock(t *testing.T) {
 	f, s := newSecret(t)
 	f.BeforeRotate = func(s *secretsfake.Secret) {
 		s.Values["v-other"] = nil
@@ -325,6 +338,17 @@ func TestBeforeRotateAndOnDescribeChangeTheSecretUnderTheLock(t *testing.T) {
 	}
 	if s.Holder(secretsfake.StagePending) != "" {
 		t.Error("OnDescribe's change did not stick")
+	}
+
+	// AfterStage acts right after a label moved.
+	f.AfterStage = func(s *secretsfake.Secret) { s.Values["v-other"] = aws.String("stored meanwhile") }
+	if _, err := f.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId: aws.String("k"), VersionStage: aws.String("X"), MoveToVersionId: aws.String("v0"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.Values["v-other"]; v == nil || *v != "stored meanwhile" {
+		t.Errorf("AfterStage's change did not stick: %v", v)
 	}
 }
 

@@ -94,7 +94,7 @@ func TestWriteTimeline(t *testing.T) {
 }
 
 func TestCheckRows(t *testing.T) {
-	current := &version{ID: "v2", Labels: []string{"AWSCURRENT", "AWSPENDING"}}
+	current := &version{ID: "v2", Labels: []string{"AWSCURRENT", "FLOWKEY_VERIFIED"}}
 	previous := &version{ID: "v1", Labels: []string{"AWSPREVIOUS"}}
 	tests := []struct {
 		name string

@@ -99,19 +99,12 @@ func (s *Server) rotateSecret(in rotateSecretInput) (any, error) {
 	if lambda == "" {
 		return nil, errInvalidRequest(msgNoRotationLambda)
 	}
-	if p := sec.pendingIncomplete(); p != nil {
-		if in.ClientRequestToken != nil && *in.ClientRequestToken == p.id && sec.rot != nil && sec.rot.token == p.id {
-			return rotateSecretOutput{ARN: sec.arn, Name: sec.name, VersionId: p.id}, nil // a retried request
-		}
-		return nil, errInvalidRequest(msgRotationIncomplete)
-	}
-	tok, err := s.tokenOrNew(in.ClientRequestToken)
-	if err != nil {
+	tok, how, err := s.rotationVersionLocked(sec, in.ClientRequestToken, immediate)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if sec.version(tok) != nil {
-		return nil, errInvalidParameter(fmt.Sprintf(
-			"ClientRequestToken %s is already the id of a version of this secret; a rotation needs a new one.", tok))
+	case how == retriedRequest:
+		return rotateSecretOutput{ARN: sec.arn, Name: sec.name, VersionId: tok}, nil
 	}
 	rotTok, err := s.newID()
 	if err != nil {
@@ -131,20 +124,63 @@ func (s *Server) rotateSecret(in rotateSecretInput) (any, error) {
 	sec.nextRotation, _ = sec.sched.next(now)
 	sec.lastChanged = now
 
-	v := &version{id: tok, created: now}
-	if cur := sec.holder(stageCurrent); !immediate && cur != nil && cur.value != nil {
-		// The configuration test runs testSecret on a copy of the current value.
-		cp := *cur.value
-		v.value = &cp
+	if how == newVersion {
+		v := &version{id: tok, created: now}
+		if cur := sec.holder(stageCurrent); !immediate && cur != nil && cur.value != nil {
+			// The configuration test runs testSecret on a copy of the current value.
+			cp := *cur.value
+			v.value = &cp
+		}
+		sec.versions = append(sec.versions, v)
+		sec.attach(stagePending, v)
 	}
-	sec.versions = append(sec.versions, v)
-	sec.attach(stagePending, v)
 
 	r := &rotation{sec: sec, arn: sec.arn, token: tok, rotationToken: rotTok, lambda: lambda, testOnly: !immediate, stop: make(chan struct{})}
 	sec.rot = r
 	s.wg.Add(1)
 	go s.drive(r)
 	return rotateSecretOutput{ARN: sec.arn, Name: sec.name, VersionId: tok}, nil
+}
+
+// How a RotateSecret treats the version it rotates.
+type rotationStart int
+
+const (
+	newVersion     rotationStart = iota // a new rotation on a new version
+	resumeVersion                       // a new run of the incomplete rotation, on its version
+	retriedRequest                      // a run of that rotation is going: nothing starts
+)
+
+// rotationVersionLocked decides which version a RotateSecret rotates, and
+// how. The caller holds s.mu.
+func (s *Server) rotationVersionLocked(sec *secret, reqTok *string, immediate bool) (string, rotationStart, error) {
+	p := sec.pendingIncomplete()
+	if p == nil {
+		tok, err := s.tokenOrNew(reqTok)
+		if err != nil {
+			return "", newVersion, err
+		}
+		if sec.version(tok) != nil {
+			return "", newVersion, errInvalidParameter(fmt.Sprintf(
+				"ClientRequestToken %s is already the id of a version of this secret; a rotation needs a new one.", tok))
+		}
+		return tok, newVersion, nil
+	}
+	// flowkey's reading of AWS's documentation: the ClientRequestToken
+	// "prevents the accidental creation of duplicate versions if there are
+	// failures and retries during rotation", so RotateSecret with the
+	// incomplete rotation's token runs that rotation again on its version
+	// instead of refusing. AWS does not say so in as many words; flowkey's
+	// rotate command handles a refusal too. Only a full rotation resumes: a
+	// test-only run removes its pending version afterwards.
+	if reqTok == nil || *reqTok != p.id || !immediate {
+		return "", newVersion, errInvalidRequest(msgRotationIncomplete)
+	}
+	if sec.rot != nil && sec.rot.token == p.id {
+		// Running, or waiting for its reattempt.
+		return p.id, retriedRequest, nil
+	}
+	return p.id, resumeVersion, nil
 }
 
 type cancelRotateSecretOutput struct {

@@ -21,6 +21,15 @@
 //     rotation is reattempted with the same ClientRequestToken and
 //     RotationToken after Options.RetryDelay, up to Options.RotationAttempts.
 //     After the last attempt AWSPENDING stays: the rotation is incomplete.
+//   - RotateSecret with the ClientRequestToken of that incomplete rotation
+//     (and RotateImmediately not false) runs its four steps again on the
+//     same version, with a new RotationToken and no new version, when no
+//     run of it is going; while one is (running, or waiting to reattempt),
+//     it returns that version as a retried request. This is flowkey's
+//     reading of the token as AWS's guard against "duplicate versions if
+//     there are failures and retries during rotation"; AWS documents no
+//     resume explicitly. Any other RotateSecret is refused while a rotation
+//     is incomplete.
 //   - With RotateImmediately=false only testSecret runs, once, on a new
 //     AWSPENDING version holding a copy of the current value; that version is
 //     removed afterwards whatever the outcome.

@@ -86,22 +86,25 @@ func TestRotateCommandStartsARotationAndReturnsAtOnce(t *testing.T) {
 }
 
 func TestRotateCommandDuringAnIncompleteRotation(t *testing.T) {
-	t.Run("numbers back on the current key: clearing AWSPENDING is safe", func(t *testing.T) {
+	t.Run("numbers back on the current key: rotate resumes, never clears AWSPENDING", func(t *testing.T) {
 		e := start(t, setup{})
 		e.rotateOK(t)
 		if _, err := e.Graph.AddFault(graphsim.Fault{Op: graphsim.OpUpload, Object: e.PhoneNumberIDs()[0], Kind: graphsim.FaultGraphError, Code: 100, Times: graphsim.Forever}); err != nil {
 			t.Fatal(err)
 		}
 		token, _ := e.rotateFails(t)
-		var r operator.RotateReport
-		if msg := e.invoke(t, `{"command":"rotate"}`, &r); msg != "" {
-			t.Fatalf("rotate: %s", msg)
+		seq := e.lastSeq()
+		r := e.resume(t, token)
+		if len(r.HoldingPending) != 0 || len(r.Numbers) != len(e.PhoneNumberIDs()) {
+			t.Errorf("resumed report = %+v", r)
 		}
-		if r.OK || r.Outcome != "blocked" || r.PendingVersionID != token || !r.SafeToRemovePending || len(r.HoldingPending) != 0 {
-			t.Fatalf("blocked report = %+v", r)
+		if !slices.ContainsFunc(r.Advice, func(a string) bool { return strings.Contains(a, `"Step":"setSecret"`) && strings.Contains(a, token) }) {
+			t.Errorf("advice %q does not give the steps by hand", r.Advice)
 		}
-		if !slices.ContainsFunc(r.Advice, func(a string) bool { return strings.Contains(a, "--remove-from-version-id "+token) }) {
-			t.Errorf("advice %q does not give the command that clears the stuck rotation", r.Advice)
+		// The fault stays: the resumed run fails the same way, and the
+		// numbers are back on the current key.
+		if ev := e.waitRun(t, token, seq); ev.Type != secretsemu.RotationFailed {
+			t.Fatalf("resumed run: %+v", ev)
 		}
 		e.checkInvariants(t, token)
 	})
@@ -112,17 +115,12 @@ func TestRotateCommandDuringAnIncompleteRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 		token, _ := e.rotateFails(t)
-		var r operator.RotateReport
-		if msg := e.invoke(t, `{"command":"rotate"}`, &r); msg != "" {
-			t.Fatalf("rotate: %s", msg)
+		seq := e.lastSeq()
+		if r := e.resume(t, token); len(r.HoldingPending) != 2 {
+			t.Fatalf("resumed report = %+v", r)
 		}
-		if r.Outcome != "blocked" || r.SafeToRemovePending || len(r.HoldingPending) != 2 {
-			t.Fatalf("blocked report = %+v", r)
-		}
-		for _, a := range r.Advice {
-			if strings.Contains(a, "--remove-from-version-id") {
-				t.Errorf("advice would strand a key Meta holds: %q", a)
-			}
+		if ev := e.waitRun(t, token, seq); ev.Type != secretsemu.RotationFailed {
+			t.Fatalf("resumed run: %+v", ev)
 		}
 		e.checkInvariants(t, token)
 	})
@@ -157,11 +155,14 @@ func TestStatusReportsDrift(t *testing.T) {
 	if n := numberStatus(r, phones[0]); n.Matches != "none" || n.State != "drifted" {
 		t.Errorf("a key changed behind flowkey's back: %+v", n)
 	}
-	if n := numberStatus(r, phones[1]); n.SignatureStatus != graph.StatusMismatch || n.State != "drifted" {
+	if n := numberStatus(r, phones[1]); n.SignatureStatus != graph.StatusMismatch || n.State != "unknown" || n.Matches != "unknown" {
 		t.Errorf("a forced MISMATCH: %+v", n)
 	}
-	if n := numberStatus(r, phones[2]); n.GraphError == nil || n.GraphError.Code == nil || *n.GraphError.Code != 10 {
+	if n := numberStatus(r, phones[2]); n.State != "unknown" || n.GraphError == nil || n.GraphError.Code == nil || *n.GraphError.Code != 10 {
 		t.Errorf("a number whose GET fails: %+v", n)
+	}
+	if r.Unknown != 2 {
+		t.Errorf("unknown = %d, want 2", r.Unknown)
 	}
 	if c := e.Graph.Calls(); c.Upload != 0 {
 		t.Errorf("status uploaded %d keys; it must be read-only", c.Upload)
