@@ -250,7 +250,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 
 	// The metrics went out as EMF lines.
-	for _, want := range []string{`"Step":"setSecret"`, `"StepDuration":`, `"DriftedNumbers":2`, `"Command":"resync"`, `"GraphCalls":`} {
+	for _, want := range []string{`"Step":"setSecret"`, `"StepDuration":`, `"DriftedNumbers":2`, `"DaysSinceLastRotation":`, `"Command":"resync"`, `"GraphCalls":`} {
 		if !strings.Contains(st.out.String(), want) {
 			t.Errorf("stdout has no %s", want)
 		}

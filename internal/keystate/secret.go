@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -23,6 +24,11 @@ type Secret struct {
 	RotationEnabled bool
 	// Stages maps each version ID to its staging labels.
 	Stages map[string][]string
+	// LastRotated is when a rotation last succeeded, and Created when the
+	// secret was made; each is zero when DescribeSecret reports none
+	// (Secrets Manager reports no LastRotatedDate for a secret never
+	// rotated, nor while rotation is off).
+	LastRotated, Created time.Time
 }
 
 // VersionWith returns the version that holds label, or "". Should several
@@ -46,6 +52,8 @@ func (r *Reader) Describe(ctx context.Context, secretID string) (*Secret, error)
 		ARN:             aws.ToString(out.ARN),
 		RotationEnabled: aws.ToBool(out.RotationEnabled),
 		Stages:          out.VersionIdsToStages,
+		LastRotated:     aws.ToTime(out.LastRotatedDate),
+		Created:         aws.ToTime(out.CreatedDate),
 	}
 	if s.ARN == "" {
 		s.ARN = secretID

@@ -116,7 +116,8 @@ func (e *EMF) Command(command string, d time.Duration, ok bool, uploaded, verifi
 	e.write([]string{"Command"}, fields, values)
 }
 
-// Drift records what a status found: DriftedNumbers is its one metric.
+// Drift records what a status found: DriftedNumbers (RotationAge writes
+// the status's other metric).
 func (e *EMF) Drift(numbers, drifted int) {
 	e.write(nil, map[string]any{"PhoneNumbers": numbers}, []metric{
 		{"DriftedNumbers", unitCount, drifted},

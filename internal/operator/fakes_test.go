@@ -24,6 +24,7 @@ type recMetrics struct {
 	mu       sync.Mutex
 	commands []string
 	drift    [][2]int
+	ages     []time.Duration
 }
 
 func (m *recMetrics) Command(command string, _ time.Duration, ok bool, uploaded, verified, failed int) {
@@ -36,4 +37,10 @@ func (m *recMetrics) Drift(numbers, drifted int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.drift = append(m.drift, [2]int{numbers, drifted})
+}
+
+func (m *recMetrics) RotationAge(age time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ages = append(m.ages, age)
 }

@@ -56,6 +56,11 @@ func (o *Operator) inspect(ctx context.Context, log *slog.Logger, secretID strin
 	if err != nil {
 		return nil, err
 	}
+	return o.inspectSecret(ctx, log, sec)
+}
+
+// inspectSecret is inspect of a secret already described.
+func (o *Operator) inspectSecret(ctx context.Context, log *slog.Logger, sec *keystate.Secret) (*inspection, error) {
 	in, err := o.readVersions(ctx, sec)
 	if err != nil {
 		return nil, err

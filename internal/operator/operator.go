@@ -102,6 +102,9 @@ type GraphAPI interface {
 type Metrics interface {
 	Command(command string, d time.Duration, ok bool, uploaded, verified, failed int)
 	Drift(numbers, drifted int)
+	// RotationAge is how long ago the secret last rotated, for the
+	// rotation-overdue alarm; status publishes it once per run.
+	RotationAge(age time.Duration)
 }
 
 // Options tune an Operator. Zero values take the defaults noted.

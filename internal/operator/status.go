@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 
 	"github.com/flowkey/flowkey/internal/graph"
+	"github.com/flowkey/flowkey/internal/keystate"
 	"github.com/flowkey/flowkey/internal/rotation"
 )
 
@@ -61,6 +63,10 @@ type StatusReport struct {
 	Drifted int `json:"drifted"`
 	// Unknown counts the numbers whose state is "unknown".
 	Unknown int `json:"unknown"`
+	// DaysSinceLastRotation is the age of the last successful rotation
+	// (of the secret, when it never rotated), as the DaysSinceLastRotation
+	// metric publishes it; absent when Secrets Manager reported no date.
+	DaysSinceLastRotation *float64 `json:"days_since_last_rotation,omitempty"`
 }
 
 // Versions are the secret's labelled versions.
@@ -178,7 +184,15 @@ func (in *inspection) judge(ns NumberStatus, noKey bool) (state, matches, reason
 }
 
 func (o *Operator) status(ctx context.Context, log *slog.Logger, secretID string) (*StatusReport, error) {
-	in, err := o.inspect(ctx, log, secretID)
+	sec, err := o.describe(ctx, secretID)
+	if err != nil {
+		return nil, err
+	}
+	// Published before anything can fail on Meta's side, so that the
+	// rotation-overdue alarm sees the age even when the token or Graph is
+	// what keeps the rotations from succeeding.
+	days := o.rotationAge(log, sec)
+	in, err := o.inspectSecret(ctx, log, sec)
 	if err != nil {
 		return nil, err
 	}
@@ -186,8 +200,29 @@ func (o *Operator) status(ctx context.Context, log *slog.Logger, secretID string
 		return nil, in.numbersErr
 	}
 	r := in.statusReport()
+	r.DaysSinceLastRotation = days
 	log.Info("status", "overall", r.Overall, "numbers", len(r.Numbers), "drifted", r.Drifted, "unknown", r.Unknown, "rotation_in_progress", r.RotationInProgress)
 	return r, nil
+}
+
+// rotationAge publishes how long ago sec last rotated (since it was
+// created, when it never was) and returns it in days, rounded to a
+// thousandth; nil when DescribeSecret reported neither date.
+func (o *Operator) rotationAge(log *slog.Logger, sec *keystate.Secret) *float64 {
+	since := sec.LastRotated
+	if since.IsZero() {
+		since = sec.Created
+	}
+	if since.IsZero() {
+		log.Warn("rotation age unknown", "reason", "DescribeSecret reported neither LastRotatedDate nor CreatedDate")
+		return nil
+	}
+	age := max(o.opts.Now().Sub(since), 0)
+	if o.opts.Metrics != nil {
+		o.opts.Metrics.RotationAge(age)
+	}
+	days := math.Round(age.Hours()/24*1000) / 1000
+	return &days
 }
 
 func (in *inspection) statusReport() *StatusReport {

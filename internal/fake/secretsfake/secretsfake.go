@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -61,6 +62,9 @@ type Secret struct {
 	Values map[string]*string
 	// Stages maps a version ID to its staging labels.
 	Stages map[string][]string
+	// LastRotatedDate and CreatedDate are what DescribeSecret reports; nil
+	// reports none, as for a secret never rotated.
+	LastRotatedDate, CreatedDate *time.Time
 }
 
 // Holder is the version that holds label, or "".
@@ -320,7 +324,8 @@ func (f *Fake) DescribeSecret(_ context.Context, in *secretsmanager.DescribeSecr
 			stages[v] = slices.Clone(l)
 		}
 	}
-	return &secretsmanager.DescribeSecretOutput{ARN: aws.String(s.ARN), RotationEnabled: s.RotationEnabled, VersionIdsToStages: stages}, nil
+	return &secretsmanager.DescribeSecretOutput{ARN: aws.String(s.ARN), RotationEnabled: s.RotationEnabled, VersionIdsToStages: stages,
+		LastRotatedDate: s.LastRotatedDate, CreatedDate: s.CreatedDate}, nil
 }
 
 // GetSecretValue reads by VersionId, VersionStage or both (AWSCURRENT when
