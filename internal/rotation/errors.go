@@ -1,10 +1,6 @@
 package rotation
 
-import (
-	"fmt"
-
-	"github.com/flowkey/flowkey/internal/secretdoc"
-)
+import "fmt"
 
 // NumberResult is what one step did to one phone number.
 type NumberResult struct {
@@ -29,7 +25,6 @@ type StepError struct {
 	RollbackFailed      []NumberResult
 	Note                string
 
-	want *secretdoc.Key // the pending key the step uploaded or verified
 	mode stepMode
 }
 

@@ -25,7 +25,7 @@ func (r *Rotator) upload(ctx context.Context, inv *invocation, auth graph.Auth, 
 // (the first rotation) there is nothing to put back; the numbers keep the
 // pending key, which AWSPENDING still holds.
 func (r *Rotator) rollback(ctx context.Context, inv *invocation, auth graph.Auth, p pair, step string, total int, failed []NumberResult, numbers []string) error {
-	e := &StepError{Step: step, Secret: inv.secret.ARN, Token: inv.ev.ClientRequestToken, Total: total, Failed: failed, want: p.pending.Key}
+	e := &StepError{Step: step, Secret: inv.secret.ARN, Token: inv.ev.ClientRequestToken, Total: total, Failed: failed}
 	switch {
 	case p.current.Key == nil:
 		e.mode = noCurrentKey
