@@ -173,18 +173,28 @@ func (r *Recorder) Totals() Totals {
 // ctx ends: the endpoint's output reaches the Recorder through pipes, a
 // little after the HTTP answer that the line describes.
 func (r *Recorder) WaitRequests(ctx context.Context, n int) (Totals, error) {
+	t, err := r.Wait(ctx, func(t Totals) bool { return t.Requests >= n })
+	if err != nil {
+		return t, fmt.Errorf("endpointlog: %d request lines read, waiting for %d: %w", t.Requests, n, err)
+	}
+	return t, nil
+}
+
+// Wait blocks until cond holds for the totals, checked after every request
+// line, or ctx ends; it returns the totals cond last saw.
+func (r *Recorder) Wait(ctx context.Context, cond func(Totals) bool) (Totals, error) {
 	for {
 		r.mu.Lock()
 		r.initLocked()
 		t, changed := r.totals.clone(), r.changed
 		r.mu.Unlock()
-		if t.Requests >= n {
+		if cond(t) {
 			return t, nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return t, fmt.Errorf("endpointlog: %d request lines read, waiting for %d: %w", t.Requests, n, ctx.Err())
+			return t, ctx.Err()
 		}
 	}
 }

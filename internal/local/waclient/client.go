@@ -49,7 +49,7 @@ type client struct {
 	phone string
 	rnd   *rand.Rand
 
-	key     *publicKey
+	key     *PublicKey
 	expires time.Time
 
 	// The Flow session: the screen shown and what the user entered.
@@ -79,7 +79,7 @@ type answer struct {
 	status int
 	ctype  string
 	body   []byte
-	s      sealed
+	s      Sealed
 }
 
 // step sends the client's next request, retrying once after a 421.
@@ -128,15 +128,15 @@ func (c *client) exchange(ctx context.Context, p *Population, plain []byte, refe
 	now := p.opts.Now()
 	if refetch || c.key == nil || !now.Before(c.expires) {
 		o.fetches++
-		k, err := p.fetchKey(ctx, c.phone)
+		k, err := FetchKey(ctx, p.opts.HTTPClient, p.opts.GraphURL, p.opts.GraphVersion, p.opts.GraphToken, c.phone)
 		if err != nil {
 			// A key that can no longer be fetched is not used again.
 			c.key = nil
 			return answer{}, &fetchError{err}
 		}
-		c.key, c.expires = &k, now.Add(p.keyTTL(c.rnd))
+		c.key, c.expires = k, now.Add(p.keyTTL(c.rnd))
 	}
-	body, s, err := seal(c.key.pub, plain)
+	body, s, err := Seal(c.key.Key, plain)
 	if err != nil {
 		return answer{}, err
 	}
@@ -189,7 +189,7 @@ func (c *client) judge(req flowbackend.FlowRequest, a answer, o outcome) outcome
 	if mt, _, _ := mime.ParseMediaType(a.ctype); mt != "text/plain" {
 		return c.fail(o, CauseContentType, "Content-Type "+a.ctype)
 	}
-	plain, err := a.s.open(a.body)
+	plain, err := a.s.Open(a.body)
 	if err != nil {
 		return c.fail(o, CauseUndecryptable, err.Error())
 	}

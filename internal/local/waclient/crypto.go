@@ -36,27 +36,28 @@ type envelope struct {
 	InitialVector     string `json:"initial_vector"`
 }
 
-// sealed remembers what decrypts the answer to one request.
-type sealed struct {
+// Sealed remembers what decrypts the answer to one request: keep it
+// secret, it is the request's AES key.
+type Sealed struct {
 	key, iv []byte
 }
 
-// seal encrypts plaintext for pub as WhatsApp does and returns the body to
-// POST.
-func seal(pub *rsa.PublicKey, plaintext []byte) ([]byte, sealed, error) {
-	s := sealed{key: make([]byte, aesKeyBytes), iv: make([]byte, ivBytes)}
+// Seal encrypts plaintext (a Flows request's JSON) for the business public
+// key pub, as WhatsApp does, and returns the body to POST.
+func Seal(pub *rsa.PublicKey, plaintext []byte) ([]byte, Sealed, error) {
+	s := Sealed{key: make([]byte, aesKeyBytes), iv: make([]byte, ivBytes)}
 	// crypto/rand, never the seeded source: a repeated key and IV would be
 	// a replayed body, which the endpoint refuses.
 	rand.Read(s.key)
 	rand.Read(s.iv)
 	gcm, err := newGCM(s.key)
 	if err != nil {
-		return nil, sealed{}, err
+		return nil, Sealed{}, err
 	}
 	data := gcm.Seal(nil, s.iv, plaintext, nil)
 	encKey, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, s.key, nil)
 	if err != nil {
-		return nil, sealed{}, fmt.Errorf("RSA-OAEP: %w", err)
+		return nil, Sealed{}, fmt.Errorf("RSA-OAEP: %w", err)
 	}
 	body, err := json.Marshal(envelope{
 		EncryptedFlowData: base64.StdEncoding.EncodeToString(data),
@@ -69,8 +70,9 @@ func seal(pub *rsa.PublicKey, plaintext []byte) ([]byte, sealed, error) {
 // errUndecryptable is an answer that AES-GCM refuses with the inverted IV.
 var errUndecryptable = errors.New("the response does not decrypt with the request's AES key and the inverted IV")
 
-// open decrypts the endpoint's 200 answer.
-func (s sealed) open(body []byte) ([]byte, error) {
+// Open decrypts the endpoint's answer (HTTP 200, base64) to the request s
+// sealed.
+func (s Sealed) Open(body []byte) ([]byte, error) {
 	data, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(body)))
 	if err != nil {
 		return nil, fmt.Errorf("the response is not base64: %w", err)

@@ -15,12 +15,12 @@ import (
 	"strings"
 )
 
-// publicKey is a business public key as a client holds it.
-type publicKey struct {
-	pub *rsa.PublicKey
-	// fingerprint is the hex SHA-256 of the PKIX DER, as graphsim and the
+// PublicKey is a business public key as a client holds it.
+type PublicKey struct {
+	Key *rsa.PublicKey
+	// Fingerprint is the hex SHA-256 of the PKIX DER, as graphsim and the
 	// secret document name keys.
-	fingerprint string
+	Fingerprint string
 }
 
 // keyInfo is one answer of GET /{phone}/whatsapp_business_encryption.
@@ -29,31 +29,32 @@ type keyInfo struct {
 	Status string `json:"business_public_key_signature_status"`
 }
 
-// fetchKey reads the number's business public key from the Graph API, as
-// WhatsApp does before it encrypts. Both shapes of the answer are
-// accepted: Graph's {"data":[{...}]} and the flat object of Meta's guide.
-func (p *Population) fetchKey(ctx context.Context, phone string) (publicKey, error) {
-	url := strings.TrimSuffix(p.opts.GraphURL, "/") + "/" + p.opts.GraphVersion + "/" + phone + "/whatsapp_business_encryption"
+// FetchKey reads a number's business public key from the Graph API at
+// graphURL, as WhatsApp does before it encrypts. Both shapes of the answer
+// are accepted: Graph's {"data":[{...}]} and the flat object of Meta's
+// guide. A key Meta does not report VALID is refused.
+func FetchKey(ctx context.Context, hc *http.Client, graphURL, version, token, phone string) (*PublicKey, error) {
+	url := strings.TrimSuffix(graphURL, "/") + "/" + version + "/" + phone + "/whatsapp_business_encryption"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return publicKey{}, err
+		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+p.opts.GraphToken)
-	resp, err := p.opts.HTTPClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
 	if err != nil {
-		return publicKey{}, fmt.Errorf("GET the key of %s: %w", phone, err)
+		return nil, fmt.Errorf("GET the key of %s: %w", phone, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return publicKey{}, fmt.Errorf("GET the key of %s: %w", phone, err)
+		return nil, fmt.Errorf("GET the key of %s: %w", phone, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return publicKey{}, fmt.Errorf("GET the key of %s: HTTP %d", phone, resp.StatusCode)
+		return nil, fmt.Errorf("GET the key of %s: HTTP %d", phone, resp.StatusCode)
 	}
 	info, err := parseKeyAnswer(body)
 	if err != nil {
-		return publicKey{}, fmt.Errorf("GET the key of %s: %w", phone, err)
+		return nil, fmt.Errorf("GET the key of %s: %w", phone, err)
 	}
 	return parsePublicKey(info)
 }
@@ -77,22 +78,22 @@ func parseKeyAnswer(body []byte) (keyInfo, error) {
 
 // parsePublicKey refuses what no client could encrypt with: no key, a
 // signature Meta reports as MISMATCH, anything but an RSA-2048 PKIX key.
-func parsePublicKey(info keyInfo) (publicKey, error) {
+func parsePublicKey(info keyInfo) (*PublicKey, error) {
 	if info.Status != "" && info.Status != "VALID" {
-		return publicKey{}, fmt.Errorf("the key's signature status is %s", info.Status)
+		return nil, fmt.Errorf("the key's signature status is %s", info.Status)
 	}
 	block, _ := pem.Decode([]byte(info.Key))
 	if block == nil || block.Type != "PUBLIC KEY" {
-		return publicKey{}, errors.New("business_public_key is not a PEM PUBLIC KEY block")
+		return nil, errors.New("business_public_key is not a PEM PUBLIC KEY block")
 	}
 	parsed, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
-		return publicKey{}, fmt.Errorf("business_public_key: %w", err)
+		return nil, fmt.Errorf("business_public_key: %w", err)
 	}
 	pub, ok := parsed.(*rsa.PublicKey)
 	if !ok || pub.N.BitLen() != 2048 {
-		return publicKey{}, errors.New("business_public_key is not an RSA-2048 key")
+		return nil, errors.New("business_public_key is not an RSA-2048 key")
 	}
 	sum := sha256.Sum256(block.Bytes)
-	return publicKey{pub: pub, fingerprint: hex.EncodeToString(sum[:])}, nil
+	return &PublicKey{Key: pub, Fingerprint: hex.EncodeToString(sum[:])}, nil
 }
