@@ -3,8 +3,11 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"log/slog"
 	"strings"
 	"sync"
@@ -218,3 +221,22 @@ func (f *fixture) wantLog(want map[string]any) {
 }
 
 func (f *fixture) smCalls() int { return f.sm.TotalCalls() }
+
+// fixedKey is a Decrypter that returns one AES key without RSA, for the
+// benchmark of everything else.
+type fixedKey []byte
+
+func (k fixedKey) Decrypt(context.Context, []byte) (keyring.Result, error) {
+	return keyring.Result{Plaintext: append([]byte(nil), k...), Label: keyring.LabelCurrent, RSAOps: 1}, nil
+}
+
+// benchPrivateKey is the AWSCURRENT private key, through its PKCS#8 PEM.
+func benchPrivateKey(tb testing.TB) *rsa.PrivateKey {
+	tb.Helper()
+	block, _ := pem.Decode([]byte(pairs()[0].PrivatePEM()))
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k.(*rsa.PrivateKey)
+}

@@ -57,7 +57,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	sm    *secretsfake.Fake
 	s     *secretsfake.Secret
 	clock *clock
@@ -70,7 +70,7 @@ const (
 	floor = 5 * time.Second
 )
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{t: t, sm: secretsfake.New(t), clock: &clock{now: testNow}, logs: &logbuf.Buffer{}}
 	f.s = f.sm.Add(secretName)
@@ -92,7 +92,7 @@ func (f *fixture) newRing(sm keyring.SecretsAPI) *keyring.Ring {
 }
 
 // doc is the secret document of a version holding p.
-func doc(t *testing.T, p *keypair.Pair) *string {
+func doc(t testing.TB, p *keypair.Pair) *string {
 	t.Helper()
 	d := secretdoc.Document{SchemaVersion: secretdoc.SchemaVersion,
 		Config: secretdoc.Config{PhoneNumberIDs: []string{"106540352242922"}},
