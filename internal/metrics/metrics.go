@@ -25,6 +25,11 @@
 //   - status, dimensions (Function): DriftedNumbers, written for a healthy
 //     secret too (0), so an alarm on it returns to OK; PhoneNumbers and the
 //     command's duration and Graph counts are properties, not metrics.
+//
+// The Flows endpoint writes one line per request through Endpoint (see its
+// comment): Requests by Status, RSAOperations, KeyRefreshes, the backend's
+// latency and errors, and ErrorNotifications by ErrorKey. Its dimensions
+// take values from fixed sets only.
 package metrics
 
 import (
