@@ -16,8 +16,9 @@
 // The answer: a JSON object with statusCode is a structured response
 // (statusCode, headers, cookies, body, isBase64Encoded); anything else is
 // the body of a 200 application/json response, as Lambda infers it. A
-// function error, or an invocation that fails, is HTTP 502; a body over
-// 6 MB, Lambda's synchronous payload limit, is 413 before any invocation.
+// function error, or an invocation that fails, is HTTP 502; a body, or an
+// event, over 6 MB, Lambda's synchronous payload limit, is 413 before any
+// invocation.
 package funcurl
 
 import (
@@ -119,12 +120,18 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) > MaxBodyBytes {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"Message": fmt.Sprintf("Request must be smaller than %d bytes for the InvokeFunction operation", MaxBodyBytes)})
+		tooLarge(w)
 		return
 	}
 	payload, err := json.Marshal(a.Event(r, body))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	// The limit is Lambda's, on the invocation payload: the event, with
+	// its JSON escapes or base64.
+	if len(payload) > MaxBodyBytes {
+		tooLarge(w)
 		return
 	}
 	a.invocations.Add(1)
@@ -250,6 +257,11 @@ func writeResponse(w http.ResponseWriter, out []byte) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, bytes.NewReader(body))
+}
+
+// tooLarge is Lambda's refusal of an oversized invocation.
+func tooLarge(w http.ResponseWriter) {
+	writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"Message": fmt.Sprintf("Request must be smaller than %d bytes for the InvokeFunction operation", MaxBodyBytes)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -149,13 +149,21 @@ func TestTheFunctionsAnswerBecomesTheHTTPResponse(t *testing.T) {
 	}
 }
 
-func TestABodyOverSixMBIsRefusedWithoutAnInvocation(t *testing.T) {
+func TestABodyOrEventOverSixMBIsRefusedWithoutAnInvocation(t *testing.T) {
 	inv := &recorder{}
 	a := &Adapter{Invoker: inv}
 	rec := httptest.NewRecorder()
 	a.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(make([]byte, MaxBodyBytes+1))))
 	if rec.Code != http.StatusRequestEntityTooLarge || inv.payload != nil || a.Invocations() != 0 {
 		t.Errorf("= %d, invoked %v; want 413 and no invocation", rec.Code, inv.payload != nil)
+	}
+	// 2 MB of NUL bytes is 12 MB of JSON escapes in the event.
+	rec = httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(make([]byte, 2<<20)))
+	req.Header.Set("Content-Type", "text/plain")
+	a.ServeHTTP(rec, req)
+	if rec.Code != http.StatusRequestEntityTooLarge || a.Invocations() != 0 {
+		t.Errorf("an event over 6 MB = %d, want 413 and no invocation", rec.Code)
 	}
 	rec = httptest.NewRecorder()
 	inv.answer = `{"statusCode":200}`

@@ -68,6 +68,7 @@ type outcome struct {
 	retried   bool
 	recovered bool
 	fetches   int
+	keys      []string // fingerprints of the keys each POST was encrypted for
 	verified  bool
 	expired   bool
 	failure   string // a cause; "" when the user saw what the backend answered
@@ -148,6 +149,7 @@ func (c *client) exchange(ctx context.Context, p *Population, plain []byte, refe
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set(SignatureHeader, Sign(p.opts.AppSecret, body))
 	o.sent++
+	o.keys = append(o.keys, c.key.Fingerprint)
 	resp, err := p.opts.HTTPClient.Do(req)
 	if err != nil {
 		return answer{}, err

@@ -45,6 +45,16 @@ func publicPEM(t *testing.T, k *rsa.PrivateKey) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
+func fingerprint(t *testing.T, k *rsa.PrivateKey) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
 // gateway is a test double of the Flows endpoint, written independently
 // from Meta's guide: it decrypts with the private keys it holds, answers
 // what the sample backend answers, and can be told to get the crypto wrong.

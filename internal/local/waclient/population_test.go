@@ -69,6 +69,9 @@ func TestA421ReFetchesTheKeyAndTheRetryWithTheNewKeySucceeds(t *testing.T) {
 	if s.Status421 != 5 || s.Retries != 5 || s.Recovered != 5 || s.KeyFetches != 5 || s.Sent != 10 {
 		t.Errorf("got %s; want 5 421s, 5 retries all recovered, 5 fetches, 10 sent", s)
 	}
+	if old, fresh := fingerprint(t, keys[0]), fingerprint(t, keys[1]); len(s.Keys) != 2 || s.Keys[old] != 5 || s.Keys[fresh] != 5 {
+		t.Errorf("POSTs by key %v; want 5 with the old key and 5 with the new", s.Keys)
+	}
 	// Afterwards the new key is cached: no more 421s.
 	before = f.pop.Stats()
 	if s := f.rounds(t, 2).Sub(before); s.Status421 != 0 || s.KeyFetches != 0 || s.Failures != 0 {

@@ -29,11 +29,16 @@ type Stats struct {
 	KeyFetches int
 	// Actions counts requests by action.
 	Actions map[string]int
+	// Keys counts POSTs by the fingerprint of the key that encrypted them
+	// (hex SHA-256 of its PKIX DER, as graphsim names keys).
+	Keys map[string]int
 	// Examples describe the first failures (no key, token or user data).
 	Examples []string
 }
 
-func newStats() Stats { return Stats{Causes: map[string]int{}, Actions: map[string]int{}} }
+func newStats() Stats {
+	return Stats{Causes: map[string]int{}, Actions: map[string]int{}, Keys: map[string]int{}}
+}
 
 func (s *Stats) add(o outcome) {
 	s.Requests++
@@ -41,6 +46,9 @@ func (s *Stats) add(o outcome) {
 	s.Status421 += o.got421
 	s.KeyFetches += o.fetches
 	s.Actions[o.action]++
+	for _, fp := range o.keys {
+		s.Keys[fp]++
+	}
 	if o.retried {
 		s.Retries++
 	}
@@ -63,7 +71,7 @@ func (s *Stats) add(o outcome) {
 }
 
 func (s Stats) clone() Stats {
-	s.Causes, s.Actions = maps.Clone(s.Causes), maps.Clone(s.Actions)
+	s.Causes, s.Actions, s.Keys = maps.Clone(s.Causes), maps.Clone(s.Actions), maps.Clone(s.Keys)
 	s.Examples = slices.Clone(s.Examples)
 	return s
 }
@@ -78,6 +86,7 @@ func (s Stats) Sub(earlier Stats) Stats {
 		Verified: s.Verified - earlier.Verified, Expired: s.Expired - earlier.Expired,
 		KeyFetches: s.KeyFetches - earlier.KeyFetches,
 		Causes:     diff(s.Causes, earlier.Causes), Actions: diff(s.Actions, earlier.Actions),
+		Keys:       diff(s.Keys, earlier.Keys),
 	}
 	if len(s.Examples) > len(earlier.Examples) {
 		d.Examples = slices.Clone(s.Examples[len(earlier.Examples):])
