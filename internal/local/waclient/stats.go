@@ -86,7 +86,7 @@ func (s Stats) Sub(earlier Stats) Stats {
 		Verified: s.Verified - earlier.Verified, Expired: s.Expired - earlier.Expired,
 		KeyFetches: s.KeyFetches - earlier.KeyFetches,
 		Causes:     diff(s.Causes, earlier.Causes), Actions: diff(s.Actions, earlier.Actions),
-		Keys:       diff(s.Keys, earlier.Keys),
+		Keys: diff(s.Keys, earlier.Keys),
 	}
 	if len(s.Examples) > len(earlier.Examples) {
 		d.Examples = slices.Clone(s.Examples[len(earlier.Examples):])
