@@ -66,6 +66,11 @@ func (p Phase) Check() error {
 
 // Driver runs a client population against a stack's endpoint.
 type Driver struct {
+	// Tail is how many rounds During runs once its event has returned (1):
+	// a round lasts at least Clients/Rate, so Tail rounds give the clients
+	// with short key caches the time to fetch the key the event left.
+	Tail int
+
 	lst *stack.Stack
 	pop *waclient.Population
 }
@@ -84,7 +89,7 @@ func New(lst *stack.Stack, opts waclient.Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{lst: lst, pop: pop}, nil
+	return &Driver{Tail: 1, lst: lst, pop: pop}, nil
 }
 
 // Population is the driver's clients.
@@ -102,9 +107,9 @@ func (d *Driver) Rounds(ctx context.Context, name string, n int) (Phase, error) 
 	})
 }
 
-// During runs rounds while event runs, then one more round that starts
-// after it returned, and measures them all. event's error is returned with
-// the phase.
+// During runs rounds while event runs, then Tail rounds that start after
+// it returned, and measures them all. event's error is returned with the
+// phase.
 func (d *Driver) During(ctx context.Context, name string, event func(context.Context) error) (Phase, error) {
 	var evErr error
 	p, err := d.measure(ctx, name, func(ctx context.Context) (int, error) {
@@ -116,10 +121,12 @@ func (d *Driver) During(ctx context.Context, name string, event func(context.Con
 		n, err := d.pop.RunUntil(ctx, stop)
 		// RunUntil may stop on ctx before the event does.
 		<-stop
-		if err != nil {
-			return n, err
+		for i := 0; err == nil && i < max(d.Tail, 1); i++ {
+			if err = d.pop.Round(ctx); err == nil {
+				n++
+			}
 		}
-		return n + 1, d.pop.Round(ctx)
+		return n, err
 	})
 	return p, errors.Join(evErr, err)
 }
