@@ -22,7 +22,7 @@ func WriteTable(out io.Writer, phases []Phase) {
 // labels lists how many requests each label's key decrypted.
 func labels(by map[string]int) string {
 	order := []struct{ label, short string }{
-		{"AWSCURRENT", "current"}, {"AWSPENDING", "pending"}, {"AWSPREVIOUS", "previous"}, {"", "none"},
+		{"AWSCURRENT", "current"}, {"AWSPENDING", "pending"}, {"AWSPREVIOUS", "previous"}, {"", "no key"},
 	}
 	var parts []string
 	for _, l := range order {

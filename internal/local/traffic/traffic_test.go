@@ -54,7 +54,7 @@ func TestWriteTableHasARowPerPhase(t *testing.T) {
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "  PHASE ") {
 		t.Fatalf("table:\n%s", b.String())
 	}
-	if f := strings.Fields(strings.TrimPrefix(lines[1], "  clean rotation")); strings.Join(f, " ") != "96 3 3 0 30 2 1.05 current 80, previous 16, none 3" {
+	if f := strings.Fields(strings.TrimPrefix(lines[1], "  clean rotation")); strings.Join(f, " ") != "96 3 3 0 30 2 1.05 current 80, previous 16, no key 3" {
 		t.Errorf("row = %q", f)
 	}
 	if f := strings.Fields(lines[2]); strings.Join(f[len(f)-2:], " ") != "0.00 -" {
