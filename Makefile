@@ -13,6 +13,8 @@ LDFLAGS   := -s -w
 BUILDFLAGS := -tags lambda.norpc -trimpath -buildvcs=false -ldflags='$(LDFLAGS)'
 HOST_BIN  := $(BUILD)/host/rotator/bootstrap
 ARM64_BIN := $(BUILD)/arm64/rotator/bootstrap
+HOST_ENDPOINT_BIN  := $(BUILD)/host/endpoint/bootstrap
+ARM64_ENDPOINT_BIN := $(BUILD)/arm64/endpoint/bootstrap
 GO_SRC    := $(shell find functions internal -name '*.go' -not -name '*_test.go') go.mod go.sum
 
 .PHONY: help
@@ -25,9 +27,15 @@ $(HOST_BIN): $(GO_SRC)
 $(ARM64_BIN): $(GO_SRC)
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $@ ./functions/rotator
 
+$(HOST_ENDPOINT_BIN): $(GO_SRC)
+	CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='$(LDFLAGS)' -o $@ ./functions/endpoint
+
+$(ARM64_ENDPOINT_BIN): $(GO_SRC)
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='$(LDFLAGS)' -o $@ ./functions/endpoint
+
 .PHONY: build build-arm64
-build: $(HOST_BIN) ## build the bootstrap for this machine (local stack)
-build-arm64: $(ARM64_BIN) ## build the Lambda bootstrap (linux/arm64) that infra/ and template.yaml deploy
+build: $(HOST_BIN) $(HOST_ENDPOINT_BIN) ## build the bootstraps (rotator, endpoint) for this machine (local stack)
+build-arm64: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) ## build the Lambda bootstraps (linux/arm64) that infra/ and template.yaml deploy
 
 # --- the local stack: make demo, make local-up, make local-down (no AWS account) ---
 DEMO_BIN  := $(BUILD)/host/flowkey-demo

@@ -59,6 +59,10 @@ type setup struct {
 	fnEnv    map[string]string
 	timeout  time.Duration
 	noKMS    bool
+	// endpointEnv and graphNow: see stack.Options.
+	endpointEnv   map[string]string
+	graphNow      func() time.Time
+	lambdaBackend bool
 }
 
 func start(t *testing.T, s setup) *env {
@@ -72,6 +76,7 @@ func start(t *testing.T, s setup) *env {
 		Binaries: binaries, Dir: t.TempDir(), PhoneNumbers: s.phones, FunctionEnv: fnEnv,
 		FunctionTimeout: s.timeout, NoKMS: s.noKMS,
 		RotationAttempts: max(s.attempts, 1), RetryDelay: 10 * time.Millisecond, Output: logs,
+		EndpointEnv: s.endpointEnv, GraphNow: s.graphNow, LambdaBackend: s.lambdaBackend,
 	})
 	if err != nil {
 		t.Fatalf("start the local stack: %v", err)
