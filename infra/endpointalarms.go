@@ -119,7 +119,7 @@ func newEndpointAlarms(a alerts, props *RotationStackProps, e endpoint) {
 		rate("421", "421 answers, % of requests"), decryptFailureRatePercent)
 	alarm("Endpoint432RateAlarm", names.badSignatures,
 		"more than "+pct(badSignatureRatePercent)+" of requests were answered 432 (X-Hub-Signature-256 wrong): the app secret in "+props.Endpoint.AppSecretARN+
-			" is not the Meta app's current one, or the traffic is not Meta's",
+			" is not the Meta app's current one (update the secret: the endpoint reads it again within seconds), or the traffic is not Meta's; see the endpoint's log group (reason)",
 		rate("432", "432 answers, % of requests"), badSignatureRatePercent)
 	// BackendErrors is written on every backend call, 1 for a failure or a
 	// timeout and 0 otherwise: its average is the share that failed.

@@ -228,7 +228,7 @@ func newOutputs(stack awscdk.Stack, o stackOutputs) {
 	out := func(id, desc string, value *string) {
 		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(desc), Value: value})
 	}
-	out("SecretArn", "The secret that holds the key; consumers read AWSCURRENT and AWSPREVIOUS", o.secretARN)
+	out("SecretArn", "The secret that holds the key; consumers read AWSCURRENT, AWSPENDING and AWSPREVIOUS", o.secretARN)
 	out("KeyArn", "The KMS key of the secret; consumers need kms:Decrypt on it", o.key.KeyArn())
 	out("RotatorFunctionName", "The rotation Lambda; its logs are in RotatorLogGroupName", o.rotator.fn.FunctionName())
 	out("RotatorLogGroupName", "The rotation Lambda's log group", o.rotator.logs.LogGroupName())
