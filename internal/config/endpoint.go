@@ -81,7 +81,7 @@ func LoadEndpoint(getenv func(string) string) (Endpoint, error) {
 	var errs []error
 	add := func(name, value, problem, fix string) { errs = append(errs, &Error{name, value, problem, fix}) }
 	if c.KeySecretID == "" {
-		add(EnvKeySecretID, "", "is required", "set it to the name or ARN of the flowkey key secret (the stack's KeySecretArn output)")
+		add(EnvKeySecretID, "", "is required", "set it to the name or ARN of the flowkey key secret (the stack's SecretArn output)")
 	}
 	switch v := getenv(EnvSkipSignatureCheck); v {
 	case "":
