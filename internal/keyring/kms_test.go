@@ -112,7 +112,9 @@ func TestAKMSKeyThatCannotDecryptIsPassedOver(t *testing.T) {
 	for name, fault := range map[string]func(fk *kmsfake.Fake, k *kmsfake.Key){
 		"disabled":         func(fk *kmsfake.Fake, k *kmsfake.Key) { fk.Update(func() { k.State = types.KeyStateDisabled }) },
 		"pending deletion": func(fk *kmsfake.Fake, k *kmsfake.Key) { fk.Update(func() { k.State = types.KeyStatePendingDeletion }) },
-		"throttled":        func(fk *kmsfake.Fake, _ *kmsfake.Key) { fk.FailAlways(kmsfake.OpDecrypt, kmsfake.ThrottlingException()) },
+		"throttled": func(fk *kmsfake.Fake, _ *kmsfake.Key) {
+			fk.FailAlways(kmsfake.OpDecrypt, kmsfake.ThrottlingException())
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t)
