@@ -33,9 +33,8 @@ var kmsPrivates = sync.OnceValue(func() []*rsa.PrivateKey {
 })
 
 type kmsState struct {
-	kms                     *kmsfake.Fake
-	cur, prev, old, orphan  *kmsfake.Key
-	curAlias, prevAlias, oa string
+	kms                    *kmsfake.Fake
+	cur, prev, old, orphan *kmsfake.Key
 }
 
 // kmsStandard is the state after three rotations in KMS custody:

@@ -137,7 +137,7 @@ func TestKMSCustodyRotations(t *testing.T) {
 	if err := h.rotate(t, "v3"); err != nil {
 		t.Fatal(err)
 	}
-	if k1.State != types.KeyStatePendingDeletion || k1.Deletion.Sub(time.Now()) > 7*24*time.Hour || k1.Deletion.Sub(time.Now()) < 6*24*time.Hour {
+	if k1.State != types.KeyStatePendingDeletion || time.Until(k1.Deletion) > 7*24*time.Hour || time.Until(k1.Deletion) < 6*24*time.Hour {
 		t.Errorf("the key that left AWSPREVIOUS: %s, deletion %s", k1.State, k1.Deletion)
 	}
 	if k2.State != types.KeyStateEnabled || h.kmsKey(t, StageCurrent).State != types.KeyStateEnabled || h.liveKeys() != 2 {
