@@ -122,6 +122,7 @@ func (s *Sim) logCall(r *http.Request, w *statusWriter, rt route, c *callLog) {
 	req := Request{At: c.start, Method: r.Method, Path: r.URL.Path, Op: rt.op, Object: rt.object, Status: w.status, Code: w.code, Outcome: c.outcome, Duration: time.Since(c.start)}
 	s.mu.Lock()
 	s.recordLocked(req)
+	s.inFlight--
 	s.mu.Unlock()
 	if c.dropped != nil {
 		// Closed only once the call is on record, so a client that sees
@@ -145,6 +146,7 @@ func (s *Sim) serveGraph(rw http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.countLocked(rt.op, rt.object)
+	s.inFlight++
 	latency := s.latency
 	f, faulted := s.takeFaultLocked(rt.op, rt.object)
 	s.mu.Unlock()
