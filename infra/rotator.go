@@ -112,6 +112,7 @@ func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string) *m
 		config.EnvGraphMaxAttempts:    jsii.String(strconv.Itoa(config.DefaultGraphMaxAttempts)),
 		config.EnvGraphRequestTimeout: jsii.String(seconds(config.DefaultGraphRequestTimeout)),
 		config.EnvVerifyTimeout:       jsii.String(seconds(config.DefaultVerifyTimeout)),
+		config.EnvFunctionTimeout:     jsii.String(seconds(rotatorTimeoutSeconds * time.Second)),
 		config.EnvSecretID:            secretARN,
 		config.EnvLogLevel:            jsii.String(rotatorLogLevel),
 	}

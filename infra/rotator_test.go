@@ -50,6 +50,7 @@ func TestFunction(t *testing.T) {
 		config.EnvGraphMaxAttempts:    "5",
 		config.EnvGraphRequestTimeout: "10s",
 		config.EnvVerifyTimeout:       "90s",
+		config.EnvFunctionTimeout:     "300s",
 		config.EnvSecretID:            ref(l.secret),
 		config.EnvLogLevel:            "INFO",
 	})
@@ -77,6 +78,11 @@ func TestFunctionEnvironmentLoadsAndFitsTheTimeout(t *testing.T) {
 		t.Fatalf("config.Load on the stack's environment: %v", err)
 	}
 	timeout := time.Duration(properties(fn)["Timeout"].(float64)) * time.Second
+	// The function plans each step's time from FUNCTION_TIMEOUT at start-up
+	// (it cannot see its own timeout before the first invocation).
+	if cfg.FunctionTimeout != timeout {
+		t.Errorf("FUNCTION_TIMEOUT is %s but the function times out after %s", cfg.FunctionTimeout, timeout)
+	}
 	// testSecret: verification polling, then a rollback whose uploads are
 	// each retried GraphMaxAttempts times; a minute for cold start and the
 	// Secrets Manager calls.

@@ -85,11 +85,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 	if err != nil {
 		return nil, err
 	}
+	// The time plan config.Load checked is the one the steps keep.
 	rot, err := rotation.New(state, sm, keys, gc, rotation.Options{
-		Concurrency:   cfg.GraphConcurrency,
-		VerifyTimeout: cfg.VerifyTimeout,
-		Logger:        log,
-		Metrics:       emf,
+		Concurrency:     cfg.GraphConcurrency,
+		VerifyTimeout:   cfg.VerifyTimeout,
+		RollbackReserve: cfg.RollbackReserve(),
+		ReportReserve:   config.ReportReserve,
+		ReadTimeout:     cfg.GraphRequestTimeout,
+		Logger:          log,
+		Metrics:         emf,
 	})
 	if err != nil {
 		return nil, err

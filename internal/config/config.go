@@ -2,6 +2,14 @@
 // Every setting has a documented default; a missing or invalid one fails at
 // start-up with an error that names the variable, so a bad deploy fails on
 // its first invocation instead of half-way through a rotation.
+//
+// That includes settings that are valid alone but can never fit together
+// in the function's timeout (FUNCTION_TIMEOUT): setSecret's uploads, all
+// GRAPH_MAX_ATTEMPTS of GRAPH_REQUEST_TIMEOUT, or testSecret's
+// VERIFY_TIMEOUT and its last read, each followed by the rollback reserve
+// and the report reserve. The steps plan the same split at run time from
+// the invocation's real deadline; this check only refuses a plan that
+// could never be kept.
 package config
 
 import (
@@ -26,6 +34,7 @@ const (
 	EnvGraphMaxAttempts    = "GRAPH_MAX_ATTEMPTS"
 	EnvGraphRequestTimeout = "GRAPH_REQUEST_TIMEOUT"
 	EnvVerifyTimeout       = "VERIFY_TIMEOUT"
+	EnvFunctionTimeout     = "FUNCTION_TIMEOUT"
 	EnvSecretID            = "SECRET_ID"
 	EnvLogLevel            = "LOG_LEVEL"
 )
@@ -35,7 +44,7 @@ func Names() []string {
 	return []string{
 		EnvKMSKeyID, EnvAccessTokenSecretID, EnvGraphBaseURL, EnvGraphVersion,
 		EnvGraphConcurrency, EnvGraphMaxAttempts, EnvGraphRequestTimeout,
-		EnvVerifyTimeout, EnvSecretID, EnvLogLevel,
+		EnvVerifyTimeout, EnvFunctionTimeout, EnvSecretID, EnvLogLevel,
 	}
 }
 
@@ -55,6 +64,10 @@ type Config struct {
 	// VerifyTimeout bounds testSecret's polling of Meta; it is further capped
 	// by the invocation's remaining time less the rollback reserve.
 	VerifyTimeout time.Duration
+	// FunctionTimeout is the Lambda function's timeout, which Lambda does
+	// not show a function at init; the steps read their real deadline from
+	// the invocation.
+	FunctionTimeout time.Duration
 	// SecretID is the default secret of operator commands.
 	SecretID string
 	LogLevel slog.Level
@@ -66,7 +79,22 @@ const (
 	DefaultGraphMaxAttempts    = 5
 	DefaultGraphRequestTimeout = 10 * time.Second
 	DefaultVerifyTimeout       = 90 * time.Second
+	// DefaultFunctionTimeout is infra/'s and template.yaml's Lambda timeout.
+	DefaultFunctionTimeout = 300 * time.Second
+	// DefaultRollbackReserve is the least time a step keeps back for
+	// putting the current key back (see RollbackReserve).
+	DefaultRollbackReserve = 20 * time.Second
+	// ReportReserve is the time a step keeps back at the very end to log
+	// and return its report.
+	ReportReserve = 2 * time.Second
 )
+
+// RollbackReserve is the time a step keeps back for putting the current
+// key back: 20 s, or one whole GRAPH_REQUEST_TIMEOUT if that is longer, so
+// a rollback upload can always run its first attempt in full.
+func (c Config) RollbackReserve() time.Duration {
+	return max(DefaultRollbackReserve, c.GraphRequestTimeout)
+}
 
 // Error names the variable, the problem with its value and the fix.
 type Error struct {
@@ -92,6 +120,7 @@ func Load(getenv func(string) string) (Config, error) {
 		GraphMaxAttempts:    DefaultGraphMaxAttempts,
 		GraphRequestTimeout: DefaultGraphRequestTimeout,
 		VerifyTimeout:       DefaultVerifyTimeout,
+		FunctionTimeout:     DefaultFunctionTimeout,
 		SecretID:            strings.TrimSpace(getenv(EnvSecretID)),
 		LogLevel:            slog.LevelInfo,
 	}
@@ -137,13 +166,44 @@ func Load(getenv func(string) string) (Config, error) {
 	intVar(EnvGraphMaxAttempts, &c.GraphMaxAttempts, 1, 10)
 	durVar(EnvGraphRequestTimeout, &c.GraphRequestTimeout, time.Second, 2*time.Minute)
 	durVar(EnvVerifyTimeout, &c.VerifyTimeout, time.Second, 14*time.Minute)
+	durVar(EnvFunctionTimeout, &c.FunctionTimeout, 3*time.Second, 15*time.Minute)
 	if v := getenv(EnvLogLevel); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, &Error{EnvLogLevel, v, "is not a log level", "use DEBUG, INFO, WARN or ERROR"})
 		}
 	}
+	if len(errs) == 0 {
+		errs = c.checkTimePlan(getenv)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// checkTimePlan refuses settings whose worst case can never fit in the
+// function's timeout, naming every variable involved.
+func (c Config) checkTimePlan(getenv func(string) string) []error {
+	// The value as set, or the default in force.
+	value := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def + " (the default)"
+	}
+	reserve := c.RollbackReserve() + ReportReserve
+	fit := fmt.Sprintf("plus %s kept back for the rollback and %s for the report, exceed %s=%s", c.RollbackReserve(), ReportReserve, EnvFunctionTimeout, c.FunctionTimeout)
+	raise := "or raise the function's timeout and " + EnvFunctionTimeout + " with it (infra/ and template.yaml set both from one constant)"
+	var errs []error
+	if uploads := time.Duration(c.GraphMaxAttempts) * c.GraphRequestTimeout; uploads+reserve > c.FunctionTimeout {
+		errs = append(errs, &Error{EnvGraphMaxAttempts, value(EnvGraphMaxAttempts, strconv.Itoa(c.GraphMaxAttempts)),
+			fmt.Sprintf("%d attempts of %s=%s, %s in all, %s: setSecret could never make them all", c.GraphMaxAttempts, EnvGraphRequestTimeout, c.GraphRequestTimeout, uploads, fit),
+			"lower " + EnvGraphMaxAttempts + " or " + EnvGraphRequestTimeout + ", " + raise})
+	}
+	if verify := c.VerifyTimeout + c.GraphRequestTimeout; verify+reserve > c.FunctionTimeout {
+		errs = append(errs, &Error{EnvVerifyTimeout, value(EnvVerifyTimeout, c.VerifyTimeout.String()),
+			fmt.Sprintf("polling that long, with a last read of up to %s=%s, %s: testSecret could never poll that long", EnvGraphRequestTimeout, c.GraphRequestTimeout, fit),
+			"lower " + EnvVerifyTimeout + ", " + raise})
+	}
+	return errs
 }

@@ -16,7 +16,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.GraphBaseURL != "https://graph.facebook.com" || c.GraphVersion != "v24.0" || c.GraphConcurrency != 8 ||
-		c.GraphMaxAttempts != 5 || c.GraphRequestTimeout != 10*time.Second || c.VerifyTimeout != 90*time.Second ||
+		c.GraphMaxAttempts != 5 || c.GraphRequestTimeout != 10*time.Second || c.VerifyTimeout != 90*time.Second || c.FunctionTimeout != 300*time.Second ||
 		c.LogLevel != slog.LevelInfo || c.KMSKeyID != "" {
 		t.Errorf("defaults = %+v", c)
 	}
@@ -26,19 +26,19 @@ func TestEveryVariableIsRead(t *testing.T) {
 	c, err := Load(env(map[string]string{
 		EnvKMSKeyID: "alias/flowkey", EnvAccessTokenSecretID: "tok", EnvGraphBaseURL: "http://127.0.0.1:9",
 		EnvGraphVersion: "v23.0", EnvGraphConcurrency: "2", EnvGraphMaxAttempts: "3", EnvGraphRequestTimeout: "3s",
-		EnvVerifyTimeout: "20s", EnvSecretID: "flowkey/key", EnvLogLevel: "debug",
+		EnvVerifyTimeout: "20s", EnvFunctionTimeout: "2m", EnvSecretID: "flowkey/key", EnvLogLevel: "debug",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{KMSKeyID: "alias/flowkey", AccessTokenSecretID: "tok", GraphBaseURL: "http://127.0.0.1:9", GraphVersion: "v23.0",
 		GraphConcurrency: 2, GraphMaxAttempts: 3, GraphRequestTimeout: 3 * time.Second, VerifyTimeout: 20 * time.Second,
-		SecretID: "flowkey/key", LogLevel: slog.LevelDebug}
+		FunctionTimeout: 2 * time.Minute, SecretID: "flowkey/key", LogLevel: slog.LevelDebug}
 	if c != want {
 		t.Errorf("got %+v\nwant %+v", c, want)
 	}
-	if len(Names()) != 10 {
-		t.Errorf("Names() lists %d variables, Load reads 10", len(Names()))
+	if len(Names()) != 11 {
+		t.Errorf("Names() lists %d variables, Load reads 11", len(Names()))
 	}
 }
 
@@ -50,6 +50,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{EnvGraphMaxAttempts, "11", "from 1 to 10"},
 		{EnvGraphRequestTimeout, "10", "Go duration"},
 		{EnvVerifyTimeout, "1h", "Go duration"},
+		{EnvFunctionTimeout, "16m", "Go duration"},
 		{EnvLogLevel, "loud", "not a log level"},
 	}
 	for _, tc := range tests {
@@ -80,5 +81,46 @@ func TestPlainHTTPToARemoteGraphIsRefused(t *testing.T) {
 	}
 	if _, err := Load(env(map[string]string{EnvGraphBaseURL: "http://127.0.0.1:8080"})); err != nil {
 		t.Fatalf("loopback http must be allowed: %v", err)
+	}
+}
+
+// A configuration whose plan can never fit in the function's timeout fails
+// at start-up, naming the variables that do not fit together. The
+// function's timeout is not visible at init in Lambda: FUNCTION_TIMEOUT
+// carries it, set by infra/ and template.yaml from the same constant.
+func TestConfigurationThatCanNeverFitFailsAtStartUp(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // substrings of the error; none: it loads
+	}{
+		{name: "the defaults fit the deployed 300 s", env: nil},
+		{name: "the local stack tests' settings fit 60 s", env: map[string]string{"FUNCTION_TIMEOUT": "60s", "GRAPH_MAX_ATTEMPTS": "3", "VERIFY_TIMEOUT": "3s"}},
+		{name: "5 attempts of 10 s and a rollback do not fit 60 s", env: map[string]string{"FUNCTION_TIMEOUT": "60s", "VERIFY_TIMEOUT": "20s"},
+			want: []string{"GRAPH_MAX_ATTEMPTS=\"5 (the default)\"", "GRAPH_REQUEST_TIMEOUT=10s", "FUNCTION_TIMEOUT=1m0s", "50s", "fix:"}},
+		{name: "a verification that cannot fit", env: map[string]string{"VERIFY_TIMEOUT": "5m"},
+			want: []string{"VERIFY_TIMEOUT=\"5m\"", "GRAPH_REQUEST_TIMEOUT=10s", "FUNCTION_TIMEOUT=5m0s", "fix:"}},
+		{name: "10 attempts of 2 minutes", env: map[string]string{"GRAPH_MAX_ATTEMPTS": "10", "GRAPH_REQUEST_TIMEOUT": "2m", "FUNCTION_TIMEOUT": "15m"},
+			want: []string{"GRAPH_MAX_ATTEMPTS=\"10\"", "GRAPH_REQUEST_TIMEOUT=2m0s", "FUNCTION_TIMEOUT=15m0s"}},
+		{name: "a timeout that is not a duration", env: map[string]string{"FUNCTION_TIMEOUT": "300"}, want: []string{"FUNCTION_TIMEOUT=\"300\"", "Go duration"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(env(tc.env))
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("want it to load, got %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("want an error naming %q, got none", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
 	}
 }

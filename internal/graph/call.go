@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -35,14 +36,18 @@ type request struct {
 	form       string // form-encoded POST body; "" for none
 }
 
-// do runs rq with the retry policy. decode sees the body of every 2xx
-// response; an error from it marks the response malformed, which is
-// retried because a well-formed 2xx from Meta never fails to decode and
-// a truncated or replaced body is most likely transient proxy trouble.
+// do runs rq with the retry policy of the package doc. decode sees the
+// body of every 2xx response that is not a Graph error; an error from it
+// marks the response malformed, which is retried because a well-formed 2xx
+// from Meta never fails to decode and a truncated or replaced body is most
+// likely transient proxy trouble.
 func (c *Client) do(ctx context.Context, auth Auth, rq request, red redactor, decode func([]byte) error) error {
 	if err := ctx.Err(); err != nil {
-		return &Error{Op: rq.op, Object: rq.object, Err: err, Retryable: errors.Is(err, context.DeadlineExceeded)}
+		return &Error{Op: rq.op, Object: rq.object, Failure: FailureTransport, Transport: contextCause(err), Err: err,
+			Retryable: errors.Is(err, context.DeadlineExceeded), TokenSecret: auth.TokenSecret}
 	}
+	uncertain := ""
+	waitedOut := false // a rate limit was waited out already: the one extra call is spent
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		status, e := c.attempt(ctx, auth, rq, red, decode)
@@ -50,19 +55,18 @@ func (c *Client) do(ctx context.Context, auth Auth, rq request, red redactor, de
 
 		retry, wait := false, time.Duration(0)
 		if e != nil {
-			e.Op, e.Object, e.Attempts = rq.op, rq.object, attempt
-			if e.Retryable && attempt < c.opts.MaxAttempts && ctx.Err() == nil {
-				wait = c.backoff(attempt)
-				if e.RateLimited && e.RegainAccessIn > 0 {
-					wait = e.RegainAccessIn
-				}
-				retry = c.waitFits(ctx, wait, e.RateLimited)
+			e.Op, e.Object, e.Attempts, e.TokenSecret = rq.op, rq.object, attempt, auth.TokenSecret
+			if uncertain == "" && e.mayHaveLanded() {
+				uncertain = fmt.Sprintf("attempt %d: %s", attempt, e.outcome())
 			}
+			e.Uncertain = uncertain
+			retry, wait = c.retryAfter(ctx, e, attempt, waitedOut)
+			waitedOut = waitedOut || (retry && e.RateLimited)
 		}
 		if c.opts.Observe != nil {
 			call := Call{Op: rq.op, Object: rq.object, Attempt: attempt, HTTPStatus: status, Duration: dur, Retrying: retry}
 			if e != nil {
-				call.Code = e.Code
+				call.Failure, call.Code, call.Transport, call.RateLimited = e.Failure, e.Code, e.Transport, e.RateLimited
 			}
 			c.opts.Observe(call)
 		}
@@ -77,6 +81,29 @@ func (c *Client) do(ctx context.Context, auth Auth, rq request, red redactor, de
 			return e
 		}
 	}
+}
+
+// retryAfter decides whether another attempt follows e, and after what
+// wait. A rate limit is waited out at most once per call and only on
+// Meta's estimate. Under a deadline no wait is taken unless a whole
+// RequestTimeout still fits after it; without one, a rate limit is only
+// waited out when it is no longer than an ordinary backoff, so a caller
+// without a deadline is never parked for an hour.
+func (c *Client) retryAfter(ctx context.Context, e *Error, attempt int, waitedOut bool) (bool, time.Duration) {
+	if !e.Retryable || attempt >= c.opts.MaxAttempts || ctx.Err() != nil {
+		return false, 0
+	}
+	wait := c.backoff(attempt)
+	if e.RateLimited {
+		if waitedOut || e.RegainAccessIn <= 0 {
+			return false, 0
+		}
+		wait = e.RegainAccessIn
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		return wait+c.opts.RequestTimeout <= time.Until(dl), wait
+	}
+	return !e.RateLimited || wait <= c.opts.MaxBackoff, wait
 }
 
 // backoff is full jitter: BaseBackoff*2^(attempt-1), capped at MaxBackoff,
@@ -97,17 +124,6 @@ func (c *Client) backoff(attempt int) time.Duration {
 	return time.Duration(float64(d) * j)
 }
 
-// waitFits decides whether waiting d before another attempt is worth it.
-// Under a deadline the wait must end before it; without one, a rate limit
-// is only waited out when it is no longer than an ordinary backoff, so a
-// caller without a deadline is never parked for an hour.
-func (c *Client) waitFits(ctx context.Context, d time.Duration, rateLimited bool) bool {
-	if dl, ok := ctx.Deadline(); ok {
-		return d < time.Until(dl)
-	}
-	return !rateLimited || d <= c.opts.MaxBackoff
-}
-
 // attempt makes one HTTP exchange. It returns the HTTP status (0 when no
 // response arrived) and the failure, if any, without Op/Object/Attempts.
 func (c *Client) attempt(ctx context.Context, auth Auth, rq request, red redactor, decode func([]byte) error) (int, *Error) {
@@ -119,7 +135,7 @@ func (c *Client) attempt(ctx context.Context, auth Auth, rq request, red redacto
 	}
 	req, err := http.NewRequestWithContext(actx, rq.method, rq.url.String(), body)
 	if err != nil {
-		return 0, &Error{Err: red.wrap(err)}
+		return 0, &Error{Failure: FailureTransport, Transport: TransportNetwork, Err: red.wrap(err)}
 	}
 	req.Header.Set("Authorization", "Bearer "+auth.Token.value)
 	req.Header.Set("Accept", "application/json")
@@ -142,8 +158,14 @@ func (c *Client) attempt(ctx context.Context, auth Auth, rq request, red redacto
 	}
 	e := &Error{HTTPStatus: status, RegainAccessIn: regain}
 	if len(data) > maxBody {
+		e.Failure, e.Retryable = FailureMalformed, true
 		e.Err = malformed("body is larger than %d bytes", maxBody)
-		e.Retryable = true
+		return status, e
+	}
+	// A Graph error object is Meta's answer whatever the status: on a 200
+	// it is still that error, not a malformed success.
+	if object, transient := fillGraphError(e, data, red); object {
+		e.Retryable, e.RateLimited = classify(status, e, transient)
 		return status, e
 	}
 	if status >= 200 && status <= 299 {
@@ -151,17 +173,15 @@ func (c *Client) attempt(ctx context.Context, auth Auth, rq request, red redacto
 			if !errors.Is(err, ErrMalformedResponse) {
 				err = fmt.Errorf("%w: %w", ErrMalformedResponse, err)
 			}
+			e.Failure, e.Retryable = FailureMalformed, true
 			e.Err = red.wrap(err)
-			e.Retryable = true
 			return status, e
 		}
 		return status, nil
 	}
-	codePresent := fillGraphError(e, data, red)
-	if !e.graphError {
-		e.Err = fmt.Errorf("no Graph error object in the body (%s)", bodySnippet(data, red))
-	}
-	e.Retryable, e.RateLimited = classify(status, e, codePresent)
+	e.Failure = FailureHTTP
+	e.Err = fmt.Errorf("no Graph error object in the body (%s)", bodySnippet(data, red))
+	e.Retryable, e.RateLimited = classify(status, e, nil)
 	return status, e
 }
 
@@ -180,22 +200,54 @@ func (c *Client) transportError(ctx, actx context.Context, err error, red redact
 	if ue, ok := err.(*url.Error); ok {
 		err = ue.Err
 	}
-	e := &Error{}
+	e := &Error{Failure: FailureTransport}
 	switch {
 	case ctx.Err() != nil:
 		// The caller's deadline or cancellation ends the call: no attempt
 		// may follow. A deadline is transient; a cancellation is a decision.
 		e.Err = errorsJoinCtx(err, ctx.Err())
+		e.Transport = contextCause(ctx.Err())
 		e.Retryable = errors.Is(ctx.Err(), context.DeadlineExceeded)
 	case actx.Err() != nil:
-		e.Err = fmt.Errorf("no response within the %s request timeout: %w", c.opts.RequestTimeout, err)
-		e.Retryable = true
+		e.Err = fmt.Errorf("the %s request timeout passed: %w", c.opts.RequestTimeout, err)
+		e.Transport, e.Retryable = TransportTimeout, true
 	default:
 		e.Err = err
+		e.Transport = transportCause(err)
 		e.Retryable = !permanentTransport(err)
 	}
 	e.Err = red.wrap(e.Err)
 	return e
+}
+
+func contextCause(err error) string {
+	if errors.Is(err, context.Canceled) {
+		return TransportCanceled
+	}
+	return TransportDeadline
+}
+
+// transportCause names a network failure for operators and metrics.
+func transportCause(err error) string {
+	var (
+		ne  net.Error
+		dns *net.DNSError
+	)
+	switch {
+	case errors.Is(err, syscall.ECONNRESET):
+		return TransportReset
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return TransportRefused
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return TransportEOF
+	case errors.As(err, &dns):
+		return TransportDNS
+	case tlsFailure(err):
+		return TransportTLS
+	case errors.As(err, &ne) && ne.Timeout():
+		return TransportTimeout
+	}
+	return TransportNetwork
 }
 
 // permanentTransport picks out the transport failures another attempt
@@ -205,25 +257,28 @@ func (c *Client) transportError(ctx, actx context.Context, err error, red redact
 // net/http does not export) is treated as the transient trouble the retry
 // table means.
 func permanentTransport(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.IsNotFound
+	}
+	return tlsFailure(err)
+}
+
+func tlsFailure(err error) bool {
 	var (
 		unknownAuthority x509.UnknownAuthorityError
 		hostname         x509.HostnameError
 		certInvalid      x509.CertificateInvalidError
 		verify           *tls.CertificateVerificationError
 		record           tls.RecordHeaderError
-		dns              *net.DNSError
 	)
 	switch {
 	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &certInvalid),
 		errors.As(err, &verify), errors.As(err, &record):
 		return true
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		// net/http replaces the tls.RecordHeaderError with a plain error.
-		return true
-	case errors.As(err, &dns):
-		return dns.IsNotFound
 	}
-	return false
+	// net/http replaces the tls.RecordHeaderError with a plain error.
+	return strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // regainAccessIn reads the largest estimated_time_to_regain_access

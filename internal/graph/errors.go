@@ -1,22 +1,20 @@
 package graph
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
-	"slices"
+	"net/http"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
 // Error renders one line an operator can act on, e.g.
 //
 //	graph upload 106540352242922: HTTP 400 code 100 subcode 33 (OAuthException): <message> [fbtrace_id AbC] after 1 attempt
+//	graph get 106540352242922: no response (timeout): the 10s request timeout passed: context deadline exceeded after 3 attempts
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("graph ")
@@ -26,13 +24,18 @@ func (e *Error) Error() string {
 		b.WriteString(e.Object)
 	}
 	b.WriteString(": ")
-	if e.HTTPStatus != 0 {
+	switch {
+	case e.Failure == FailureTransport && e.HTTPStatus != 0:
+		fmt.Fprintf(&b, "HTTP %d, then the body was cut off (%s)", e.HTTPStatus, e.Transport)
+	case e.Failure == FailureTransport && e.Transport != "":
+		fmt.Fprintf(&b, "no response (%s)", e.Transport)
+	case e.HTTPStatus != 0:
 		fmt.Fprintf(&b, "HTTP %d", e.HTTPStatus)
-	} else {
+	default:
 		b.WriteString("no response")
 	}
-	if e.graphError || e.Code != 0 {
-		fmt.Fprintf(&b, " code %d", e.Code)
+	if code, ok := e.GraphCode(); ok {
+		fmt.Fprintf(&b, " code %d", code)
 		if e.Subcode != 0 {
 			fmt.Fprintf(&b, " subcode %d", e.Subcode)
 		}
@@ -62,6 +65,11 @@ func (e *Error) Error() string {
 	default:
 		fmt.Fprintf(&b, " after %d attempts", e.Attempts)
 	}
+	if e.Uncertain != "" && !e.mayHaveLanded() {
+		// The last attempt was refused, but an earlier one may have landed:
+		// for an upload that is the difference between old and new key.
+		fmt.Fprintf(&b, " (%s, outcome unknown)", e.Uncertain)
+	}
 	regain := int(math.Ceil(e.RegainAccessIn.Minutes()))
 	switch {
 	case e.RateLimited && regain > 0:
@@ -71,7 +79,64 @@ func (e *Error) Error() string {
 	case regain > 0:
 		fmt.Fprintf(&b, "; Meta's usage header says access returns in ~%d min", regain)
 	}
+	if fix := e.fix(); fix != "" {
+		b.WriteString("; fix: ")
+		b.WriteString(fix)
+	}
 	return b.String()
+}
+
+// fix is what an operator does about an auth or permission error: all of
+// them are about the token, so each names the secret that holds it.
+func (e *Error) fix() string {
+	code, ok := e.GraphCode()
+	if !ok {
+		return ""
+	}
+	where := "the access token secret"
+	if e.TokenSecret != "" {
+		where = "secret " + e.TokenSecret
+	}
+	switch {
+	case code == 190 || code == 102 || code == 104:
+		return "the access token is missing, expired or revoked; store a valid system user token (with whatsapp_business_management) in " + where
+	case code == 0:
+		return "Meta cannot authenticate the app user of the token; generate a new system user token for the app and store it in " + where
+	case code == 10 || (code >= 200 && code <= 299):
+		return "the token in " + where + " lacks a permission; give its system user whatsapp_business_management on this WABA (code 10 on this endpoint can also mean the number is not allowed to use Flows)"
+	}
+	return ""
+}
+
+// mayHaveLanded reports whether Meta may have carried out the attempt
+// that failed with e without flowkey seeing its answer.
+func (e *Error) mayHaveLanded() bool {
+	switch e.Failure {
+	case FailureTransport:
+		switch e.Transport {
+		case TransportRefused, TransportDNS, TransportTLS:
+			return false // nothing reached Meta
+		}
+		return true
+	case FailureMalformed:
+		return true // a 2xx arrived: it may well have succeeded
+	}
+	return e.HTTPStatus >= 500
+}
+
+// outcome is a short account of one failed attempt, for Uncertain.
+func (e *Error) outcome() string {
+	switch {
+	case e.Failure == FailureTransport && e.HTTPStatus == 0:
+		return "no response (" + e.Transport + ")"
+	case e.Failure == FailureTransport:
+		return fmt.Sprintf("HTTP %d with its body cut off (%s)", e.HTTPStatus, e.Transport)
+	case e.Failure == FailureMalformed:
+		return fmt.Sprintf("an unreadable HTTP %d", e.HTTPStatus)
+	case e.Failure == FailureGraph:
+		return fmt.Sprintf("HTTP %d code %d", e.HTTPStatus, e.Code)
+	}
+	return fmt.Sprintf("HTTP %d", e.HTTPStatus)
 }
 
 // graphErrorBody is Graph's error envelope. Only code is reliably present.
@@ -81,6 +146,7 @@ type graphErrorBody struct {
 		Type           string          `json:"type"`
 		Code           *flexInt        `json:"code"`
 		Subcode        flexInt         `json:"error_subcode"`
+		IsTransient    *bool           `json:"is_transient"`
 		FBTraceID      string          `json:"fbtrace_id"`
 		ErrorData      json.RawMessage `json:"error_data"`
 		ErrorUserTitle string          `json:"error_user_title"`
@@ -107,17 +173,18 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 }
 
 // fillGraphError copies a Graph error body into e, redacted and
-// sanitized, and reports whether it carried a code. e.graphError records
-// whether there was an error object at all.
-func fillGraphError(e *Error, body []byte, red redactor) bool {
+// sanitized. object reports whether the body held an error object at all;
+// e.Failure is FailureGraph when it carried a code, FailureHTTP when not.
+// transient is its is_transient, nil when absent.
+func fillGraphError(e *Error, body []byte, red redactor) (object bool, transient *bool) {
 	var ge graphErrorBody
 	if json.Unmarshal(body, &ge) != nil || ge.Error == nil {
-		return false
+		return false, nil
 	}
 	g := ge.Error
-	e.graphError = true
+	e.Failure = FailureHTTP
 	if g.Code != nil {
-		e.Code = int(*g.Code)
+		e.Failure, e.Code = FailureGraph, int(*g.Code)
 	}
 	e.Subcode = int(g.Subcode)
 	e.Type = red.clean(g.Type, 80)
@@ -137,7 +204,10 @@ func fillGraphError(e *Error, body []byte, red redactor) bool {
 			e.Details = d
 		}
 	}
-	return g.Code != nil
+	if e.Message == "" && e.Failure == FailureHTTP {
+		e.Err = errors.New("a Graph error object without a code")
+	}
+	return true, g.IsTransient
 }
 
 // errorDataDetails reads error_data, which Cloud API sends as an object
@@ -159,16 +229,23 @@ func errorDataDetails(raw json.RawMessage) string {
 	return ""
 }
 
-// classify applies the retry table of platform-facts §1. A Graph code
-// decides when there is one; otherwise the HTTP status does.
-func classify(status int, e *Error, codePresent bool) (retryable, rateLimited bool) {
+// classify applies the retry table of platform-facts §1. A subcode 33
+// (the object is gone) is final; a throttling code is a rate limit; then
+// Meta's is_transient decides when it sent one, then the Graph code, then
+// the HTTP status.
+func classify(status int, e *Error, transient *bool) (retryable, rateLimited bool) {
 	if e.Subcode == 33 {
 		return false, false
 	}
-	if codePresent {
-		switch c := e.Code; {
-		case c == 4 || c == 80007 || c == 130429:
-			return true, true
+	code, hasCode := e.GraphCode()
+	if hasCode && isThrottling(code) {
+		return true, true
+	}
+	if transient != nil {
+		return *transient, false
+	}
+	if hasCode {
+		switch c := code; {
 		case c == 131000:
 			return true, false
 		case c == 0 || c == 3 || c == 10 || c == 33 || c == 100 || c == 190 || (c >= 200 && c <= 299):
@@ -176,7 +253,7 @@ func classify(status int, e *Error, codePresent bool) (retryable, rateLimited bo
 		}
 	}
 	switch {
-	case status == 429:
+	case status == http.StatusTooManyRequests:
 		return true, true
 	case status >= 500:
 		return true, false
@@ -184,107 +261,19 @@ func classify(status int, e *Error, codePresent bool) (retryable, rateLimited bo
 	return false, false
 }
 
-// redactor removes the secrets of one call (the token, and for an upload
-// the PEM) from any text that goes into an error, in case Meta or a proxy
-// echoes them.
-type redactor struct{ r *strings.Replacer }
-
-const redacted = "[redacted]"
-
-// minSecretFragment keeps short PEM lines (the last base64 line can be a
-// few characters) from blanking unrelated words.
-const minSecretFragment = 16
-
-func newRedactor(token string, pems ...string) redactor {
-	var secrets []string
-	add := func(s string) {
-		if s != "" {
-			secrets = append(secrets, s, url.QueryEscape(s), url.PathEscape(s))
-		}
+// isThrottling reports Graph's rate-limit codes: 4 (app), 17 (user), 32
+// (page), 613 (calls within an hour), the business-use-case family
+// 80000-80014 (80007: WhatsApp Business Management), 130429 and 131056
+// (Cloud API throughput).
+func isThrottling(code int) bool {
+	switch {
+	case code == 4, code == 17, code == 32, code == 613, code == 130429, code == 131056:
+		return true
+	case code >= 80000 && code <= 80014:
+		return true
 	}
-	add(token)
-	for _, p := range pems {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		add(p)
-		var body strings.Builder
-		for line := range strings.Lines(p) {
-			line = strings.TrimSpace(line)
-			if strings.HasPrefix(line, "-----") {
-				continue
-			}
-			body.WriteString(line)
-			if len(line) >= minSecretFragment {
-				add(line)
-			}
-		}
-		if body.Len() >= minSecretFragment {
-			add(body.String())
-		}
-	}
-	// Longest first, so a whole PEM is replaced before one of its lines.
-	slices.SortStableFunc(secrets, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
-	var pairs []string
-	seen := map[string]bool{}
-	for _, s := range secrets {
-		if !seen[s] {
-			seen[s] = true
-			pairs = append(pairs, s, redacted)
-		}
-	}
-	return redactor{r: strings.NewReplacer(pairs...)}
+	return false
 }
-
-func (r redactor) redact(s string) string {
-	if r.r == nil {
-		return s
-	}
-	return r.r.Replace(s)
-}
-
-// clean makes text from a response safe for one terminal line: secrets
-// redacted, control characters and runs of space collapsed, length capped.
-// Redaction comes first so that clipping cannot cut a secret in two.
-func (r redactor) clean(s string, max int) string {
-	s = r.redact(s)
-	var b strings.Builder
-	space := false
-	for _, c := range s {
-		if c == utf8.RuneError || unicode.IsControl(c) || unicode.IsSpace(c) {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(c)
-	}
-	return clip(b.String(), max)
-}
-
-// wrap returns err with secrets removed from its text; errors.Is and
-// errors.As still see the original chain.
-func (r redactor) wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if clean := r.redact(msg); clean != msg {
-		return &redactedError{msg: clean, err: err}
-	}
-	return err
-}
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
 
 // clip shortens s to at most max runes, marking the cut.
 func clip(s string, max int) string {

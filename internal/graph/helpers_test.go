@@ -19,7 +19,11 @@ import (
 // testToken is long and distinctive so that a leak is unmistakable.
 const testToken = "EAAGm0PX4ZCpsBAKZBtestTOKENsecret9f8e7d6c5b4a"
 
-func testAuth() Auth { return Auth{Token: NewToken(testToken), Version: "v24.0"} }
+const testTokenSecret = "flowkey/graph-token"
+
+func testAuth() Auth {
+	return Auth{Token: NewToken(testToken), Version: "v24.0", TokenSecret: testTokenSecret}
+}
 
 const phoneID = "106540352242922"
 

@@ -43,7 +43,7 @@ func (c *Client) PhoneNumbers(ctx context.Context, auth Auth, wabaID string) ([]
 		seenCursor = map[string]bool{}
 	)
 	stop := func(format string, args ...any) error {
-		return &Error{Op: op, Object: wabaID, HTTPStatus: http.StatusOK, Attempts: 1, Err: red.wrap(malformed(format, args...))}
+		return &Error{Op: op, Object: wabaID, Failure: FailureMalformed, HTTPStatus: http.StatusOK, Attempts: 1, Err: red.wrap(malformed(format, args...)), TokenSecret: auth.TokenSecret}
 	}
 	for page := 1; ; page++ {
 		if page > maxPages {

@@ -184,7 +184,8 @@ func TestPhoneNumbersFailures(t *testing.T) {
 			writeGraphError(w, 403, gErr{Code: 200, Message: "(#200) Permissions error", Type: "OAuthException", FBTraceID: "F1"})
 		})
 		got, err := newClient(t, s).PhoneNumbers(t.Context(), testAuth(), wabaID)
-		const want = "graph list 102290129340398: HTTP 403 code 200 (OAuthException): (#200) Permissions error [fbtrace_id F1] after 1 attempt"
+		const want = "graph list 102290129340398: HTTP 403 code 200 (OAuthException): (#200) Permissions error [fbtrace_id F1] after 1 attempt" +
+			"; fix: the token in secret flowkey/graph-token lacks a permission; give its system user whatsapp_business_management on this WABA (code 10 on this endpoint can also mean the number is not allowed to use Flows)"
 		if got != nil || err == nil || err.Error() != want {
 			t.Errorf("got %s, %v\nwant error %s", ids(got), err, want)
 		}

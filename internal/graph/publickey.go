@@ -67,22 +67,27 @@ func decodeSuccess(body []byte) error {
 	return nil
 }
 
-// GetPublicKey is GET /{version}/{phoneNumberID}/whatsapp_business_encryption.
+// keyFields are asked for explicitly: Meta's v23 reference example of a
+// VALID answer to a GET without fields carries the status alone.
+const keyFields = "business_public_key,business_public_key_signature_status"
+
+// GetPublicKey is GET /{version}/{phoneNumberID}/whatsapp_business_encryption?fields=...
 //
 // Both response shapes are accepted: the guide's flat object and the
 // {"data":[{...}]} wrapper the API actually returns. An empty data array,
 // or an object with neither, means no key is registered: PublicKeyPEM and
 // Status are "". A stored key that is not a usable RSA-2048 key is not an
 // error: PublicKey is nil and KeyProblem says why, and the caller decides.
+// A VALID answer without a key sets KeyOmitted: Meta holds a key it did
+// not show.
 func (c *Client) GetPublicKey(ctx context.Context, auth Auth, phoneNumberID string) (*Registration, error) {
 	const op = "get"
 	if err := c.checkCall(op, "phone number ID", phoneNumberID, auth); err != nil {
 		return nil, err
 	}
-	rq := request{
-		op: op, object: phoneNumberID, method: http.MethodGet,
-		url: c.endpoint(auth.Version, phoneNumberID, encryptionEdge),
-	}
+	u := c.endpoint(auth.Version, phoneNumberID, encryptionEdge)
+	u.RawQuery = url.Values{"fields": {keyFields}}.Encode()
+	rq := request{op: op, object: phoneNumberID, method: http.MethodGet, url: u}
 	var reg *Registration
 	err := c.do(ctx, auth, rq, newRedactor(auth.Token.value), func(body []byte) error {
 		r, err := decodeRegistration(body)
@@ -122,6 +127,10 @@ func decodeRegistration(body []byte) (*Registration, error) {
 		reg.Status = *entry.Status
 	}
 	if strings.TrimSpace(reg.PublicKeyPEM) == "" {
+		if reg.Status == StatusValid {
+			reg.KeyOmitted = true
+			reg.KeyProblem = "Meta answered VALID but returned no key (business_public_key was asked for and is missing or blank)"
+		}
 		return reg, nil
 	}
 	pub, der, problem := parsePublicKey(reg.PublicKeyPEM)

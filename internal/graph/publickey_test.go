@@ -245,12 +245,20 @@ func TestGetPublicKeyShapes(t *testing.T) {
 		{"ECDSA", flat(pkixPEM(t, &ec.PublicKey), "VALID"), pkixPEM(t, &ec.PublicKey), StatusValid, false, "ECDSA"},
 		{"garbage", wrapped("AAA BBB", "MISMATCH"), "AAA BBB", StatusMismatch, false, "is not PEM"},
 		{"private key", wrapped(privPEM, "VALID"), privPEM, StatusValid, false, "PRIVATE key"},
+		// Meta's v23 reference example of a VALID answer has no key: Meta
+		// holds one that flowkey cannot see, which is not "no key".
+		{"VALID without a key", `{"data":[{"business_public_key_signature_status":"VALID"}]}`, "", StatusValid, false, "Meta answered VALID but returned no key"},
+		{"VALID with a blank key", wrapped(" ", "VALID"), " ", StatusValid, false, "Meta answered VALID but returned no key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newServer(t, func(_ int, w http.ResponseWriter, r *http.Request) {
 				if r.Method != http.MethodGet || r.URL.Path != "/v24.0/"+phoneID+"/whatsapp_business_encryption" || r.Header.Get("Authorization") != "Bearer "+testToken {
 					t.Errorf("request %s %s", r.Method, r.URL.Path)
+				}
+				// Without fields, Meta's v23 example answers the status alone.
+				if got := r.URL.RawQuery; got != "fields=business_public_key%2Cbusiness_public_key_signature_status" {
+					t.Errorf("query = %q, want the two fields asked for explicitly", got)
 				}
 				io.WriteString(w, tc.body)
 			})

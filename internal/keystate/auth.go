@@ -17,7 +17,8 @@ import (
 // Auth resolves the Graph token and version for cfg: the document's
 // access_token_secret_id and graph_api_version first, then the Reader's
 // defaults. It reads the token secret on every call; a caller that needs
-// the token twice keeps the result.
+// the token twice keeps the result. The secret's ID goes into
+// graph.Auth.TokenSecret, so that Graph's auth errors name it in their fix.
 func (r *Reader) Auth(ctx context.Context, cfg secretdoc.Config) (graph.Auth, error) {
 	id := cfg.AccessTokenSecretID
 	if id == "" {
@@ -35,7 +36,7 @@ func (r *Reader) Auth(ctx context.Context, cfg secretdoc.Config) (graph.Auth, er
 	if version == "" {
 		version = r.opts.GraphVersion
 	}
-	return graph.Auth{Token: tok, Version: version}, nil
+	return graph.Auth{Token: tok, Version: version, TokenSecret: id}, nil
 }
 
 // token reads the access token secret: either the bare token, or a JSON

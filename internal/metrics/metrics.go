@@ -21,7 +21,9 @@
 //   - a rotation step, dimensions (Function, Step): StepDuration (ms),
 //     StepFailures, NumbersUploaded, NumbersVerified, NumbersFailed, and the
 //     step's GraphCalls (every HTTP attempt), GraphRetries (attempts followed
-//     by another) and GraphRateLimited (attempts Meta rate-limited);
+//     by another), GraphRateLimited (attempts Meta rate-limited, any of
+//     Graph's throttling codes or HTTP 429) and GraphTransportFailures
+//     (attempts that got no response: timeouts, resets, EOF);
 //   - rotate and resync, dimensions (Function, Command): CommandDuration
 //     (ms), CommandFailures, the Numbers* counts and the Graph* counts;
 //   - status, dimensions (Function): DriftedNumbers, written for a healthy
@@ -64,7 +66,7 @@ type EMF struct {
 	graph graphCounts // since the last step, command or Flush
 }
 
-type graphCounts struct{ calls, retries, rateLimited int }
+type graphCounts struct{ calls, retries, rateLimited, transport int }
 
 // New returns an EMF that writes to w with the Function dimension set to
 // function (DefaultFunction when empty). now defaults to time.Now.
@@ -142,8 +144,13 @@ func (e *EMF) ObserveGraph(c graph.Call) {
 	if c.Retrying {
 		e.graph.retries++
 	}
-	if c.HTTPStatus == 429 || c.Code == 4 || c.Code == 80007 || c.Code == 130429 {
+	// The client classifies: Code alone is not a rate limit, nor is a
+	// transport failure's zero Code a Graph code.
+	if c.RateLimited {
 		e.graph.rateLimited++
+	}
+	if c.Failure == graph.FailureTransport {
+		e.graph.transport++
 	}
 }
 
@@ -161,6 +168,7 @@ func (g graphCounts) metrics() []metric {
 		{"GraphCalls", unitCount, g.calls},
 		{"GraphRetries", unitCount, g.retries},
 		{"GraphRateLimited", unitCount, g.rateLimited},
+		{"GraphTransportFailures", unitCount, g.transport},
 	}
 }
 

@@ -33,7 +33,7 @@ func lines(t *testing.T, buf *bytes.Buffer) []string {
 
 func TestLinesHaveTheExactEMFShape(t *testing.T) {
 	ts := itoa(fixed.UnixMilli())
-	graphDefs := `{"Name":"GraphCalls","Unit":"Count"},{"Name":"GraphRetries","Unit":"Count"},{"Name":"GraphRateLimited","Unit":"Count"}`
+	graphDefs := `{"Name":"GraphCalls","Unit":"Count"},{"Name":"GraphRetries","Unit":"Count"},{"Name":"GraphRateLimited","Unit":"Count"},{"Name":"GraphTransportFailures","Unit":"Count"}`
 	numbers := `{"Name":"NumbersUploaded","Unit":"Count"},{"Name":"NumbersVerified","Unit":"Count"},{"Name":"NumbersFailed","Unit":"Count"}`
 	tests := []struct {
 		name string
@@ -41,19 +41,19 @@ func TestLinesHaveTheExactEMFShape(t *testing.T) {
 		want string
 	}{
 		{"step", func(e *EMF) { e.Step("setSecret", 1500*time.Millisecond, true, 3, 0, 0) },
-			`{"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"NumbersFailed":0,"NumbersUploaded":3,"NumbersVerified":0,"Outcome":"ok","Step":"setSecret","StepDuration":1500,"StepFailures":0,` +
+			`{"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"GraphTransportFailures":0,"NumbersFailed":0,"NumbersUploaded":3,"NumbersVerified":0,"Outcome":"ok","Step":"setSecret","StepDuration":1500,"StepFailures":0,` +
 				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function","Step"]],"Metrics":[` +
 				`{"Name":"StepDuration","Unit":"Milliseconds"},{"Name":"StepFailures","Unit":"Count"},` + numbers + `,` + graphDefs + `]}]}}`},
 		{"failed step", func(e *EMF) { e.Step("testSecret", 250*time.Microsecond, false, 0, 2, 1) },
-			`{"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"NumbersFailed":1,"NumbersUploaded":0,"NumbersVerified":2,"Outcome":"failed","Step":"testSecret","StepDuration":0.25,"StepFailures":1,` +
+			`{"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"GraphTransportFailures":0,"NumbersFailed":1,"NumbersUploaded":0,"NumbersVerified":2,"Outcome":"failed","Step":"testSecret","StepDuration":0.25,"StepFailures":1,` +
 				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function","Step"]],"Metrics":[` +
 				`{"Name":"StepDuration","Unit":"Milliseconds"},{"Name":"StepFailures","Unit":"Count"},` + numbers + `,` + graphDefs + `]}]}}`},
 		{"command", func(e *EMF) { e.Command("resync", 2*time.Second, true, 1, 1, 0) },
-			`{"Command":"resync","CommandDuration":2000,"CommandFailures":0,"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"NumbersFailed":0,"NumbersUploaded":1,"NumbersVerified":1,"Outcome":"ok",` +
+			`{"Command":"resync","CommandDuration":2000,"CommandFailures":0,"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"GraphTransportFailures":0,"NumbersFailed":0,"NumbersUploaded":1,"NumbersVerified":1,"Outcome":"ok",` +
 				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function","Command"]],"Metrics":[` +
 				`{"Name":"CommandDuration","Unit":"Milliseconds"},{"Name":"CommandFailures","Unit":"Count"},` + numbers + `,` + graphDefs + `]}]}}`},
 		{"the scheduled status publishes no metric of its own", func(e *EMF) { e.Command("status", 2*time.Second, true, 0, 0, 0) },
-			`{"Command":"status","CommandDuration":2000,"CommandFailures":0,"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"NumbersFailed":0,"NumbersUploaded":0,"NumbersVerified":0,"Outcome":"ok"}`},
+			`{"Command":"status","CommandDuration":2000,"CommandFailures":0,"Function":"flowkey-rotator","GraphCalls":0,"GraphRateLimited":0,"GraphRetries":0,"GraphTransportFailures":0,"NumbersFailed":0,"NumbersUploaded":0,"NumbersVerified":0,"Outcome":"ok"}`},
 		{"healthy status still reports zero drift", func(e *EMF) { e.Drift(3, 0) },
 			`{"DriftedNumbers":0,"Function":"flowkey-rotator","PhoneNumbers":3,` +
 				`"_aws":{"Timestamp":` + ts + `,"CloudWatchMetrics":[{"Namespace":"flowkey","Dimensions":[["Function"]],"Metrics":[` +
@@ -89,8 +89,8 @@ func TestGraphCallsGoOutWithTheStepThatMadeThem(t *testing.T) {
 	calls := []graph.Call{
 		{Op: "upload", Attempt: 1, HTTPStatus: 503, Retrying: true},
 		{Op: "upload", Attempt: 2, HTTPStatus: 200},
-		{Op: "get", Attempt: 1, HTTPStatus: 400, Code: 80007, Retrying: true},
-		{Op: "get", Attempt: 2, HTTPStatus: 429},
+		{Op: "get", Attempt: 1, HTTPStatus: 400, Failure: graph.FailureGraph, Code: 80007, RateLimited: true, Retrying: true},
+		{Op: "get", Attempt: 2, HTTPStatus: 429, Failure: graph.FailureHTTP, RateLimited: true},
 		{Op: "get", Attempt: 1, HTTPStatus: 200},
 	}
 	var wg sync.WaitGroup
@@ -130,7 +130,7 @@ func TestFlushLogsUnclaimedCallsWithoutPublishingThem(t *testing.T) {
 	}
 	e.ObserveGraph(graph.Call{Op: "get", Attempt: 1, HTTPStatus: 500, Retrying: true})
 	e.Flush()
-	want := `{"Function":"flowkey-rotator","GraphCalls":1,"GraphRateLimited":0,"GraphRetries":1,"Unclaimed":true}`
+	want := `{"Function":"flowkey-rotator","GraphCalls":1,"GraphRateLimited":0,"GraphRetries":1,"GraphTransportFailures":0,"Unclaimed":true}`
 	if got := lines(t, buf); len(got) != 1 || got[0] != want {
 		t.Fatalf("got %s, want %s", buf.String(), want)
 	}
@@ -191,4 +191,30 @@ func assertValidEMF(t *testing.T, line string) {
 func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// Rate limits are what the Graph client says they are (every throttling
+// code), and a failure without a response is a transport failure, not a
+// call with code 0.
+func TestGraphFailuresAreCountedByWhatTheyAre(t *testing.T) {
+	e, buf := newTest()
+	for _, c := range []graph.Call{
+		{Op: "upload", Attempt: 1, Failure: graph.FailureGraph, HTTPStatus: 400, Code: 613, RateLimited: true},
+		{Op: "upload", Attempt: 1, Failure: graph.FailureGraph, HTTPStatus: 400, Code: 80004, RateLimited: true},
+		{Op: "get", Attempt: 1, Failure: graph.FailureTransport, Transport: graph.TransportEOF, Retrying: true},
+		{Op: "get", Attempt: 2, Failure: graph.FailureTransport, Transport: graph.TransportTimeout},
+		{Op: "get", Attempt: 1, Failure: graph.FailureGraph, HTTPStatus: 401, Code: 0},
+		{Op: "get", Attempt: 1, HTTPStatus: 200},
+	} {
+		e.ObserveGraph(c)
+	}
+	e.Step("setSecret", time.Second, false, 0, 0, 1)
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatal(err)
+	}
+	if line["GraphCalls"] != 6.0 || line["GraphRateLimited"] != 2.0 || line["GraphTransportFailures"] != 2.0 || line["GraphRetries"] != 1.0 {
+		t.Errorf("counts = calls %v, rate-limited %v, transport %v, retries %v; want 6, 2, 2, 1",
+			line["GraphCalls"], line["GraphRateLimited"], line["GraphTransportFailures"], line["GraphRetries"])
+	}
 }

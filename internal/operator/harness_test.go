@@ -187,8 +187,9 @@ func (h *harness) assertNoWrites(t *testing.T) {
 	}
 }
 
+// graphErr is a Graph error object with a code, as graph.Client reports it.
 func graphErr(op, phone string, status, code, subcode int, retryable bool) *graph.Error {
-	return &graph.Error{Op: op, Object: phone, HTTPStatus: status, Code: code, Subcode: subcode, Type: "OAuthException",
+	return &graph.Error{Op: op, Object: phone, Failure: graph.FailureGraph, HTTPStatus: status, Code: code, Subcode: subcode, Type: "OAuthException",
 		Message: "test failure", FBTraceID: "AbCdEf", Attempts: 1, Retryable: retryable}
 }
 

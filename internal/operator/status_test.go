@@ -135,7 +135,8 @@ func TestStatusGraphErrorFields(t *testing.T) {
 	h.g.Fault("get", phones[0], graphErr("get", phones[0], 403, 10, 2494, false))
 	r := h.status(t)
 	b, _ := json.Marshal(numberOf(r, t, phones[0]).GraphError)
-	want := `{"message":"graph get ` + phones[0] + `: HTTP 403 code 10 subcode 2494 (OAuthException): test failure [fbtrace_id AbCdEf] after 1 attempt","http_status":403,"code":10,"subcode":2494,"fbtrace_id":"AbCdEf","retryable":false}`
+	want := `{"message":"graph get ` + phones[0] + `: HTTP 403 code 10 subcode 2494 (OAuthException): test failure [fbtrace_id AbCdEf] after 1 attempt` +
+		`; fix: the token in the access token secret lacks a permission; give its system user whatsapp_business_management on this WABA (code 10 on this endpoint can also mean the number is not allowed to use Flows)","http_status":403,"code":10,"subcode":2494,"fbtrace_id":"AbCdEf","retryable":false}`
 	if string(b) != want {
 		t.Errorf("graph_error\n%s\nwant\n%s", b, want)
 	}

@@ -1,12 +1,6 @@
 package rotation
 
-import (
-	"errors"
-	"fmt"
-	"strings"
-
-	"github.com/flowkey/flowkey/internal/graph"
-)
+import "fmt"
 
 // NumberResult is what one step did to one phone number.
 type NumberResult struct {
@@ -19,23 +13,10 @@ type NumberResult struct {
 	definite bool
 }
 
-func (n NumberResult) describe() string {
-	var ge *graph.Error
-	if errors.As(n.Err, &ge) {
-		s := fmt.Sprintf("%s (graph code %d", n.PhoneNumberID, ge.Code)
-		if ge.Subcode != 0 {
-			s += fmt.Sprintf(" subcode %d", ge.Subcode)
-		}
-		if ge.HTTPStatus != 0 {
-			s += fmt.Sprintf(", HTTP %d", ge.HTTPStatus)
-		}
-		return s + "): " + n.Err.Error()
-	}
-	return n.PhoneNumberID + ": " + n.Err.Error()
-}
-
-// StepError reports, per phone number, why setSecret or testSecret failed
-// and what the rollback did.
+// StepError reports, per phone number, why setSecret or testSecret failed,
+// what the rollback did, and so what each number is left holding. Its text
+// names the first few numbers in full and counts the rest by cause, so that
+// a failure of thousands of numbers stays one readable log event.
 type StepError struct {
 	Step, Secret, Token string
 	Total               int
@@ -43,45 +24,60 @@ type StepError struct {
 	RolledBack          []string
 	RollbackFailed      []NumberResult
 	Note                string
+
+	mode stepMode
 }
 
-func (e *StepError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d of %d phone numbers failed: ", len(e.Failed), e.Total)
-	for i, f := range e.Failed {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(f.describe())
-	}
-	if len(e.RolledBack) > 0 {
-		fmt.Fprintf(&b, ". Put the AWSCURRENT key back on %d numbers (%s)", len(e.RolledBack), strings.Join(e.RolledBack, ", "))
-	}
-	if len(e.RollbackFailed) > 0 {
-		fmt.Fprintf(&b, ". Could not put the AWSCURRENT key back on %d numbers: ", len(e.RollbackFailed))
-		for i, f := range e.RollbackFailed {
-			if i > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(f.describe())
-		}
-	}
-	if e.Note != "" {
-		b.WriteString(". " + e.Note)
-	}
-	return b.String()
-}
+// stepMode is what the step could do about its failures.
+type stepMode int
+
+const (
+	// nothingSwitched: verification only, or no number was switched, so
+	// nothing was put back.
+	nothingSwitched stepMode = iota
+	// rolledBack: the AWSCURRENT key was put back where the step may have
+	// switched a number.
+	rolledBack
+	// noCurrentKey: the first rotation, with no AWSCURRENT key to put back.
+	noCurrentKey
+)
 
 // MismatchError is a number that does not hold the expected key with
 // status VALID.
 type MismatchError struct {
 	Want, Held, Status string
+	// KeyOmitted is a VALID answer without a key (Meta's v23 reference
+	// example has that shape): Meta holds a key it did not show.
+	KeyOmitted bool
+	// KeyProblem says why the key Meta returned could not be read.
+	KeyProblem string
 }
 
 func (e *MismatchError) Error() string {
+	switch {
+	case e.KeyOmitted:
+		return fmt.Sprintf("Meta answered VALID but returned no key, so it holds a key flowkey cannot see; want %s with status VALID", e.Want)
+	case e.Held == "" && e.KeyProblem != "":
+		return fmt.Sprintf("Meta holds a key flowkey cannot read (%s) with status %q, want %s with status VALID", e.KeyProblem, e.Status, e.Want)
+	}
 	held := e.Held
 	if held == "" {
 		held = "no readable key"
 	}
 	return fmt.Sprintf("Meta holds %s with status %q, want %s with status VALID", held, e.Status, e.Want)
+}
+
+// cause is a MismatchError's kind, for counting failures by cause.
+func (e *MismatchError) cause() string {
+	switch {
+	case e.KeyOmitted:
+		return "VALID without a key"
+	case e.Held == "" && e.KeyProblem != "":
+		return "an unreadable key"
+	case e.Held == "":
+		return fmt.Sprintf("no key, status %s", e.Status)
+	case e.Held != e.Want:
+		return "another key"
+	}
+	return fmt.Sprintf("status %s", e.Status)
 }

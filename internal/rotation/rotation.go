@@ -46,6 +46,21 @@
 // becomes AWSPREVIOUS, and Secrets Manager would then refuse every
 // rotation: "A previous rotation isn't complete".
 //
+// # Time
+//
+// Each step plans its time from the invocation's real deadline (the
+// context's): uploads or verification first, then RollbackReserve for
+// putting the current key back, then ReportReserve for the report, so that
+// Secrets Manager always receives flowkey's own error rather than a Lambda
+// timeout. No request, backoff or wait runs into the next phase.
+//
+// # Reports
+//
+// A failed setSecret or testSecret returns a *StepError that says what
+// each number is left holding (back on the AWSCURRENT key, the new key,
+// not changed, or unknown) and why, the first numbers in full and the rest
+// counted by cause.
+//
 // # Reading and judging
 //
 // The steps read the secret, resolve the Graph token and the phone numbers,
@@ -122,11 +137,19 @@ type Options struct {
 	// VerifyBackoff and VerifyMaxBackoff pace that polling (1s, 10s).
 	VerifyBackoff, VerifyMaxBackoff time.Duration
 	// RollbackReserve is the part of the invocation's remaining time that
-	// polling leaves for putting the current key back (20s).
+	// setSecret's uploads and testSecret's polling leave for putting the
+	// current key back (20s).
 	RollbackReserve time.Duration
-	Now             func() time.Time
-	Random          io.Reader
-	Logger          *slog.Logger
+	// ReportReserve is the last part of the invocation, kept for logging
+	// and returning the step's report (2s).
+	ReportReserve time.Duration
+	// ReadTimeout is the Graph client's per-attempt timeout (10s): the
+	// verification's last read starts early enough to finish before the
+	// rollback reserve.
+	ReadTimeout time.Duration
+	Now         func() time.Time
+	Random      io.Reader
+	Logger      *slog.Logger
 	// Metrics receives counts and durations; nil for none.
 	Metrics Metrics
 }
@@ -143,6 +166,8 @@ type Rotator struct {
 	keys  KeyGenerator
 	graph GraphAPI
 	opts  Options
+	// sleep waits between reads of Meta; tests may replace it.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // New returns a Rotator. All four dependencies are required. state reads
@@ -167,6 +192,12 @@ func New(state *keystate.Reader, sm SecretsAPI, keys KeyGenerator, g GraphAPI, o
 	if opts.RollbackReserve <= 0 {
 		opts.RollbackReserve = 20 * time.Second
 	}
+	if opts.ReportReserve <= 0 {
+		opts.ReportReserve = 2 * time.Second
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 10 * time.Second
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -176,7 +207,7 @@ func New(state *keystate.Reader, sm SecretsAPI, keys KeyGenerator, g GraphAPI, o
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Rotator{state: state, sm: sm, keys: keys, graph: g, opts: opts}, nil
+	return &Rotator{state: state, sm: sm, keys: keys, graph: g, opts: opts, sleep: sleepCtx}, nil
 }
 
 // Event is what Secrets Manager sends for each step.

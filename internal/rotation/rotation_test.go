@@ -254,8 +254,18 @@ func TestGuards(t *testing.T) {
 	}
 }
 
+// graphErr is a failure as graph.Client reports it after one attempt: a
+// Graph error object when code is not 0, an HTTP error without one else.
+// A 5xx may have landed.
 func graphErr(op, phone string, status, code, sub int, retryable bool) error {
-	return &graph.Error{Op: op, Object: phone, HTTPStatus: status, Code: code, Subcode: sub, Retryable: retryable, Message: "scripted"}
+	e := &graph.Error{Op: op, Object: phone, Failure: graph.FailureHTTP, HTTPStatus: status, Code: code, Subcode: sub, Attempts: 1, Retryable: retryable, Message: "scripted"}
+	if code != 0 {
+		e.Failure = graph.FailureGraph
+	}
+	if status >= 500 {
+		e.Uncertain = fmt.Sprintf("attempt 1: HTTP %d", status)
+	}
+	return e
 }
 
 func TestSetSecretFailureRollsBackSwitchedNumbers(t *testing.T) {
@@ -330,7 +340,8 @@ func TestSetSecretRollsBackARefusalThatFollowedAnUncertainAttempt(t *testing.T) 
 	bad := phones[0]
 	// The first attempt timed out (it may have landed); the retry was
 	// rate-limited. The number must be rolled back all the same.
-	refused := &graph.Error{Op: "upload", Object: bad, HTTPStatus: 400, Code: 80007, RateLimited: true, Attempts: 2, Message: "scripted"}
+	refused := &graph.Error{Op: "upload", Object: bad, Failure: graph.FailureGraph, HTTPStatus: 400, Code: 80007, RateLimited: true, Attempts: 2,
+		Message: "scripted", Uncertain: "attempt 1: no response (timeout)"}
 	h.g.Fault("upload", bad, refused)
 	err := h.rotate(t, "v2")
 	if err == nil || !strings.Contains(err.Error(), "Put the AWSCURRENT key back on 3 numbers") {

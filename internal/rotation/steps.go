@@ -174,8 +174,11 @@ func (r *Rotator) setSecret(ctx context.Context, inv *invocation) (stepStats, er
 		return stepStats{}, err
 	}
 	// The PEM comes from the version just read back from AWSPENDING, so
-	// Meta never receives a key whose private half is not stored.
-	results := r.upload(ctx, inv, auth, numbers, p.pending.Key.PublicKeyPEM, "upload")
+	// Meta never receives a key whose private half is not stored. The
+	// uploads end where the rollback's share of the time begins.
+	uctx, cancel := until(ctx, r.budget(ctx).work)
+	results := r.upload(uctx, inv, auth, numbers, p.pending.Key.PublicKeyPEM, "upload")
+	cancel()
 	failed := failures(results)
 	st := stepStats{uploaded: len(results) - len(failed), failed: len(failed)}
 	if len(failed) == 0 {

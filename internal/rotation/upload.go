@@ -28,12 +28,18 @@ func (r *Rotator) rollback(ctx context.Context, inv *invocation, auth graph.Auth
 	e := &StepError{Step: step, Secret: inv.secret.ARN, Token: inv.ev.ClientRequestToken, Total: total, Failed: failed}
 	switch {
 	case p.current.Key == nil:
+		e.mode = noCurrentKey
 		e.Note = "there is no AWSCURRENT key to put back (first rotation); the numbers keep the new key, whose private key stays in AWSPENDING version " + inv.ev.ClientRequestToken + ": do not remove that label"
 	case len(numbers) == 0:
 		e.Note = "no number was switched, so nothing was put back"
 	default:
+		// The rollback has the time the step kept back for it, and not
+		// the report's.
+		rctx, cancel := until(ctx, r.budget(ctx).rollback)
+		defer cancel()
+		e.mode = rolledBack
 		// The current PEM was read back from AWSCURRENT by loadPair.
-		for _, res := range r.upload(ctx, inv, auth, numbers, p.current.Key.PublicKeyPEM, "rollback") {
+		for _, res := range r.upload(rctx, inv, auth, numbers, p.current.Key.PublicKeyPEM, "rollback") {
 			if res.Err != nil {
 				e.RollbackFailed = append(e.RollbackFailed, res)
 			} else {
@@ -68,13 +74,19 @@ func switchedOrUnknown(results []NumberResult) []string {
 	return ids
 }
 
-// definiteFailure reports whether err is Graph refusing the call, which
-// changes nothing at Meta. Only a refusal of the one and only attempt is
-// definite: when an earlier attempt timed out or got a 5xx, it may have
-// landed even though the last one was refused.
+// definiteFailure reports whether err certainly changed nothing at Meta:
+// nothing was sent (bad input, or no time left for a first attempt), or
+// Graph refused the call and no earlier attempt may have landed (the
+// client reports one that timed out or got a 5xx in Uncertain).
 func definiteFailure(err error) bool {
 	var ge *graph.Error
-	return errors.As(err, &ge) && ge.HTTPStatus >= 400 && ge.HTTPStatus < 500 && ge.Attempts <= 1
+	if !errors.As(err, &ge) {
+		return errors.Is(err, graph.ErrInvalidInput)
+	}
+	if ge.Attempts == 0 && ge.Failure == graph.FailureTransport {
+		return true // the deadline or a cancellation came before any attempt
+	}
+	return ge.HTTPStatus >= 400 && ge.HTTPStatus < 500 && ge.Uncertain == ""
 }
 
 func (r *Rotator) logNumber(inv *invocation, action, id string, start time.Time, err error, extra ...any) {
@@ -83,9 +95,32 @@ func (r *Rotator) logNumber(inv *invocation, action, id string, start time.Time,
 		inv.log.Info("phone number done", attrs...)
 		return
 	}
+	inv.log.Warn("phone number failed", append(append(attrs, graphAttrs(err)...), "error", err.Error())...)
+}
+
+// graphAttrs are the log attributes of a Graph failure: graph_code only
+// when Meta sent one (0 is a real code), the transport cause when no
+// answer came.
+func graphAttrs(err error) []any {
 	var ge *graph.Error
-	if errors.As(err, &ge) {
-		attrs = append(attrs, "graph_code", ge.Code, "graph_subcode", ge.Subcode, "http_status", ge.HTTPStatus, "fbtrace_id", ge.FBTraceID)
+	if !errors.As(err, &ge) {
+		return nil
 	}
-	inv.log.Warn("phone number failed", append(attrs, "error", err.Error())...)
+	attrs := []any{"failure", string(ge.Failure)}
+	if code, ok := ge.GraphCode(); ok {
+		attrs = append(attrs, "graph_code", code, "graph_subcode", ge.Subcode)
+	}
+	if ge.Transport != "" {
+		attrs = append(attrs, "transport", ge.Transport)
+	}
+	if ge.HTTPStatus != 0 {
+		attrs = append(attrs, "http_status", ge.HTTPStatus)
+	}
+	if ge.FBTraceID != "" {
+		attrs = append(attrs, "fbtrace_id", ge.FBTraceID)
+	}
+	if ge.Uncertain != "" {
+		attrs = append(attrs, "uncertain", ge.Uncertain)
+	}
+	return attrs
 }

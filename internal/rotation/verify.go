@@ -30,15 +30,17 @@ func (r *Rotator) Verify(ctx context.Context, auth graph.Auth, numbers []string,
 }
 
 // verify checks every number against want, polling each one until it holds
-// want with status VALID or the verification deadline passes.
+// want with status VALID or the verification deadline passes. The reads
+// end where the rollback's share of the invocation begins, and the last
+// one starts early enough to finish by then.
 func (r *Rotator) verify(ctx context.Context, inv *invocation, auth graph.Auth, numbers []string, want *secretdoc.Key) []NumberResult {
+	b := r.budget(ctx)
 	deadline := r.opts.Now().Add(r.opts.VerifyTimeout)
-	if d, ok := ctx.Deadline(); ok {
-		// Keep time back to roll back if verification fails.
-		if limit := d.Add(-r.opts.RollbackReserve); limit.Before(deadline) {
-			deadline = limit
-		}
+	if last := b.work.Add(-r.opts.ReadTimeout); !b.work.IsZero() && last.Before(deadline) {
+		deadline = last
 	}
+	ctx, cancel := until(ctx, b.work)
+	defer cancel()
 	return fanout.Each(ctx, r.opts.Concurrency, numbers, func(ctx context.Context, id string) NumberResult {
 		start := r.opts.Now()
 		res := r.verifyNumber(ctx, auth, id, want, deadline)
@@ -48,7 +50,10 @@ func (r *Rotator) verify(ctx context.Context, inv *invocation, auth graph.Auth, 
 }
 
 // checkAccess reads every number once and fails only on Graph errors.
+// Nothing is rolled back after it, so it may use all but the report's time.
 func (r *Rotator) checkAccess(ctx context.Context, inv *invocation, auth graph.Auth, numbers []string) []NumberResult {
+	ctx, cancel := until(ctx, r.budget(ctx).rollback)
+	defer cancel()
 	return fanout.Each(ctx, r.opts.Concurrency, numbers, func(ctx context.Context, id string) NumberResult {
 		start := r.opts.Now()
 		_, err := r.graph.GetPublicKey(ctx, auth, id)
@@ -57,6 +62,11 @@ func (r *Rotator) checkAccess(ctx context.Context, inv *invocation, auth graph.A
 	})
 }
 
+// verifyNumber polls one number with backoff until it holds want with
+// status VALID. It always reads once more at the deadline: the key may
+// become visible between the last backoff and the deadline. A read that
+// fails for good, or is rate-limited, ends the polling: the Graph client
+// has already spent what a rate limit allows.
 func (r *Rotator) verifyNumber(ctx context.Context, auth graph.Auth, id string, want *secretdoc.Key, deadline time.Time) NumberResult {
 	wantPair := want.Pair()
 	backoff := r.opts.VerifyBackoff
@@ -67,7 +77,7 @@ func (r *Rotator) verifyNumber(ctx context.Context, auth graph.Auth, id string, 
 		case err != nil:
 			res.Err = err
 			var ge *graph.Error
-			if !errors.As(err, &ge) || !ge.Retryable {
+			if !errors.As(err, &ge) || !ge.Retryable || ge.RateLimited {
 				return res
 			}
 		default:
@@ -86,17 +96,15 @@ func (r *Rotator) verifyNumber(ctx context.Context, auth graph.Auth, id string, 
 				res.Err = nil
 				return res
 			}
-			res.Err = &MismatchError{Want: wantPair.Fingerprint().Short(), Held: res.Held, Status: reg.Status}
+			res.Err = &MismatchError{Want: wantPair.Fingerprint().Short(), Held: res.Held, Status: reg.Status,
+				KeyOmitted: reg.KeyOmitted, KeyProblem: reg.KeyProblem}
 		}
-		if r.opts.Now().Add(backoff).After(deadline) {
+		now := r.opts.Now()
+		if !now.Before(deadline) || ctx.Err() != nil {
 			return res
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if r.sleep(ctx, min(backoff, deadline.Sub(now))) != nil {
 			return res
-		case <-t.C:
 		}
 		backoff = min(2*backoff, r.opts.VerifyMaxBackoff)
 	}

@@ -190,13 +190,13 @@ func (g *Fake) UploadPublicKey(_ context.Context, auth graph.Auth, phone, pemTex
 	defer g.mu.Unlock()
 	g.uploads[phone]++
 	if auth.Token.IsZero() || auth.Version == "" {
-		return &graph.Error{Op: "upload", Object: phone, HTTPStatus: 401, Code: 190}
+		return &graph.Error{Op: "upload", Object: phone, Failure: graph.FailureGraph, HTTPStatus: 401, Code: 190, Attempts: 1, TokenSecret: auth.TokenSecret}
 	}
 	if err := g.next(OpUpload, phone); err != nil {
 		return err
 	}
 	if _, ok := g.keys[phone]; !ok {
-		return &graph.Error{Op: "upload", Object: phone, HTTPStatus: 400, Code: 100, Subcode: 33}
+		return &graph.Error{Op: "upload", Object: phone, Failure: graph.FailureGraph, HTTPStatus: 400, Code: 100, Subcode: 33, Attempts: 1}
 	}
 	g.prev[phone] = g.keys[phone]
 	g.keys[phone] = pemText
@@ -206,7 +206,8 @@ func (g *Fake) UploadPublicKey(_ context.Context, auth graph.Auth, phone, pemTex
 
 // GetPublicKey returns phone's key and status, parsed as graph.Client
 // parses them: a key that is neither blank nor an RSA PKIX key gets a
-// KeyProblem.
+// KeyProblem, and a blank key with VALID (Set(phone, "", StatusValid)) is
+// KeyOmitted.
 func (g *Fake) GetPublicKey(_ context.Context, _ graph.Auth, phone string) (*graph.Registration, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -216,7 +217,7 @@ func (g *Fake) GetPublicKey(_ context.Context, _ graph.Auth, phone string) (*gra
 	}
 	key, ok := g.keys[phone]
 	if !ok {
-		return nil, &graph.Error{Op: "get", Object: phone, HTTPStatus: 400, Code: 100, Subcode: 33, Type: "GraphMethodException",
+		return nil, &graph.Error{Op: "get", Object: phone, Failure: graph.FailureGraph, HTTPStatus: 400, Code: 100, Subcode: 33, Attempts: 1, Type: "GraphMethodException",
 			Message: "Unsupported get request. Object with ID '" + phone + "' does not exist"}
 	}
 	if g.lag[phone] > 0 {
@@ -231,8 +232,13 @@ func (g *Fake) GetPublicKey(_ context.Context, _ graph.Auth, phone string) (*gra
 			}
 		}
 	}
-	if reg.PublicKey == nil && strings.TrimSpace(key) != "" {
+	switch {
+	case reg.PublicKey == nil && strings.TrimSpace(key) != "":
 		reg.KeyProblem = "business_public_key is not a valid PKIX public key"
+	case reg.PublicKey == nil && reg.Status == graph.StatusValid:
+		// Meta's v23 example shape: VALID, and no key to see.
+		reg.KeyOmitted = true
+		reg.KeyProblem = "Meta answered VALID but returned no key"
 	}
 	return reg, nil
 }

@@ -104,21 +104,24 @@ func TestLagShowsThePreviousKeyForThatManyGets(t *testing.T) {
 
 func TestGetPublicKeyJudgesWhatItReturns(t *testing.T) {
 	tests := []struct {
-		name, pem      string
-		wantKey        bool
-		wantKeyProblem bool
+		name, pem, status string
+		wantKey           bool
+		wantKeyProblem    bool
+		wantOmitted       bool // VALID without a key, as Meta's v23 example
 	}{
-		{name: "blank", pem: " "},
-		{name: "empty", pem: ""},
-		{name: "not PEM", pem: "garbage", wantKeyProblem: true},
-		{name: "PEM that is not PKIX", pem: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", wantKeyProblem: true},
+		{name: "blank MISMATCH", pem: " ", status: graph.StatusMismatch},
+		{name: "empty MISMATCH", pem: "", status: graph.StatusMismatch},
+		{name: "blank VALID", pem: " ", status: graph.StatusValid, wantKeyProblem: true, wantOmitted: true},
+		{name: "empty VALID", pem: "", status: graph.StatusValid, wantKeyProblem: true, wantOmitted: true},
+		{name: "not PEM", pem: "garbage", status: graph.StatusValid, wantKeyProblem: true},
+		{name: "PEM that is not PKIX", pem: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", status: graph.StatusValid, wantKeyProblem: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			g := graphfake.New()
-			g.Set(phone, tc.pem, graph.StatusValid)
+			g.Set(phone, tc.pem, tc.status)
 			reg := get(t, g, phone)
-			if (reg.PublicKey != nil) != tc.wantKey || (reg.KeyProblem != "") != tc.wantKeyProblem || reg.PublicKeyPEM != tc.pem {
+			if (reg.PublicKey != nil) != tc.wantKey || (reg.KeyProblem != "") != tc.wantKeyProblem || reg.KeyOmitted != tc.wantOmitted || reg.PublicKeyPEM != tc.pem {
 				t.Errorf("got %+v", reg)
 			}
 		})
@@ -164,7 +167,7 @@ func TestCallsThatFailAsGraphDoes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var ge *graph.Error
-			if err := tc.call(); !errors.As(err, &ge) || ge.HTTPStatus != tc.status || ge.Code != tc.code || ge.Subcode != tc.subcode {
+			if err := tc.call(); !errors.As(err, &ge) || ge.HTTPStatus != tc.status || ge.Code != tc.code || ge.Subcode != tc.subcode || ge.Failure != graph.FailureGraph {
 				t.Errorf("got %v, want HTTP %d code %d subcode %d", err, tc.status, tc.code, tc.subcode)
 			}
 		})

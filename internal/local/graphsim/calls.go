@@ -89,11 +89,13 @@ func (s *Sim) ResetCounters() {
 }
 
 // Request is one Graph call as the simulator answered it. Path carries no
-// query string, so never the access_token.
+// query string, so never the access_token; Fields is the one query
+// parameter kept, so tests can see what a client asked for.
 type Request struct {
 	At       time.Time     `json:"at"`
 	Method   string        `json:"method"`
 	Path     string        `json:"path"`
+	Fields   string        `json:"fields,omitempty"` // the "fields" query parameter, as sent
 	Op       Op            `json:"op"`
 	Object   string        `json:"object,omitempty"`
 	Status   int           `json:"status"`         // 0: no response (dropped or client gone)

@@ -7,7 +7,7 @@
 // # Graph endpoints
 //
 //	POST /{version}/{phone-number-id}/whatsapp_business_encryption   (business_public_key)
-//	GET  /{version}/{phone-number-id}/whatsapp_business_encryption   [fields]
+//	GET  /{version}/{phone-number-id}/whatsapp_business_encryption   [fields; default: the status alone]
 //	GET  /{version}/{waba-id}/phone_numbers                          [limit, after, before, fields]
 //	GET  /{version}/{id}                                             the node's own fields
 //
@@ -16,7 +16,10 @@
 // may be urlencoded, multipart or JSON; the version may be left out (the
 // default version answers); GET returns the data[]-wrapped shape, with
 // data empty while a number has no key, and a MISMATCH always carries the
-// blank key " " of Meta's sample; the list pages with opaque cursors and
+// blank key " " of Meta's sample; without fields, GET answers the status
+// alone, as Meta's v23 reference example of a VALID answer does, so a
+// client that does not ask for business_public_key gets no key (the
+// request log records the fields asked for); the list pages with opaque cursors and
 // an absolute "next" URL on this server, which repeats access_token when
 // the request carried it in the query, as Graph does.
 //
@@ -32,6 +35,10 @@
 //	unknown version or extra path      2500 "Unknown path components: ...", HTTP 400
 //	call budget spent                  80007, HTTP 400, with X-Business-Use-Case-Usage
 //
+// Scripted throttling faults send Meta's headers: X-App-Usage (no
+// estimate) for 4, 17, 32 and 613; X-Business-Use-Case-Usage with the
+// fault's regain_access for 80000-80014, 130429 and 131056.
+//
 // # Controls
 //
 // Every control is a method on *Sim, and also a JSON route under /_sim/
@@ -43,7 +50,7 @@
 //	GET    /_sim/state           numbers, key fingerprints (SHA-256 of PKIX DER, hex),
 //	                             statuses, what GET serves now, faults, budgets, counters,
 //	                             calls in flight
-//	GET    /_sim/requests        the last 512 Graph calls (no query strings, so no token)
+//	GET    /_sim/requests        the last 512 Graph calls (of the query, only fields: never the token)
 //	GET    /_sim/faults          faults in force
 //	POST   /_sim/faults          {"op":"upload|get|list|other|any","object":"<id>","kind":"graph_error|http_status|delay|malformed|drop",
 //	                              "code":131000,"subcode":0,"message":"","status":0,"delay":"2s","regain_access":"30m",

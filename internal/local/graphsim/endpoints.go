@@ -37,11 +37,19 @@ func (s *Sim) upload(w *statusWriter, r *http.Request, rt route, buc string, p m
 
 var encryptionFields = map[string]bool{"business_public_key": true, "business_public_key_signature_status": true}
 
+// defaultEncryptionFields are what GET answers without "fields": the status
+// alone, as in Meta's v23 reference example of a VALID answer. A client
+// that does not ask for the key does not get it.
+var defaultEncryptionFields = map[string]bool{"business_public_key_signature_status": true}
+
 func (s *Sim) get(w *statusWriter, r *http.Request, rt route, buc string) {
 	fields, ge := parseFields(r.URL.Query().Get("fields"), encryptionFields, "WhatsAppBusinessEncryption")
 	if ge != nil {
 		s.writeError(w, rt, buc, ge)
 		return
+	}
+	if fields == nil {
+		fields = defaultEncryptionFields
 	}
 	s.mu.Lock()
 	n, ok := s.numbers[rt.object]
@@ -57,10 +65,10 @@ func (s *Sim) get(w *statusWriter, r *http.Request, rt route, buc string) {
 	data := []map[string]string{}
 	if reg.Keyed {
 		item := map[string]string{}
-		if fields == nil || fields["business_public_key"] {
+		if fields["business_public_key"] {
 			item["business_public_key"] = reg.BusinessPublicKey
 		}
-		if fields == nil || fields["business_public_key_signature_status"] {
+		if fields["business_public_key_signature_status"] {
 			item["business_public_key_signature_status"] = reg.Status
 		}
 		data = append(data, item)

@@ -58,8 +58,10 @@ type Fault struct {
 
 	Delay time.Duration // FaultDelay
 	// RegainAccess is the estimated_time_to_regain_access of the
-	// X-Business-Use-Case-Usage header sent with a FaultGraphError of code
-	// 4, 80007 or 130429.
+	// X-Business-Use-Case-Usage header sent with a FaultGraphError of a
+	// business throttling code (80000-80014, 130429, 131056; 0 sends an
+	// estimate of 0). App-level codes (4, 17, 32, 613) send X-App-Usage,
+	// which has no estimate, and the business header only when it is set.
 	RegainAccess time.Duration
 
 	Malformed   string // FaultMalformed shape
@@ -226,7 +228,15 @@ func (s *Sim) applyFault(w *statusWriter, rt route, f Fault) io.Closer {
 			ge.status = f.Status
 		}
 		buc := ""
-		if f.Code == codeWABARateLimit || f.Code == 4 || f.Code == 130429 {
+		switch {
+		case appThrottling(f.Code):
+			// App-level limits come with X-App-Usage, which has no
+			// estimate; a scripted RegainAccess adds the business header.
+			w.Header().Set("X-App-Usage", `{"call_count":100,"total_cputime":25,"total_time":25}`)
+			if f.RegainAccess > 0 {
+				buc = s.throttledHeader(rt.object, f.RegainAccess)
+			}
+		case businessThrottling(f.Code):
 			buc = s.throttledHeader(rt.object, f.RegainAccess)
 		}
 		s.writeError(w, rt, buc, ge)
@@ -276,6 +286,16 @@ func malformedBody(op Op, f Fault) (body, ctype string) {
 	default:
 		return `{"success":tr`, jsonType
 	}
+}
+
+// appThrottling is Graph's app- and user-level throttling: 4 (app), 17
+// (user), 32 (page), 613 (calls within an hour).
+func appThrottling(code int) bool { return code == 4 || code == 17 || code == 32 || code == 613 }
+
+// businessThrottling is the business-use-case family 80000-80014 (80007
+// for WhatsApp Business Management) and Cloud API's 130429 and 131056.
+func businessThrottling(code int) bool {
+	return (code >= 80000 && code <= 80014) || code == 130429 || code == 131056
 }
 
 // throttledHeader is the X-Business-Use-Case-Usage of a spent budget, for

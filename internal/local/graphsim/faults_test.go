@@ -64,6 +64,31 @@ func TestFaultKinds(t *testing.T) {
 			},
 		},
 		{
+			// App-level throttling comes with X-App-Usage alone: no estimate.
+			name:   "graph error 4 without an estimate carries only X-App-Usage",
+			fault:  Fault{Kind: FaultGraphError, Code: 4, Times: 1},
+			status: 400,
+			check: func(t *testing.T, r response) {
+				if got := r.header.Get("X-Business-Use-Case-Usage"); got != "" {
+					t.Errorf("X-Business-Use-Case-Usage = %s, want none", got)
+				}
+				if got, want := r.header.Get("X-App-Usage"), `{"call_count":100,"total_cputime":25,"total_time":25}`; got != want {
+					t.Errorf("X-App-Usage = %s, want %s", got, want)
+				}
+			},
+		},
+		{
+			name:   "graph error 80004 carries an estimate of 0",
+			fault:  Fault{Kind: FaultGraphError, Code: 80004, Times: 1},
+			status: 400,
+			check: func(t *testing.T, r response) {
+				want := `{"` + testWABA + `":[{"type":"whatsapp_business_management","call_count":100,"total_cputime":25,"total_time":25,"estimated_time_to_regain_access":0}]}`
+				if got := r.header.Get("X-Business-Use-Case-Usage"); got != want {
+					t.Errorf("X-Business-Use-Case-Usage = %s\nwant %s", got, want)
+				}
+			},
+		},
+		{
 			name:   "plain 503",
 			fault:  Fault{Kind: FaultHTTPStatus, Status: 503, Times: 1},
 			status: 503,

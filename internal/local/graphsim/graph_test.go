@@ -7,6 +7,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -83,6 +84,31 @@ func TestGetWithoutKeyAndFields(t *testing.T) {
 	r = f.do(t, request{method: http.MethodGet, path: encPath(numB) + "?fields=bogus"})
 	if ge := r.graphErr(t); ge.Error.Code != 100 || !strings.Contains(ge.Error.Message, "nonexisting field (bogus)") {
 		t.Errorf("unknown field: %+v", ge.Error)
+	}
+}
+
+// Without fields, GET answers as Meta's v23 reference example does: the
+// status alone. A client that wants the key must ask for it, and the
+// request log shows what it asked for.
+func TestGetWithoutFieldsAnswersTheStatusAlone(t *testing.T) {
+	ks := testKeys()
+	f := newFixture(t, nil)
+	f.upload(t, numA, ks.pems[0])
+	r := f.do(t, request{method: http.MethodGet, path: encPath(numA)})
+	if strings.TrimSpace(string(r.body)) != `{"data":[{"business_public_key_signature_status":"VALID"}]}` {
+		t.Errorf("GET without fields: %s", r.body)
+	}
+	if key, status := f.getKey(t, numA); key != ks.pems[0] || status != StatusValid {
+		t.Errorf("GET with both fields = (%.20q, %q), want the key and VALID", key, status)
+	}
+	var fields []string
+	for _, rq := range f.sim.Requests() {
+		if rq.Op == OpGet {
+			fields = append(fields, rq.Fields)
+		}
+	}
+	if want := []string{"", "business_public_key,business_public_key_signature_status"}; !slices.Equal(fields, want) {
+		t.Errorf("requests recorded fields %q, want %q", fields, want)
 	}
 }
 

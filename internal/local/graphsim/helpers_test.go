@@ -234,11 +234,11 @@ type getBody struct {
 	} `json:"data"`
 }
 
-// getKey GETs a number's key and returns (pem, status); ("", "") for an
-// empty data array.
+// getKey GETs a number's key, asking for both fields as graph.Client
+// does, and returns (pem, status); ("", "") for an empty data array.
 func (f *fixture) getKey(t *testing.T, id string) (string, string) {
 	t.Helper()
-	r := f.do(t, request{method: http.MethodGet, path: encPath(id)})
+	r := f.do(t, request{method: http.MethodGet, path: encPath(id) + "?fields=business_public_key,business_public_key_signature_status"})
 	if r.status != http.StatusOK {
 		t.Fatalf("GET %s: HTTP %d %s", id, r.status, r.body)
 	}

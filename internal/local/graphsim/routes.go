@@ -119,7 +119,7 @@ func (s *Sim) logCall(r *http.Request, w *statusWriter, rt route, c *callLog) {
 	if w.code != 0 && c.outcome == "ok" {
 		c.outcome = "graph error"
 	}
-	req := Request{At: c.start, Method: r.Method, Path: r.URL.Path, Op: rt.op, Object: rt.object, Status: w.status, Code: w.code, Outcome: c.outcome, Duration: time.Since(c.start)}
+	req := Request{At: c.start, Method: r.Method, Path: r.URL.Path, Fields: r.URL.Query().Get("fields"), Op: rt.op, Object: rt.object, Status: w.status, Code: w.code, Outcome: c.outcome, Duration: time.Since(c.start)}
 	s.mu.Lock()
 	s.recordLocked(req)
 	s.inFlight--

@@ -226,6 +226,13 @@ func TestCleanRotation(t *testing.T) {
 	if n := len(e.PhoneNumberIDs()); calls.Upload != n || calls.Get != n {
 		t.Errorf("rotation made %d uploads and %d reads, want %d each", calls.Upload, calls.Get, n)
 	}
+	// Without fields, Meta's v23 example (and the simulator) answer the
+	// status alone: the key must be asked for.
+	for _, rq := range e.Graph.Requests() {
+		if rq.Op == graphsim.OpGet && rq.Fields != "business_public_key,business_public_key_signature_status" {
+			t.Errorf("GET %s asked for fields %q, want both fields", rq.Path, rq.Fields)
+		}
+	}
 	e.checkInvariants(t, token)
 }
 
@@ -346,6 +353,16 @@ func TestGetLag(t *testing.T) {
 		}
 		e.checkInvariants(t, token)
 	})
+	// The last read comes at the deadline, not one backoff before it:
+	// reads at 0 s, 1 s and 3 s, and the key is visible from 2 s.
+	t.Run("2 s within a 3 s verification", func(t *testing.T) {
+		e := start(t, setup{fnEnv: map[string]string{"VERIFY_TIMEOUT": "3s"}})
+		if err := e.Graph.SetLag("", 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		token := e.rotateOK(t)
+		e.checkInvariants(t, token)
+	})
 	t.Run("longer than the verification deadline", func(t *testing.T) {
 		e := start(t, setup{fnEnv: map[string]string{"VERIFY_TIMEOUT": "2s"}})
 		e.rotateOK(t)
@@ -378,7 +395,8 @@ func TestInvalidTokenFails(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	token, msg := e.rotateFails(t, "graph code 190")
+	// The fix names the secret that holds the token.
+	token, msg := e.rotateFails(t, "graph code 190", "fix: ", "secret "+stack.TokenSecretName)
 	if strings.Contains(msg, "EAAG-revoked-token") || strings.Contains(e.logs.String(), "EAAG-revoked-token") {
 		t.Error("the token appears in an error or a log")
 	}

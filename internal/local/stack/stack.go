@@ -41,6 +41,11 @@ const (
 	KeySecretName   = "flowkey/whatsapp-flows-key"
 )
 
+// DefaultFunctionTimeout is the deployed function's timeout (infra/'s and
+// template.yaml's): the default settings are planned for it, and a shorter
+// one fails the function's start-up check (internal/config).
+const DefaultFunctionTimeout = config.DefaultFunctionTimeout
+
 // Options configure a stack. Zero values take the defaults noted.
 type Options struct {
 	Binaries Binaries // required: see Build
@@ -49,7 +54,8 @@ type Options struct {
 	PhoneNumbers int
 	// GraphToken is the only token the simulator accepts ("flowkey-local-token").
 	GraphToken string
-	// FunctionTimeout is the Lambda timeout the RIE enforces (60s).
+	// FunctionTimeout is the Lambda timeout the RIE enforces, and the
+	// function's FUNCTION_TIMEOUT (DefaultFunctionTimeout).
 	FunctionTimeout time.Duration
 	// FunctionEnv adds or overrides the function's environment.
 	FunctionEnv map[string]string
@@ -107,7 +113,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		opts.GraphToken = "flowkey-local-token"
 	}
 	if opts.FunctionTimeout == 0 {
-		opts.FunctionTimeout = time.Minute
+		opts.FunctionTimeout = DefaultFunctionTimeout
 	}
 	if opts.RotationAttempts == 0 {
 		opts.RotationAttempts = secretsemu.DefaultRotationAttempts
@@ -255,6 +261,7 @@ func (s *Stack) startFunction(ctx context.Context) error {
 		"AWS_ENDPOINT_URL_KMS":             s.KMSURL,
 		"AWS_LAMBDA_FUNCTION_NAME":         "flowkey-rotator",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT":      strconv.Itoa(int(s.opts.FunctionTimeout.Seconds())),
+		config.EnvFunctionTimeout:          s.opts.FunctionTimeout.String(),
 		config.EnvGraphBaseURL:             s.GraphURL,
 		config.EnvAccessTokenSecretID:      TokenSecretName,
 		config.EnvSecretID:                 KeySecretName,

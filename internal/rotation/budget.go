@@ -1,0 +1,52 @@
+package rotation
+
+import (
+	"context"
+	"time"
+)
+
+// budget is a step's time plan, read from the invocation's real deadline
+// (Lambda's, carried by the context). Secrets Manager only sees flowkey's
+// own error if the step returns before the function times out, so the
+// remaining time is split:
+//
+//	now ... work: uploads (setSecret) or verification (testSecret)
+//	work ... rollback: putting the AWSCURRENT key back (RollbackReserve)
+//	rollback ... deadline: logging and returning the report (ReportReserve)
+//
+// Each phase runs under a context that ends with it, so no request, backoff
+// or rate-limit wait of the Graph client can run into the next phase. The
+// zero budget (no deadline) bounds nothing.
+type budget struct{ work, rollback time.Time }
+
+func (r *Rotator) budget(ctx context.Context) budget {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return budget{}
+	}
+	end := d.Add(-r.opts.ReportReserve)
+	return budget{work: end.Add(-r.opts.RollbackReserve), rollback: end}
+}
+
+// until bounds ctx by t; the zero t leaves it unbounded.
+func until(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
+	if t.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, t)
+}
+
+// sleepCtx waits d or until ctx ends, whichever is first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
