@@ -23,7 +23,7 @@
 //
 // Then the attempt recovers in rounds, using only what an operator has:
 // before each round some faults end (lag and MISMATCH often stay on while
-// recovery runs; from round 4 every fault has ended), then status, and
+// recovery runs; from round 3 every fault has ended), then status, and
 // rotate when it says the rotation is incomplete (rotate resumes or clears
 // as it decides) or resync when it says drifted. What the reports advise
 // is followed: the steps to run by hand when rotate is blocked, and any

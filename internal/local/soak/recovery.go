@@ -16,12 +16,13 @@ import (
 	"github.com/flowkey/flowkey/internal/operator"
 )
 
-// Recovery rounds. Before round r, the faults whose Keep is below r end;
-// from allOffRound on every fault has ended, and the rounds after it give
-// a resumed rotation and a resync their turn.
+// Recovery rounds. Before round r, the faults whose Keep is below r end
+// (Keep is at most allOffRound-1); from allOffRound on every fault has
+// ended, and the rounds after it give a resumed rotation and a resync
+// their turn.
 const (
-	maxRounds   = 6
-	allOffRound = 4
+	maxRounds   = 5
+	allOffRound = 3
 )
 
 // recover brings the secret back to a healthy status with flowkey's own
