@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -451,5 +452,40 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("waiting for %s: timed out", what)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// An upload held by a delay whose client gives up ends with the client,
+// as FaultDelay promises: it never lands later. (net/http notices a client
+// leave only once the request body is read.)
+func TestFaultDelayEndsAHeldUploadWhenItsClientLeaves(t *testing.T) {
+	f := newFixture(t, nil)
+	// Longer than waitUntil's deadline, short enough that the server's
+	// Close (which waits for its handlers) ends if the hold does not.
+	_, _ = f.sim.AddFault(Fault{Op: OpUpload, Kind: FaultDelay, Delay: 15 * time.Second, Times: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		body := url.Values{"business_public_key": {testKeys().pems[0]}}.Encode()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.srv.URL+encPath(numA), strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	waitUntil(t, "the held upload in flight", func() bool { return f.sim.InFlight() == 1 })
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the held upload was answered")
+	}
+	waitUntil(t, "the abandoned upload on record", func() bool { return f.sim.InFlight() == 0 })
+	if _, ok := f.sim.Keys()[numA]; ok {
+		t.Error("the abandoned upload stored its key")
+	}
+	if reqs := f.sim.Requests(); len(reqs) != 1 || reqs[0].Status != 0 || reqs[0].Outcome != "fault: delay" {
+		t.Errorf("request log = %+v", reqs)
 	}
 }

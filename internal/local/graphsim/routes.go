@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -150,6 +151,18 @@ func (s *Sim) serveGraph(rw http.ResponseWriter, r *http.Request) {
 	latency := s.latency
 	f, faulted := s.takeFaultLocked(rt.op, rt.object)
 	s.mu.Unlock()
+
+	// net/http watches for a client that leaves only once the request body
+	// is read: read it now, so that a call held by latency or a delay ends
+	// with its client, as a delay promises, and a held upload never lands
+	// after the client gave up on it.
+	if r.Method == http.MethodPost && r.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+		if err != nil {
+			return // the client left while sending
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
 
 	if !wait(r.Context(), latency) {
 		return
