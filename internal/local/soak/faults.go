@@ -59,9 +59,21 @@ func (b *switchboard) startBefore(ctx context.Context) error {
 			id, err := b.e.st.Graph.AddFault(graphsim.Fault{Op: op, Kind: graphsim.FaultDelay, Delay: holdDelay, Times: 1})
 			s.graphID = id
 			errs = append(errs, err)
-		case s.f.Kind == KindKill, s.f.When == WhenAfterSet, s.f.When == WhenCreate:
-			// Started by the watcher, on the rotation's events.
+		case s.f.Kind == KindKill, s.f.When == WhenAfterSet, s.f.When == WhenCreate, s.f.When == WhenAfter:
+			// Started by the watcher, on the rotation's events, or by
+			// startAfter.
 		default:
+			errs = append(errs, b.turnOn(ctx, s))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// startAfter turns on the faults that start once the rotation has ended.
+func (b *switchboard) startAfter(ctx context.Context) error {
+	var errs []error
+	for _, s := range b.faults {
+		if s.f.When == WhenAfter {
 			errs = append(errs, b.turnOn(ctx, s))
 		}
 	}

@@ -31,6 +31,9 @@ const (
 const (
 	WhenBefore   = "before the rotation"
 	WhenAfterSet = "after setSecret"
+	// WhenAfter starts the fault once the rotation has ended, before
+	// recovery: drift behind a rotation that succeeded, for resync.
+	WhenAfter = "after the rotation"
 	// WhenCreate stops local-kms when createSecret starts.
 	WhenCreate = "at createSecret"
 )
@@ -49,7 +52,7 @@ type Fault struct {
 	// applies to.
 	Numbers []string
 	Dur     time.Duration   // lag, latency
-	When    string          // mismatch and reregister: WhenBefore or WhenAfterSet; kms: WhenBefore or WhenCreate; kill: the step
+	When    string          // mismatch and reregister: WhenBefore, WhenAfterSet or WhenAfter; kms: WhenBefore or WhenCreate; kill: the step
 	MidCall bool            // kill: hold the step's first Graph call and kill while it is in flight
 	Jitter  time.Duration   // kill: how long after the step starts (without MidCall)
 	Restart string          // kms
@@ -138,7 +141,7 @@ func randomFault(r *rand.Rand, t target) Fault {
 		gen    func(*rand.Rand, target) Fault
 	}{
 		{14, graphErrorFault}, {4, httpStatusFault}, {5, delayFault}, {4, malformedFault}, {3, dropFault},
-		{2, errorBodyFault}, {6, lagFault}, {5, mismatchFault}, {2, reregisterFault}, {2, budgetFault},
+		{2, errorBodyFault}, {6, lagFault}, {5, mismatchFault}, {4, reregisterFault}, {2, budgetFault},
 		{2, latencyFault}, {2, tokenFault}, {6, killFault}, {4, kmsFault},
 	}
 	total := 0
@@ -279,11 +282,11 @@ func lagFault(r *rand.Rand, t target) Fault {
 }
 
 func mismatchFault(r *rand.Rand, t target) Fault {
-	return Fault{Kind: KindMismatch, Numbers: someNumbers(r, t), When: pick(r, WhenBefore, WhenAfterSet), Keep: keepOn(r), Cause: "mismatch"}
+	return Fault{Kind: KindMismatch, Numbers: someNumbers(r, t), When: pick(r, WhenBefore, WhenAfterSet, WhenAfter), Keep: keepOn(r), Cause: "mismatch"}
 }
 
 func reregisterFault(r *rand.Rand, t target) Fault {
-	return Fault{Kind: KindReregister, Numbers: someNumbers(r, t), When: pick(r, WhenBefore, WhenAfterSet), Cause: "reregister"}
+	return Fault{Kind: KindReregister, Numbers: someNumbers(r, t), When: pick(r, WhenBefore, WhenAfterSet, WhenAfter, WhenAfter), Cause: "reregister"}
 }
 
 func budgetFault(r *rand.Rand, t target) Fault {

@@ -99,7 +99,7 @@ func (e *engine) finishRotation(ctx context.Context, a *Attempt, sec *secret, ro
 		return
 	}
 	e.checkRotate(ctx, a, sec, r)
-	a.note("round %d: rotate %s %s (pending %s, holding it %d, unknown %d)", round, r.Outcome, r.VersionID, r.PendingVersionID, len(r.HoldingPending), len(r.Unknown))
+	a.note("round %d: rotate %s %s (pending %s, holding it %d, unknown %d; cleared %q)", round, r.Outcome, r.VersionID, r.PendingVersionID, len(r.HoldingPending), len(r.Unknown), r.ClearedVersionID)
 	switch r.Outcome {
 	case operator.OutcomeStarted, operator.OutcomeResumed:
 		ev, err := e.waitRun(ctx, sec.arn, r.VersionID, seq)

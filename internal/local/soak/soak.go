@@ -249,6 +249,9 @@ func (e *engine) attempt(ctx context.Context, p Plan) *Attempt {
 	if rotated {
 		a.Beyond2N, a.Lists = calls.Upload+calls.Get-2*len(sec.numbers), calls.List
 	}
+	if err := b.startAfter(ctx); err != nil {
+		a.note("turning faults on after the rotation: %v", err)
+	}
 	healthy := e.recover(ctx, a, sec, b)
 	switch {
 	case !healthy:
@@ -293,7 +296,7 @@ func (e *engine) rotate(ctx context.Context, a *Attempt, sec *secret, byCommand 
 		if !r.OK {
 			return secretsemu.Event{}, fmt.Errorf("rotate answered %s: %s", r.Outcome, clip(r.Message))
 		}
-		a.note("rotate %s %s", r.Outcome, r.VersionID)
+		a.note("rotate %s %s (cleared %q)", r.Outcome, r.VersionID, r.ClearedVersionID)
 		token = r.VersionID
 	}
 	return e.waitRun(ctx, sec.arn, token, seq)

@@ -127,6 +127,9 @@ func TestPlansCoverEveryFault(t *testing.T) {
 				seen["kms "+f.Restart] = true
 			case KindLag, KindMismatch:
 				seen[fmt.Sprintf("%s kept %v", f.Kind, f.Keep > 0)] = true
+				seen[string(f.Kind)+" "+f.When] = true
+			case KindReregister:
+				seen[string(f.Kind)+" "+f.When] = true
 			}
 		}
 	}
@@ -135,7 +138,9 @@ func TestPlansCoverEveryFault(t *testing.T) {
 		"op upload", "op get", "op list", "op any", "malformed truncated", "malformed html", "malformed empty",
 		"lag", "mismatch", "reregister", "budget", "latency", "token", "kill", "kms",
 		"kill createSecret", "kill setSecret", "kill testSecret", "kill finishSecret", "kill mid-call true", "kill mid-call false",
-		"kms " + RestartBetweenRuns, "kms " + RestartInRecovery, "lag kept true", "mismatch kept true"}
+		"kms " + RestartBetweenRuns, "kms " + RestartInRecovery, "lag kept true", "mismatch kept true",
+		"mismatch " + WhenBefore, "mismatch " + WhenAfterSet, "mismatch " + WhenAfter,
+		"reregister " + WhenBefore, "reregister " + WhenAfterSet, "reregister " + WhenAfter}
 	for _, w := range want {
 		if !seen[w] {
 			t.Errorf("no plan has %q", w)
