@@ -13,6 +13,8 @@ LDFLAGS   := -s -w
 BUILDFLAGS := -tags lambda.norpc -trimpath -buildvcs=false -ldflags='$(LDFLAGS)'
 HOST_BIN  := $(BUILD)/host/rotator/bootstrap
 ARM64_BIN := $(BUILD)/arm64/rotator/bootstrap
+HOST_ENDPOINT_BIN  := $(BUILD)/host/endpoint/bootstrap
+ARM64_ENDPOINT_BIN := $(BUILD)/arm64/endpoint/bootstrap
 GO_SRC    := $(shell find functions internal -name '*.go' -not -name '*_test.go') go.mod go.sum
 
 .PHONY: help
@@ -25,9 +27,15 @@ $(HOST_BIN): $(GO_SRC)
 $(ARM64_BIN): $(GO_SRC)
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $@ ./functions/rotator
 
+$(HOST_ENDPOINT_BIN): $(GO_SRC)
+	CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $@ ./functions/endpoint
+
+$(ARM64_ENDPOINT_BIN): $(GO_SRC)
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $@ ./functions/endpoint
+
 .PHONY: build build-arm64
-build: $(HOST_BIN) ## build the bootstrap for this machine (local stack)
-build-arm64: $(ARM64_BIN) ## build the Lambda bootstrap (linux/arm64) that infra/ and template.yaml deploy
+build: $(HOST_BIN) $(HOST_ENDPOINT_BIN) ## build the bootstraps (rotator, endpoint) for this machine (local stack)
+build-arm64: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) ## build the Lambda bootstraps (linux/arm64) that infra/ and template.yaml deploy
 
 # --- the local stack: make demo, make local-up, make local-down (no AWS account) ---
 DEMO_BIN  := $(BUILD)/host/flowkey-demo
@@ -129,7 +137,7 @@ $(CDK): $(CDK_DIR)/package.json $(CDK_DIR)/package-lock.json
 	cd $(CDK_DIR) && npm ci --no-audit --no-fund
 	touch $@
 
-.PHONY: synth synth-vpc deploy sam-invoke
+.PHONY: synth synth-vpc synth-endpoint deploy sam-invoke
 # CDK_FLAGS go to every cdk command (--profile, -c flowkey:<setting>=..., --no-rollback);
 # CDK_APPROVAL is deploy's --require-approval: broadening asks on a terminal,
 # CI without one sets never (infra/README.md, "Deploying from CI").
@@ -137,9 +145,11 @@ CDK_FLAGS    ?=
 CDK_APPROVAL ?= broadening
 # Placeholders let `make synth` run without an AWS account or settings; set the
 # FLOWKEY_* variables (README) to synthesize your own stack.
-synth synth-vpc: export FLOWKEY_PHONE_NUMBER_IDS ?= 106540352242922
-synth synth-vpc: export FLOWKEY_ACCESS_TOKEN_SECRET_ARN ?= arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/graph-token-AbCdEf
-synth: $(ARM64_BIN) $(CDK) ## cdk synth with the pinned CLI into infra/cdk.out; cdk-nag findings fail it
+synth synth-vpc synth-endpoint: export FLOWKEY_PHONE_NUMBER_IDS ?= 106540352242922
+synth synth-vpc synth-endpoint: export FLOWKEY_ACCESS_TOKEN_SECRET_ARN ?= arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/graph-token-AbCdEf
+# Both bootstraps, whether or not the settings deploy the endpoint: the
+# settings are read by the app, after make has decided.
+synth: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) $(CDK) ## cdk synth with the pinned CLI into infra/cdk.out; cdk-nag findings fail it
 	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --ci --no-notices --quiet --output cdk.out $(CDK_FLAGS)
 
 # The VPC variant with placeholder subnets, security group and endpoints.
@@ -147,15 +157,25 @@ synth-vpc: export FLOWKEY_VPC_SUBNET_IDS ?= subnet-0a1b2c3d4e5f60718,subnet-08f7
 synth-vpc: export FLOWKEY_VPC_SECURITY_GROUP_IDS ?= sg-0123456789abcdef0
 synth-vpc: export FLOWKEY_VPC_ID ?= vpc-0a1b2c3d4e5f60718
 synth-vpc: export FLOWKEY_VPC_ENDPOINTS ?= true
-synth-vpc: $(ARM64_BIN) $(CDK) ## make synth for the VPC variant (placeholder subnets, endpoints) into infra/cdk.out.vpc
+synth-vpc: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) $(CDK) ## make synth for the VPC variant (placeholder subnets, endpoints) into infra/cdk.out.vpc
 	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --ci --no-notices --quiet --output cdk.out.vpc $(CDK_FLAGS)
 
-deploy: $(ARM64_BIN) $(CDK) ## cdk deploy: needs AWS credentials, cdk bootstrap and the FLOWKEY_* settings (README); CDK_FLAGS, CDK_APPROVAL
+# The Flows endpoint on, with a placeholder backend function and app secret.
+synth-endpoint: export FLOWKEY_ENDPOINT_BACKEND_FUNCTION_ARN ?= arn:aws:lambda:us-east-1:111122223333:function:flows-backend
+synth-endpoint: export FLOWKEY_APP_SECRET_ARN ?= arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/meta-app-secret-AbCdEf
+synth-endpoint: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) $(CDK) ## make synth with the Flows endpoint (placeholder backend and app secret) into infra/cdk.out.endpoint
+	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --ci --no-notices --quiet --output cdk.out.endpoint $(CDK_FLAGS)
+
+deploy: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) $(CDK) ## cdk deploy: needs AWS credentials, cdk bootstrap and the FLOWKEY_* settings (README); CDK_FLAGS, CDK_APPROVAL
 	cd $(CDK_DIR) && ./node_modules/.bin/cdk deploy --no-notices --require-approval $(CDK_APPROVAL) $(CDK_FLAGS)
 
 STEP ?= createSecret
 SAM_ENV_VARS ?= events/env.json
-sam-invoke: $(ARM64_BIN) ## one event of events/ under sam local (SAM and Docker): make sam-invoke STEP=createSecret|...|status
-	@case '$(STEP)' in createSecret|setSecret|testSecret|finishSecret|status|rotate-now|resync|set-config) ;; \
-	  *) echo "STEP must be createSecret, setSecret, testSecret, finishSecret, status, rotate-now, resync or set-config, not '$(STEP)'" >&2; exit 2 ;; esac
-	sam local invoke RotatorFunction --template template.yaml --event events/$(STEP).json --env-vars $(SAM_ENV_VARS)
+# The rotator's steps and commands go to RotatorFunction, the endpoint-*
+# Function URL events to EndpointFunction.
+sam-invoke: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) ## one event of events/ under sam local (SAM and Docker): make sam-invoke STEP=createSecret|...|status|endpoint-ping
+	@case '$(STEP)' in createSecret|setSecret|testSecret|finishSecret|status|rotate-now|resync|set-config) fn=RotatorFunction ;; \
+	  endpoint-ping|endpoint-get) fn=EndpointFunction ;; \
+	  *) echo "STEP must be createSecret, setSecret, testSecret, finishSecret, status, rotate-now, resync, set-config, endpoint-ping or endpoint-get, not '$(STEP)'" >&2; exit 2 ;; esac; \
+	echo "sam local invoke $$fn --template template.yaml --event events/$(STEP).json --env-vars $(SAM_ENV_VARS)"; \
+	sam local invoke $$fn --template template.yaml --event events/$(STEP).json --env-vars $(SAM_ENV_VARS)

@@ -42,8 +42,8 @@ type alerts struct {
 // it: failed or abandoned rotations of the secret, the rotator's errors,
 // throttles and slow runs, rules that cannot deliver and, unless the
 // status schedule is off, what the scheduled status finds. It returns the
-// topic's ARN.
-func newAlerts(stack awscdk.Stack, props *RotationStackProps, n stackNames, key stackKey, secretARN *string, fn awslambda.Function) *string {
+// alerts, for the endpoint's alarms.
+func newAlerts(stack awscdk.Stack, props *RotationStackProps, n stackNames, key stackKey, secretARN *string, fn awslambda.Function) alerts {
 	a := alerts{stack: stack, key: key, n: n}
 	if props.AlertTopicARN != "" {
 		a.topic = awssns.Topic_FromTopicArn(stack, jsii.String("AlertTopic"), jsii.String(props.AlertTopicARN))
@@ -92,7 +92,7 @@ func newAlerts(stack awscdk.Stack, props *RotationStackProps, n stackNames, key 
 	if props.statusScheduleOn() {
 		addStatusSchedule(a, props, fn)
 	}
-	return a.topic.TopicArn()
+	return a
 }
 
 // publish makes alarm notify the topic when it fires and when it clears.

@@ -12,17 +12,23 @@ import (
 
 // The asset is the bootstrap's bytes: the same source must give the same
 // bytes whatever the checkout, or every commit would change the asset hash
-// and redeploy unchanged code. The test builds the rotator with the
-// Makefile's own command (make -n) in two copies of the source, each its
-// own git repository with a different commit, one with an uncommitted
-// file, and compares. In a git checkout Go stamps the revision and the
-// dirty flag; -buildvcs=false is what keeps them out.
+// and redeploy unchanged code. The test builds each function (the rotator,
+// the Flows endpoint) with the Makefile's own command (make -n) in two
+// copies of the source, each its own git repository with a different
+// commit, one with an uncommitted file, and compares. In a git checkout Go
+// stamps the revision and the dirty flag; -buildvcs=false is what keeps
+// them out.
 func TestTheBuildIsReproducible(t *testing.T) {
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	const target = ".build/arm64/rotator/bootstrap"
+	for _, target := range []string{".build/arm64/rotator/bootstrap", ".build/arm64/endpoint/bootstrap"} {
+		t.Run(filepath.Base(filepath.Dir(target)), func(t *testing.T) { assertReproducible(t, root, target) })
+	}
+}
+
+func assertReproducible(t *testing.T, root, target string) {
 	out, err := exec.Command("make", "-C", root, "-s", "-n", "-B", target).Output()
 	if err != nil {
 		t.Fatalf("make -n %s: %v", target, err)
@@ -73,7 +79,7 @@ func TestTheBuildIsReproducible(t *testing.T) {
 	}
 }
 
-// copySource copies what the rotator is built from: the module files,
+// copySource copies what the functions are built from: the module files,
 // functions/ and internal/, without tests.
 func copySource(t *testing.T, from, to string) {
 	t.Helper()

@@ -19,8 +19,9 @@ const maxRegionLength = 14
 // keeps two stacks of one name in two regions of an account apart (IAM is
 // global); the name is what a key policy can name before the first deploy.
 const (
-	rotatorRoleSuffix = "-rotator-"
-	seedRoleSuffix    = "-seed-"
+	rotatorRoleSuffix  = "-rotator-"
+	seedRoleSuffix     = "-seed-"
+	endpointRoleSuffix = "-endpoint-"
 )
 
 func roleName(prefix, stackName, suffix, region string) string {
@@ -47,6 +48,13 @@ func (p *RotationStackProps) checkEnvironment(stackName, region, account string)
 		{settingExistingKeyARN, p.ExistingKeyARN, true, "deploy the stack in the key's account and region"},
 		{settingAlertTopicARN, p.AlertTopicARN, false, "CloudWatch alarms publish to topics of their own region: give a topic in the stack's region"},
 		{settingLogKeyARN, p.LogKeyARN, false, "CloudWatch Logs encrypts with keys of its own region: give a key in the stack's region"},
+		{settingAppSecretARN, p.Endpoint.AppSecretARN, true,
+			"the endpoint's Secrets Manager client is regional, so every request would fail: replicate the app secret into the stack's region and give the replica's ARN, or create it in the stack's account and region"},
+		{settingAppSecretKeyARN, p.Endpoint.AppSecretKeyARN, true, "a secret's KMS key is in its account and region: give the app secret's key, in the stack's account and region"},
+		// Another account is fine: the backend's resource policy then admits
+		// the endpoint's role (the EndpointRoleArn output).
+		{settingEndpointBackendFunctionARN, p.Endpoint.BackendFunctionARN, false,
+			"the endpoint invokes its backend through the Lambda API of its own region: deploy the backend function in the stack's region"},
 	}
 	var first *bound
 	var firstARN arn
@@ -73,8 +81,14 @@ func (p *RotationStackProps) checkEnvironment(stackName, region, account string)
 	if region == "" {
 		r = maxRegionLength
 	}
-	if n := len(roleName(p.RoleNamePrefix, stackName, rotatorRoleSuffix, "")) + r; n > 64 {
-		bad(settingRoleNamePrefix, fmt.Sprintf("the rotator's role name %s<region> would have %d characters, IAM allows 64", roleName(p.RoleNamePrefix, stackName, rotatorRoleSuffix, ""), n),
+	// The longest role name of the stack: the endpoint's suffix is longer
+	// than the rotator's.
+	role, suffix := "rotator", rotatorRoleSuffix
+	if p.endpointOn() {
+		role, suffix = "endpoint", endpointRoleSuffix
+	}
+	if n := len(roleName(p.RoleNamePrefix, stackName, suffix, "")) + r; n > 64 {
+		bad(settingRoleNamePrefix, fmt.Sprintf("the %s's role name %s<region> would have %d characters, IAM allows 64", role, roleName(p.RoleNamePrefix, stackName, suffix, ""), n),
 			"shorten the prefix or the stack name ("+settingStackName.Context+")")
 	}
 	return errors.Join(errs...)

@@ -10,16 +10,28 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
+// vpcEndpoint is an interface endpoint: its construct ID and service.
+type vpcEndpoint struct{ id, service string }
+
 // endpointServices are the interface endpoints the functions need when
-// their subnets should reach AWS without the NAT: the seed and the rotator
-// call Secrets Manager, the rotator KMS, and Lambda's X-Ray daemon sends
-// the rotator's traces (Tracing is Active) over the function's network.
-// Graph has no endpoint: the rotator reaches graph.facebook.com through
-// the VPC's NAT.
-var endpointServices = []struct{ id, service string }{
-	{"SecretsManagerEndpoint", "secretsmanager"},
-	{"KmsEndpoint", "kms"},
-	{"XRayEndpoint", "xray"},
+// their subnets should reach AWS without the NAT: the seed, the rotator and
+// the Flows endpoint call Secrets Manager, the rotator KMS, and Lambda's
+// X-Ray daemon sends the traces (Tracing is Active) over the function's
+// network. A Flows endpoint whose backend is a Lambda function also calls
+// the Lambda API, with the users' decrypted Flows data: lambdaBackend adds
+// its endpoint. Graph has no endpoint: the rotator reaches
+// graph.facebook.com through the VPC's NAT, as an HTTPS backend outside
+// the VPC is reached.
+func endpointServices(lambdaBackend bool) []vpcEndpoint {
+	services := []vpcEndpoint{
+		{"SecretsManagerEndpoint", "secretsmanager"},
+		{"KmsEndpoint", "kms"},
+		{"XRayEndpoint", "xray"},
+	}
+	if lambdaBackend {
+		services = append(services, vpcEndpoint{"LambdaEndpoint", "lambda"})
+	}
+	return services
 }
 
 // networkInterfacesRegex matches, in cdk-nag's rendering, the
@@ -35,7 +47,8 @@ type network struct {
 
 // newNetwork creates, if asked, the interface endpoints and their security
 // group, which admits HTTPS from the functions' security groups only.
-func newNetwork(stack awscdk.Stack, n Network) network {
+func newNetwork(stack awscdk.Stack, props *RotationStackProps) network {
+	n := props.Network
 	out := network{Network: n}
 	if !n.enabled() || !n.CreateEndpoints {
 		return out
@@ -62,7 +75,7 @@ func newNetwork(stack awscdk.Stack, n Network) network {
 	for _, id := range n.SubnetIDs {
 		subnets = append(subnets, id)
 	}
-	for _, e := range endpointServices {
+	for _, e := range endpointServices(props.endpointOn() && props.Endpoint.BackendFunctionARN != "") {
 		out.endpoints = append(out.endpoints, awsec2.NewCfnVPCEndpoint(stack, jsii.String(e.id), &awsec2.CfnVPCEndpointProps{
 			VpcId:             jsii.String(n.VPCID),
 			ServiceName:       jsii.String("com.amazonaws." + *stack.Region() + "." + e.service),

@@ -11,6 +11,7 @@ import (
 var untaggable = []string{
 	"AWS::IAM::Policy", "AWS::Lambda::Permission", "AWS::Lambda::EventInvokeConfig", "AWS::KMS::Alias",
 	"AWS::SNS::TopicPolicy", "AWS::SNS::Subscription", "AWS::SecretsManager::RotationSchedule", "Custom::AWS",
+	"AWS::Lambda::Url",
 }
 
 // The tags are on every resource that takes tags, and on the stack.
@@ -49,6 +50,7 @@ func TestRolesForPlatformTeams(t *testing.T) {
 	assertEqual(t, "role names", names, map[string]any{
 		cfnIDIn(t, v.stack, "RotatorRole"):    testRolePrefix + testPlatformStackName + "-rotator-" + testRegion,
 		cfnIDIn(t, v.stack, "SecretSeedRole"): testRolePrefix + testPlatformStackName + "-seed-" + testRegion,
+		cfnIDIn(t, v.stack, "EndpointRole"):   testRolePrefix + testPlatformStackName + "-endpoint-" + testRegion,
 	})
 	// The key policy names the prefixed role.
 	_, key := onlyIn(t, v.template, "AWS::KMS::Key")
@@ -61,14 +63,18 @@ func TestRolesForPlatformTeams(t *testing.T) {
 	}
 }
 
-// Log retention and the logs' KMS key, on both log groups.
+// Log retention and the logs' KMS key, on every log group.
 func TestLogSettings(t *testing.T) {
 	for name, v := range map[string]variant{"main": {synthesized.stack, synthesized.template}, "platform": synthesized.platform} {
 		want := map[string]any{"RetentionInDays": DefaultLogRetentionDays}
 		if name == "platform" {
 			want = map[string]any{"RetentionInDays": testLogRetentionDays, "KmsKeyId": testLogKeyARN, "Tags": properties(resourceIn(t, v.template, cfnIDIn(t, v.stack, "RotatorLogs")))["Tags"]}
 		}
-		for _, path := range []string{"RotatorLogs", "SecretSeedLogs"} {
+		paths := []string{"RotatorLogs", "SecretSeedLogs"}
+		if name == "platform" {
+			paths = append(paths, "EndpointLogs")
+		}
+		for _, path := range paths {
 			assertEqual(t, name+" "+path, properties(resourceIn(t, v.template, cfnIDIn(t, v.stack, path))), want)
 		}
 	}
@@ -77,6 +83,7 @@ func TestLogSettings(t *testing.T) {
 func TestTerminationProtection(t *testing.T) {
 	assertEqual(t, "termination protection by stack", synthesized.terminationProtection, map[string]bool{
 		testStackName: false, testOffStackName: false, testPlatformStackName: true, testAdoptedStackName: false, testAgnosticStackName: true,
+		testEndpointStackName: false,
 	})
 }
 
@@ -118,12 +125,14 @@ func TestVPCPlacement(t *testing.T) {
 	v := synthesized.platform
 	seedFn := cfnIDIn(t, v.stack, "AWS"+providerUUID())
 	network := map[string]string{
-		cfnIDIn(t, v.stack, "Rotator"): cfnIDIn(t, v.stack, "RotatorNetworkPolicy"),
-		seedFn:                         cfnIDIn(t, v.stack, "SecretSeedNetworkPolicy"),
+		cfnIDIn(t, v.stack, "Rotator"):  cfnIDIn(t, v.stack, "RotatorNetworkPolicy"),
+		seedFn:                          cfnIDIn(t, v.stack, "SecretSeedNetworkPolicy"),
+		cfnIDIn(t, v.stack, "Endpoint"): cfnIDIn(t, v.stack, "EndpointNetworkPolicy"),
 	}
 	roles := map[string]string{
-		cfnIDIn(t, v.stack, "Rotator"): cfnIDIn(t, v.stack, "RotatorRole"),
-		seedFn:                         cfnIDIn(t, v.stack, "SecretSeedRole"),
+		cfnIDIn(t, v.stack, "Rotator"):  cfnIDIn(t, v.stack, "RotatorRole"),
+		seedFn:                          cfnIDIn(t, v.stack, "SecretSeedRole"),
+		cfnIDIn(t, v.stack, "Endpoint"): cfnIDIn(t, v.stack, "EndpointRole"),
 	}
 	ec2 := func(rest string) any { return partitionARN(":ec2:" + testRegion + ":" + testAccount + ":" + rest) }
 	for fnID, policyID := range network {
@@ -177,6 +186,7 @@ func TestVPCPlacement(t *testing.T) {
 		endpoints[id] = p
 	}
 	want := map[string]any{}
+	// The endpoint's backend is a URL here: no Lambda endpoint.
 	for _, e := range []struct{ id, service string }{{"SecretsManagerEndpoint", "secretsmanager"}, {"KmsEndpoint", "kms"}, {"XRayEndpoint", "xray"}} {
 		want[cfnIDIn(t, v.stack, e.id)] = map[string]any{
 			"VpcId": testVPCID, "ServiceName": "com.amazonaws." + testRegion + "." + e.service, "VpcEndpointType": "Interface",
@@ -193,20 +203,31 @@ func TestVPCPlacement(t *testing.T) {
 	}
 
 	assertNagClean(t, "platform", v)
-	role := cfnIDIn(t, v.stack, "RotatorRole")
-	assertEqual(t, "platform: cdk-nag suppressions", nagSuppressions(t, v.template), sorted([]string{
-		role + " AwsSolutions-IAM5 Resource::*",
-		cfnIDIn(t, v.stack, "RotatorRole", "DefaultPolicy") + " AwsSolutions-IAM5 Resource::*",
-		cfnIDIn(t, v.stack, "RotatorNetworkPolicy") + " AwsSolutions-IAM5 Resource::*,regex:" + networkInterfacesRegex,
-		cfnIDIn(t, v.stack, "SecretSeedNetworkPolicy") + " AwsSolutions-IAM5 Resource::*,regex:" + networkInterfacesRegex,
-	}))
+	assertEqual(t, "platform: cdk-nag suppressions", nagSuppressions(t, v.template), platformSuppressions(t, v))
 	assertEqual(t, "platform resource types", typeCounts(v.template), map[string]int{
 		"AWS::KMS::Key": 1, "AWS::KMS::Alias": 1, "AWS::SecretsManager::Secret": 1, "AWS::SecretsManager::RotationSchedule": 1,
-		"Custom::AWS": 1, "AWS::IAM::Role": 2, "AWS::IAM::Policy": 5, "AWS::Logs::LogGroup": 2, "AWS::Lambda::Function": 2,
-		"AWS::Lambda::Permission": 2, "AWS::Lambda::EventInvokeConfig": 1, "AWS::SNS::Topic": 1, "AWS::SNS::TopicPolicy": 1,
-		"AWS::SNS::Subscription": 1, "AWS::Events::Rule": 2, "AWS::CloudWatch::Alarm": 8,
+		"Custom::AWS": 1, "AWS::IAM::Role": 3, "AWS::IAM::Policy": 7, "AWS::Logs::LogGroup": 3, "AWS::Lambda::Function": 3,
+		"AWS::Lambda::Permission": 4, "AWS::Lambda::EventInvokeConfig": 1, "AWS::Lambda::Url": 1, "AWS::SNS::Topic": 1, "AWS::SNS::TopicPolicy": 1,
+		"AWS::SNS::Subscription": 1, "AWS::Events::Rule": 2, "AWS::CloudWatch::Alarm": 13,
 		"AWS::EC2::SecurityGroup": 1, "AWS::EC2::VPCEndpoint": 3,
 	})
+}
+
+// platformSuppressions are the reviewed cdk-nag suppressions of a VPC
+// variant with the endpoint: the X-Ray statement of each role that traces,
+// and each network policy.
+func platformSuppressions(t *testing.T, v variant) []string {
+	t.Helper()
+	var want []string
+	for _, role := range []string{"RotatorRole", "EndpointRole"} {
+		want = append(want,
+			cfnIDIn(t, v.stack, role)+" AwsSolutions-IAM5 Resource::*",
+			cfnIDIn(t, v.stack, role, "DefaultPolicy")+" AwsSolutions-IAM5 Resource::*")
+	}
+	for _, policy := range []string{"RotatorNetworkPolicy", "SecretSeedNetworkPolicy", "EndpointNetworkPolicy"} {
+		want = append(want, cfnIDIn(t, v.stack, policy)+" AwsSolutions-IAM5 Resource::*,regex:"+networkInterfacesRegex)
+	}
+	return sorted(want)
 }
 
 // `make synth-vpc` without credentials: the same stack with the account
@@ -215,7 +236,16 @@ func TestVPCPlacement(t *testing.T) {
 func TestAgnosticVPCVariant(t *testing.T) {
 	v := synthesized.agnostic
 	assertNagClean(t, "agnostic", v)
-	assertEqual(t, "agnostic resource types", typeCounts(v.template), typeCounts(synthesized.platform.template))
+	assertEqual(t, "agnostic: cdk-nag suppressions", nagSuppressions(t, v.template), platformSuppressions(t, v))
+	// Its endpoint's backend is a function: one interface endpoint more,
+	// for the Lambda API.
+	want := typeCounts(synthesized.platform.template)
+	want["AWS::EC2::VPCEndpoint"]++
+	assertEqual(t, "agnostic resource types", typeCounts(v.template), want)
+	assertEqual(t, "agnostic Lambda endpoint", properties(resourceIn(t, v.template, cfnIDIn(t, v.stack, "LambdaEndpoint")))["ServiceName"],
+		join("com.amazonaws.", ref("AWS::Region"), ".lambda"))
+	assertEqual(t, "agnostic endpoint role name", properties(resourceIn(t, v.template, cfnIDIn(t, v.stack, "EndpointRole")))["RoleName"],
+		join(testRolePrefix+testAgnosticStackName+"-endpoint-", ref("AWS::Region")))
 	assertEqual(t, "agnostic rotator role name", properties(resourceIn(t, v.template, cfnIDIn(t, v.stack, "RotatorRole")))["RoleName"],
 		join(testRolePrefix+testAgnosticStackName+"-rotator-", ref("AWS::Region")))
 }

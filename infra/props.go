@@ -77,8 +77,39 @@ type RotationStackProps struct {
 	// values CloudWatch Logs accepts; LogKeyARN, when set, encrypts them.
 	LogRetentionDays int
 	LogKeyARN        string
-	// Network places the rotator and the seed function in a VPC.
+	// Network places the rotator, the seed function and the endpoint in a
+	// VPC.
 	Network Network
+	// Endpoint, when enabled, deploys the Flows endpoint (functions/endpoint)
+	// behind a Function URL.
+	Endpoint FlowsEndpoint
+}
+
+// FlowsEndpoint is the Flows endpoint's deployment. Zero is no endpoint;
+// any of the first four set asks for one, which Validate then requires to
+// be complete: exactly one backend and the app secret.
+type FlowsEndpoint struct {
+	// BackendFunctionARN is the Lambda function (a qualified ARN for an
+	// alias or version) the endpoint invokes with INIT, BACK and
+	// data_exchange; the endpoint may invoke it and nothing else.
+	BackendFunctionARN string
+	// BackendURL is the https:// URL the endpoint POSTs them to instead.
+	BackendURL string
+	// AppSecretARN is the complete ARN of the secret that holds the Meta
+	// app secret, with which X-Hub-Signature-256 is checked. Like the
+	// token secret, the stack only reads it.
+	AppSecretARN string
+	// AppSecretKeyARN is the customer-managed KMS key that encrypts the
+	// app secret, if it is not aws/secretsmanager.
+	AppSecretKeyARN string
+	// CodePath is the directory that holds the endpoint's linux/arm64
+	// bootstrap (make build-arm64), relative to the app's working directory.
+	CodePath string
+}
+
+// requested tells whether any setting asks for the endpoint.
+func (e FlowsEndpoint) requested() bool {
+	return e.BackendFunctionARN != "" || e.BackendURL != "" || e.AppSecretARN != "" || e.AppSecretKeyARN != ""
 }
 
 // Network is the VPC placement of the stack's two functions. Zero is no VPC.
@@ -104,6 +135,7 @@ const (
 	DefaultRotationWindow   = "2h"
 	DefaultStatusSchedule   = "rate(1 hour)"
 	DefaultCodePath         = "../.build/arm64/rotator"
+	DefaultEndpointCodePath = "../.build/arm64/endpoint"
 	DefaultLogRetentionDays = 365
 )
 
@@ -159,6 +191,13 @@ func propsFromSettings(s settings) (*RotationStackProps, error) {
 			SecurityGroupIDs: list(settingSecurityGroupIDs),
 			VPCID:            get(settingVPCID, ""),
 		},
+		Endpoint: FlowsEndpoint{
+			BackendFunctionARN: get(settingEndpointBackendFunctionARN, ""),
+			BackendURL:         get(settingEndpointBackendURL, ""),
+			AppSecretARN:       get(settingAppSecretARN, ""),
+			AppSecretKeyARN:    get(settingAppSecretKeyARN, ""),
+			CodePath:           get(settingEndpointCodePath, DefaultEndpointCodePath),
+		},
 	}
 	var err error
 	p.TerminationProtection, err = s.boolean(settingTerminationProtection, false)
@@ -205,6 +244,10 @@ func stackNameFromSettings(s settings) (string, error) {
 func (p *RotationStackProps) statusScheduleOn() bool {
 	return !strings.EqualFold(p.StatusSchedule, StatusScheduleOff)
 }
+
+// endpointOn tells whether the stack deploys the Flows endpoint. After
+// Validate, it also means the endpoint's settings are complete.
+func (p *RotationStackProps) endpointOn() bool { return p.Endpoint.requested() }
 
 // adoptsSecret tells whether the stack rotates an existing secret rather
 // than one it creates.

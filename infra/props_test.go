@@ -251,6 +251,72 @@ func TestPropsFromSettings(t *testing.T) {
 				settingExistingSecretARN.Env, testExistingSecretARN),
 			wantErr: []string{settingTags.Env, settingLogRetention.Env, settingSecurityGroupIDs.Env, settingExistingKeyARN.Env},
 		},
+		// Issue 11: the Flows endpoint.
+		{
+			name: "endpoint off: its code path alone asks for nothing",
+			env:  base(),
+			want: func(t *testing.T, p *RotationStackProps) {
+				if p.endpointOn() || p.Endpoint != (FlowsEndpoint{CodePath: DefaultEndpointCodePath}) {
+					t.Errorf("Endpoint = %+v, on = %v", p.Endpoint, p.endpointOn())
+				}
+			},
+		},
+		{
+			name: "endpoint with a backend function, from the environment",
+			env: with(settingEndpointBackendFunctionARN.Env, testBackendFunctionARN, settingAppSecretARN.Env, testAppSecretARN,
+				settingEndpointCodePath.Env, code),
+			want: func(t *testing.T, p *RotationStackProps) {
+				if want := (FlowsEndpoint{BackendFunctionARN: testBackendFunctionARN, AppSecretARN: testAppSecretARN, CodePath: code}); p.Endpoint != want || !p.endpointOn() {
+					t.Errorf("Endpoint = %+v, want %+v", p.Endpoint, want)
+				}
+			},
+		},
+		{
+			name: "endpoint with a backend URL and the app secret's key, context over environment",
+			ctx: map[string]any{settingEndpointBackendURL.Context: testBackendURL, settingAppSecretARN.Context: testAppSecretARN,
+				settingAppSecretKeyARN.Context: testAppSecretKeyARN, settingEndpointCodePath.Context: code},
+			env: with(settingEndpointBackendURL.Env, "https://other.example.com/"),
+			want: func(t *testing.T, p *RotationStackProps) {
+				if want := (FlowsEndpoint{BackendURL: testBackendURL, AppSecretARN: testAppSecretARN, AppSecretKeyARN: testAppSecretKeyARN, CodePath: code}); p.Endpoint != want {
+					t.Errorf("Endpoint = %+v, want %+v", p.Endpoint, want)
+				}
+			},
+		},
+		{name: "endpoint: a backend without the app secret", env: with(settingEndpointBackendFunctionARN.Env, testBackendFunctionARN, settingEndpointCodePath.Env, code),
+			wantErr: []string{settingAppSecretARN.Env, "is not set, but " + settingEndpointBackendFunctionARN.Context, "X-Hub-Signature-256", "create-secret", "without it"}},
+		{name: "endpoint: the app secret without a backend", env: with(settingAppSecretARN.Env, testAppSecretARN, settingEndpointCodePath.Env, code),
+			wantErr: []string{settingEndpointBackendFunctionARN.Env, settingEndpointBackendURL.Context, "but " + settingAppSecretARN.Context + " is", "needs a backend"}},
+		{name: "endpoint: the app secret's key alone", env: with(settingAppSecretKeyARN.Env, testAppSecretKeyARN, settingEndpointCodePath.Env, code),
+			wantErr: []string{settingEndpointBackendFunctionARN.Env, settingAppSecretARN.Env, "but " + settingAppSecretKeyARN.Context + " is"}},
+		{name: "endpoint: two backends", env: with(settingEndpointBackendFunctionARN.Env, testBackendFunctionARN, settingEndpointBackendURL.Env, testBackendURL,
+			settingAppSecretARN.Env, testAppSecretARN, settingEndpointCodePath.Env, code),
+			wantErr: []string{settingEndpointBackendURL.Env, "together with", settingEndpointBackendFunctionARN.Context}},
+		{name: "endpoint: a function name instead of its ARN", env: with(settingEndpointBackendFunctionARN.Env, "flows-backend", settingAppSecretARN.Env, testAppSecretARN,
+			settingEndpointCodePath.Env, code),
+			wantErr: []string{settingEndpointBackendFunctionARN.Env, `"flows-backend" is not a Lambda function ARN`, "get-function"}},
+		{name: "endpoint: a backend over http", env: with(settingEndpointBackendURL.Env, "http://flows.example.com/endpoint", settingAppSecretARN.Env, testAppSecretARN,
+			settingEndpointCodePath.Env, code),
+			wantErr: []string{settingEndpointBackendURL.Env, `scheme "http", not https`}},
+		{name: "endpoint: a backend over http to loopback", env: with(settingEndpointBackendURL.Env, "http://127.0.0.1:8080/", settingAppSecretARN.Env, testAppSecretARN,
+			settingEndpointCodePath.Env, code),
+			wantErr: []string{settingEndpointBackendURL.Env, "not https"}},
+		{name: "endpoint: a backend URL with a password", env: with(settingEndpointBackendURL.Env, "https://flows:Sup3rS3cretPassw0rd@flows.example.com/", settingAppSecretARN.Env, testAppSecretARN,
+			settingEndpointCodePath.Env, code),
+			wantErr: []string{settingEndpointBackendURL.Env, "user info"}, secret: "Sup3rS3cretPassw0rd"},
+		{name: "endpoint: a relative backend URL", env: with(settingEndpointBackendURL.Env, "flows.example.com/endpoint", settingAppSecretARN.Env, testAppSecretARN,
+			settingEndpointCodePath.Env, code),
+			wantErr: []string{settingEndpointBackendURL.Env, "absolute URL"}},
+		{name: "endpoint: the app secret pasted instead of its ARN", env: with(settingEndpointBackendURL.Env, testBackendURL, settingAppSecretARN.Env, "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a99",
+			settingEndpointCodePath.Env, code),
+			wantErr: []string{settingAppSecretARN.Env, "not the app secret", "6-character suffix"}, secret: "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a99"},
+		{name: "endpoint: the app secret's key as an alias", env: with(settingEndpointBackendURL.Env, testBackendURL, settingAppSecretARN.Env, testAppSecretARN,
+			settingAppSecretKeyARN.Env, "alias/meta-app", settingEndpointCodePath.Env, code),
+			wantErr: []string{settingAppSecretKeyARN.Env, "is an alias"}},
+		{name: "endpoint: the app secret's key elsewhere than the secret", env: with(settingEndpointBackendURL.Env, testBackendURL, settingAppSecretARN.Env, testAppSecretARN,
+			settingAppSecretKeyARN.Env, strings.Replace(testAppSecretKeyARN, "us-east-1", "eu-west-1", 1), settingEndpointCodePath.Env, code),
+			wantErr: []string{settingAppSecretKeyARN.Env, "111122223333/eu-west-1", "111122223333/us-east-1"}},
+		{name: "endpoint: no build", env: with(settingEndpointBackendURL.Env, testBackendURL, settingAppSecretARN.Env, testAppSecretARN, settingEndpointCodePath.Env, noBootstrap),
+			wantErr: []string{settingEndpointCodePath.Env, "make build-arm64"}},
 		{
 			name:    "every problem at once",
 			env:     with(settingTokenSecretARN.Env, "", settingSchedule.Env, "weekly", settingWindow.Env, "0h"),
@@ -392,6 +458,33 @@ func TestEnvironmentChecks(t *testing.T) {
 			wantErr: []string{settingRoleNamePrefix.Env, "68 characters, IAM allows 64", settingStackName.Context}},
 		{name: "role name too long for any region", change: func(p *RotationStackProps) { p.RoleNamePrefix = strings.Repeat("p", 22) },
 			stack: strings.Repeat("S", 20), wantErr: []string{settingRoleNamePrefix.Env, "65 characters"}},
+		// Issue 11: the endpoint's settings.
+		{name: "endpoint in the stack's environment, its backend in another account", change: func(p *RotationStackProps) {
+			p.Endpoint = FlowsEndpoint{AppSecretARN: testAppSecretARN, AppSecretKeyARN: testAppSecretKeyARN,
+				BackendFunctionARN: strings.Replace(testBackendFunctionARN, "111122223333", "999988887777", 1)}
+		}, region: testRegion, account: testAccount},
+		{name: "app secret in another region", change: func(p *RotationStackProps) {
+			p.Endpoint = FlowsEndpoint{AppSecretARN: strings.Replace(testAppSecretARN, "us-east-1", "eu-west-1", 1), BackendURL: testBackendURL}
+		}, region: testRegion, account: testAccount, wantErr: []string{settingAppSecretARN.Env, "region eu-west-1, not the stack's region us-east-1", "every request would fail"}},
+		{name: "app secret and its key in another account", change: func(p *RotationStackProps) {
+			p.Endpoint = FlowsEndpoint{AppSecretARN: strings.Replace(testAppSecretARN, "111122223333", "999988887777", 1),
+				AppSecretKeyARN: strings.Replace(testAppSecretKeyARN, "111122223333", "999988887777", 1), BackendURL: testBackendURL}
+		}, region: testRegion, account: testAccount, wantErr: []string{settingAppSecretARN.Env, settingAppSecretKeyARN.Env, "account 999988887777, not the stack's account"}},
+		{name: "backend function in another region", change: func(p *RotationStackProps) {
+			p.Endpoint = FlowsEndpoint{AppSecretARN: testAppSecretARN, BackendFunctionARN: strings.Replace(testBackendFunctionARN, "us-east-1", "eu-west-1", 1)}
+		}, region: testRegion, account: testAccount, wantErr: []string{settingEndpointBackendFunctionARN.Env, "region eu-west-1", "Lambda API of its own region"}},
+		{name: "environment-agnostic: the backend function elsewhere than the token", change: func(p *RotationStackProps) {
+			p.Endpoint = FlowsEndpoint{AppSecretARN: testAppSecretARN, BackendFunctionARN: strings.Replace(testBackendFunctionARN, "us-east-1", "eu-west-1", 1)}
+		}, wantErr: []string{settingEndpointBackendFunctionARN.Env, "region eu-west-1, but", settingTokenSecretARN.Context}},
+		// "-endpoint-" is one character longer than "-rotator-": a prefix the
+		// rotator's name fits may not fit the endpoint's.
+		{name: "endpoint role name too long", change: func(p *RotationStackProps) {
+			p.RoleNamePrefix = strings.Repeat("p", 26)
+			p.Endpoint = FlowsEndpoint{AppSecretARN: testAppSecretARN, BackendURL: testBackendURL}
+		}, stack: strings.Repeat("S", 20), region: testRegion, account: testAccount,
+			wantErr: []string{settingRoleNamePrefix.Env, "the endpoint's role name", "65 characters, IAM allows 64"}},
+		{name: "the same prefix fits without the endpoint", change: func(p *RotationStackProps) { p.RoleNamePrefix = strings.Repeat("p", 26) },
+			stack: strings.Repeat("S", 20), region: testRegion, account: testAccount},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := base()

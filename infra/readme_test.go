@@ -77,16 +77,23 @@ func TestREADMEDocumentsEveryAlarm(t *testing.T) {
 	readme := readREADME(t)
 	alerts := readme[strings.Index(readme, "## Reading the alerts"):]
 	names := reflect.ValueOf(newAlarmNames("<stack>"))
-	for i := range names.NumField() {
-		name := names.Field(i).String()
-		if !strings.Contains(alerts, "`"+name+"`") {
-			t.Errorf("README.md's Reading the alerts does not name the alarm %s", name)
+	endpointNames := reflect.ValueOf(newEndpointAlarmNames("<stack>"))
+	for _, v := range []reflect.Value{names, endpointNames} {
+		for i := range v.NumField() {
+			name := v.Field(i).String()
+			if !strings.Contains(alerts, "`"+name+"`") {
+				t.Errorf("README.md's Reading the alerts does not name the alarm %s", name)
+			}
 		}
 	}
 	if n := len(resourcesIn(synthesized.template, "AWS::CloudWatch::Alarm")); n != names.NumField() {
 		t.Errorf("%d alarms in the template, %d names", n, names.NumField())
 	}
-	for _, s := range []string{"flowkey deploy check failed", "`" + rotationAgeMetric + "`", "`" + driftMetric + "`"} {
+	if n := len(resourcesIn(synthesized.endpoint.template, "AWS::CloudWatch::Alarm")); n != names.NumField()+endpointNames.NumField() {
+		t.Errorf("%d alarms in the endpoint variant, %d names", n, names.NumField()+endpointNames.NumField())
+	}
+	for _, s := range []string{"flowkey deploy check failed", "`" + rotationAgeMetric + "`", "`" + driftMetric + "`",
+		"`BackendErrors`", "`Requests`", "`EndpointUrl`", "`INSECURE_SKIP_SIGNATURE_CHECK`"} {
 		if !strings.Contains(readme, s) {
 			t.Errorf("README.md does not document %s", s)
 		}

@@ -49,6 +49,14 @@ var (
 	settingSecurityGroupIDs      = setting{"flowkey:vpcSecurityGroupIds", "FLOWKEY_VPC_SECURITY_GROUP_IDS"}
 	settingVPCID                 = setting{"flowkey:vpcId", "FLOWKEY_VPC_ID"}
 	settingVPCEndpoints          = setting{"flowkey:vpcEndpoints", "FLOWKEY_VPC_ENDPOINTS"}
+
+	// The Flows endpoint: deployed when any of the first four is set, and
+	// then they must describe it completely.
+	settingEndpointBackendFunctionARN = setting{"flowkey:endpointBackendFunctionArn", "FLOWKEY_ENDPOINT_BACKEND_FUNCTION_ARN"}
+	settingEndpointBackendURL         = setting{"flowkey:endpointBackendUrl", "FLOWKEY_ENDPOINT_BACKEND_URL"}
+	settingAppSecretARN               = setting{"flowkey:appSecretArn", "FLOWKEY_APP_SECRET_ARN"}
+	settingAppSecretKeyARN            = setting{"flowkey:appSecretKeyArn", "FLOWKEY_APP_SECRET_KEY_ARN"}
+	settingEndpointCodePath           = setting{"flowkey:endpointCodePath", "FLOWKEY_ENDPOINT_CODE_PATH"}
 )
 
 func (s setting) String() string {

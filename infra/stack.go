@@ -13,7 +13,8 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
-// NewRotationStack defines the key, the secret, the rotator and its alerts.
+// NewRotationStack defines the key, the secret, the rotator and its alerts,
+// and, when the settings ask for it, the Flows endpoint and its alarms.
 // Invalid props become an error annotation on the stack (synthesis then
 // fails with that message) instead of a panic.
 //
@@ -57,15 +58,20 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 	role := newRotatorRole(stack, names)
 	key := newKey(stack, props, names)
 	logs := newLogSettings(stack, props)
-	network := newNetwork(stack, props.Network)
+	network := newNetwork(stack, props)
 	secret := newSecret(stack, props, key, names, logs, network, documents.initial)
 	rotator := newRotator(stack, props, role, key, secret, names, logs, network)
 	newRotationSchedule(stack, props, rotator.fn, secret, network)
-	topic := newAlerts(stack, props, names, key, secret.arn, rotator.fn)
+	alerts := newAlerts(stack, props, names, key, secret.arn, rotator.fn)
 	newOutputs(stack, stackOutputs{
-		secretARN: secret.arn, key: key.key, rotator: rotator, role: role, topicARN: topic,
+		secretARN: secret.arn, key: key.key, rotator: rotator, role: role, topicARN: alerts.topic.TopicArn(),
 		configJSON: documents.configJSON,
 	})
+	if props.endpointOn() {
+		endpoint := newEndpoint(stack, props, key, secret, names, logs, network)
+		newEndpointAlarms(alerts, props, endpoint)
+		endpointOutputs(stack, endpoint)
+	}
 	return stack
 }
 
@@ -127,8 +133,9 @@ type stackNames struct {
 	// deploy, and the stack's own key policy names it by aws:PrincipalArn:
 	// a key adopted after `cdk destroy` still lets the re-created role in,
 	// where a principal would have turned into the deleted role's ID.
-	rotatorRoleName, seedRoleName string
-	rotatorRoleARN                *string
+	rotatorRoleName, seedRoleName, endpointRoleName string
+	rotatorRoleARN                                  *string
+	endpointAlarms                                  endpointAlarmNames
 	// The secret's own ARN cannot appear in the key policy (the secret is
 	// encrypted with the key); its name plus the 6 random characters that
 	// Secrets Manager appends is as narrow. Retained secrets of earlier
@@ -146,6 +153,8 @@ func newStackNames(stack awscdk.Stack, props *RotationStackProps) stackNames {
 		alarms:            newAlarmNames(stackName),
 		rotatorRoleName:   roleName(props.RoleNamePrefix, stackName, rotatorRoleSuffix, *stack.Region()),
 		seedRoleName:      roleName(props.RoleNamePrefix, stackName, seedRoleSuffix, *stack.Region()),
+		endpointRoleName:  roleName(props.RoleNamePrefix, stackName, endpointRoleSuffix, *stack.Region()),
+		endpointAlarms:    newEndpointAlarmNames(stackName),
 		viaSecretsManager: jsii.String("secretsmanager." + *stack.Region() + ".amazonaws.com"),
 	}
 	n.topicARN = stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("sns"), Resource: jsii.String(n.topicName)})
@@ -178,7 +187,8 @@ func (n stackNames) secretARNCondition() any {
 	return n.secretARNPatterns
 }
 
-// logSettings apply to both log groups, the rotator's and the seed's.
+// logSettings apply to every log group: the rotator's, the seed's and the
+// endpoint's.
 type logSettings struct {
 	retention     awslogs.RetentionDays
 	encryptionKey awskms.IKey // nil: CloudWatch Logs' own encryption
@@ -218,7 +228,7 @@ func newOutputs(stack awscdk.Stack, o stackOutputs) {
 	out := func(id, desc string, value *string) {
 		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{Description: jsii.String(desc), Value: value})
 	}
-	out("SecretArn", "The secret that holds the key; consumers read AWSCURRENT and AWSPREVIOUS", o.secretARN)
+	out("SecretArn", "The secret that holds the key; consumers read AWSCURRENT, AWSPENDING and AWSPREVIOUS", o.secretARN)
 	out("KeyArn", "The KMS key of the secret; consumers need kms:Decrypt on it", o.key.KeyArn())
 	out("RotatorFunctionName", "The rotation Lambda; its logs are in RotatorLogGroupName", o.rotator.fn.FunctionName())
 	out("RotatorLogGroupName", "The rotation Lambda's log group", o.rotator.logs.LogGroupName())

@@ -34,8 +34,21 @@ const (
 	// existing topic, with the default schedules.
 	testAdoptedStackName = "FlowkeyTestAdopted"
 	// The fifth is the platform variant without account and region, as
-	// `make synth-vpc` synthesizes it without credentials.
+	// `make synth-vpc` synthesizes it without credentials, and with the
+	// endpoint's backend a function instead of a URL.
 	testAgnosticStackName = "FlowkeyTestAgnostic"
+	// The sixth is the main stack with the Flows endpoint (a backend
+	// function) alerting to an existing topic. The platform variant has the
+	// endpoint too, with a backend URL and an app secret under its own key.
+	testEndpointStackName = "FlowkeyTestEndpoint"
+)
+
+// The endpoint's settings.
+const (
+	testBackendFunctionARN = "arn:aws:lambda:us-east-1:111122223333:function:flows-backend:live"
+	testBackendURL         = "https://flows.example.com/endpoint"
+	testAppSecretARN       = "arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/meta-app-secret-GhIjKl"
+	testAppSecretKeyARN    = "arn:aws:kms:us-east-1:111122223333:key/2b3c4d5e-6f70-4182-93a4-b5c6d7e8f901"
 )
 
 // The platform variant's settings.
@@ -68,15 +81,16 @@ var testPhoneIDs = []string{"106540352242922", "106540352242923"}
 // synthesized is the one synthesis of the package, shared by every test:
 // each synthesis starts a Node.js process and costs seconds.
 var synthesized struct {
-	stack    awscdk.Stack
-	template map[string]any // CloudFormation template, normalized through JSON
-	codeDir  string
+	stack                    awscdk.Stack
+	template                 map[string]any // CloudFormation template, normalized through JSON
+	codeDir, endpointCodeDir string
 	// The same settings with StatusSchedule "off", synthesized in the
 	// same app (one synthesis for all).
 	offStack    awscdk.Stack
 	offTemplate map[string]any
-	// The platform, adopted and agnostic variants (see the stack names).
-	platform, adopted, agnostic variant
+	// The platform, adopted, agnostic and endpoint variants (see the stack
+	// names).
+	platform, adopted, agnostic, endpoint variant
 	// terminationProtection and the tags of each stack's artifact, by
 	// stack name: they are properties of the deployment, not of the
 	// template.
@@ -121,9 +135,15 @@ func synthesize(tmp string) (err error) {
 	if err := os.MkdirAll(codeDir, 0o755); err != nil {
 		return err
 	}
-	// A stand-in for the arm64 build; only its presence matters here.
-	if err := os.WriteFile(filepath.Join(codeDir, "bootstrap"), []byte("#!/bin/sh\n"), 0o755); err != nil {
-		return err
+	// Stand-ins for the arm64 builds; only their presence matters here.
+	endpointCodeDir := filepath.Join(tmp, "endpoint-code")
+	for _, dir := range []string{codeDir, endpointCodeDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\n# "+filepath.Base(dir)+"\n"), 0o755); err != nil {
+			return err
+		}
 	}
 	ctx, err := cdkJSONContext()
 	if err != nil {
@@ -143,6 +163,8 @@ func synthesize(tmp string) (err error) {
 			AlertEmail:           testAlertEmail,
 			CodePath:             codeDir,
 			LogRetentionDays:     DefaultLogRetentionDays,
+			// Off: a code path alone asks for no endpoint.
+			Endpoint: FlowsEndpoint{CodePath: endpointCodeDir},
 		}
 	}
 	stack := NewRotationStack(app, testStackName, props(testStatusSchedule))
@@ -151,7 +173,9 @@ func synthesize(tmp string) (err error) {
 	adoptedStack := NewRotationStack(app, testAdoptedStackName, adoptedProps(props(DefaultStatusSchedule)))
 	agnostic := platformProps(props(testStatusSchedule))
 	agnostic.StackProps = awscdk.StackProps{}
+	agnostic.Endpoint.BackendURL, agnostic.Endpoint.BackendFunctionARN = "", testBackendFunctionARN
 	agnosticStack := NewRotationStack(app, testAgnosticStackName, agnostic)
+	endpointStack := NewRotationStack(app, testEndpointStackName, endpointProps(props(testStatusSchedule)))
 	addNagChecks(app)
 	assembly := app.Synth(nil)
 	template := func(s awscdk.Stack) (map[string]any, error) {
@@ -179,9 +203,13 @@ func synthesize(tmp string) (err error) {
 	if synthesized.agnostic.template, err = template(agnosticStack); err != nil {
 		return err
 	}
+	synthesized.endpoint.stack = endpointStack
+	if synthesized.endpoint.template, err = template(endpointStack); err != nil {
+		return err
+	}
 	synthesized.terminationProtection = map[string]bool{}
 	synthesized.stackTags = map[string]map[string]string{}
-	for _, s := range []awscdk.Stack{stack, offStack, platformStack, adoptedStack, agnosticStack} {
+	for _, s := range []awscdk.Stack{stack, offStack, platformStack, adoptedStack, agnosticStack, endpointStack} {
 		artifact := assembly.GetStackArtifact(s.ArtifactId())
 		tp := artifact.TerminationProtection()
 		synthesized.terminationProtection[*s.StackName()] = tp != nil && *tp
@@ -194,7 +222,7 @@ func synthesize(tmp string) (err error) {
 		synthesized.stackTags[*s.StackName()] = tags
 	}
 	synthesized.stack, synthesized.offStack = stack, offStack
-	synthesized.codeDir = codeDir
+	synthesized.codeDir, synthesized.endpointCodeDir = codeDir, endpointCodeDir
 	return nil
 }
 
@@ -209,6 +237,14 @@ func platformProps(p *RotationStackProps) *RotationStackProps {
 	p.LogKeyARN = testLogKeyARN
 	p.RetainedSecretNames = []string{testRetainedName}
 	p.Network = Network{SubnetIDs: testSubnetIDs, SecurityGroupIDs: testSGIDs, CreateEndpoints: true, VPCID: testVPCID}
+	p.Endpoint = FlowsEndpoint{BackendURL: testBackendURL, AppSecretARN: testAppSecretARN, AppSecretKeyARN: testAppSecretKeyARN, CodePath: p.Endpoint.CodePath}
+	return p
+}
+
+// endpointProps turns the test settings into the endpoint variant's.
+func endpointProps(p *RotationStackProps) *RotationStackProps {
+	p.Endpoint = FlowsEndpoint{BackendFunctionARN: testBackendFunctionARN, AppSecretARN: testAppSecretARN, CodePath: p.Endpoint.CodePath}
+	p.AlertTopicARN, p.AlertEmail = testAlertTopicARN, ""
 	return p
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,6 +38,9 @@ var (
 	tagValueRE   = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{0,256}$`)
 	windowRE     = regexp.MustCompile(`^([0-9]+)h$`)
 	emailRE      = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	// A function's ARN, unqualified or with a version or alias: IAM
+	// matches the ARN that Invoke names.
+	functionARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]{1,64}(:(\$LATEST|[A-Za-z0-9_-]{1,128}))?$`)
 )
 
 // logRetentions are the retentions CloudWatch Logs accepts, in days.
@@ -115,6 +119,7 @@ func (p *RotationStackProps) Validate() error {
 	errs = append(errs, p.validateAdoption()...)
 	errs = append(errs, p.validatePlatform()...)
 	errs = append(errs, p.Network.validate()...)
+	errs = append(errs, p.Endpoint.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -273,6 +278,91 @@ func (n Network) validate() []error {
 		bad(settingVPCID, fmt.Sprintf("is set, but %s is not", settingSubnetIDs), "give the subnets the functions run in, or leave the VPC unset")
 	}
 	return errs
+}
+
+// validate checks the Flows endpoint's settings: none (no endpoint), or a
+// complete set, exactly one backend and the app secret.
+func (e FlowsEndpoint) validate() []error {
+	if !e.requested() {
+		return nil
+	}
+	var errs []error
+	bad := func(s setting, problem, fix string) { errs = append(errs, &settingError{s, problem, fix}) }
+	// The setting that asked for the endpoint, for the errors of the others.
+	asker := settingAppSecretARN
+	for _, s := range []struct {
+		setting
+		value string
+	}{{settingEndpointBackendFunctionARN, e.BackendFunctionARN}, {settingEndpointBackendURL, e.BackendURL}, {settingAppSecretARN, e.AppSecretARN}, {settingAppSecretKeyARN, e.AppSecretKeyARN}} {
+		if s.value != "" {
+			asker = s.setting
+			break
+		}
+	}
+	const noEndpoint = "; or unset the endpoint's settings to deploy without it"
+
+	switch {
+	case e.BackendFunctionARN == "" && e.BackendURL == "":
+		bad(settingEndpointBackendFunctionARN, fmt.Sprintf("is not set and neither is %s, but %s is: the endpoint needs a backend", settingEndpointBackendURL, asker.Context),
+			"give the ARN of the Lambda function that answers your Flow's INIT, BACK and data_exchange, or the https:// URL of your backend in "+settingEndpointBackendURL.Context+noEndpoint)
+	case e.BackendFunctionARN != "" && e.BackendURL != "":
+		bad(settingEndpointBackendURL, fmt.Sprintf("is set together with %s", settingEndpointBackendFunctionARN),
+			"keep the one backend the endpoint should call: a Lambda function, or an HTTPS URL")
+	case e.BackendFunctionARN != "" && !functionARNRE.MatchString(e.BackendFunctionARN):
+		bad(settingEndpointBackendFunctionARN, fmt.Sprintf("%q is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>[:<alias or version>])", clip(e.BackendFunctionARN)),
+			"give the ARN that `aws lambda get-function --function-name <name> --query Configuration.FunctionArn` prints: the endpoint may invoke that function and nothing else")
+	case e.BackendURL != "":
+		// The URL is not quoted: it may carry a credential in its query.
+		if problem := backendURLProblem(e.BackendURL); problem != "" {
+			bad(settingEndpointBackendURL, problem, "give the https:// URL of your backend, like https://flows.example.com/endpoint, with no credential in it: each call carries X-Flowkey-Signature-256 (functions/endpoint/README.md)")
+		}
+	}
+
+	switch {
+	case e.AppSecretARN == "":
+		bad(settingAppSecretARN, fmt.Sprintf("is not set, but %s is: the endpoint checks Meta's X-Hub-Signature-256 with the app secret", asker.Context),
+			"store the Meta app secret in Secrets Manager (bare, or {\"app_secret\":\"...\"}) and give the complete ARN that create-secret prints"+noEndpoint)
+	case !secretARNRE.MatchString(e.AppSecretARN):
+		// Not quoted either: someone may have pasted the app secret itself.
+		bad(settingAppSecretARN, "is not a complete Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>)",
+			"give the ARN of the secret, not the app secret, including the 6-character suffix, as `aws secretsmanager describe-secret --query ARN` prints it")
+	}
+	if e.AppSecretKeyARN != "" {
+		if problem := keyARNProblem(e.AppSecretKeyARN); problem != "" {
+			bad(settingAppSecretKeyARN, problem, "give the ARN of the KMS key that encrypts the app secret, as `aws secretsmanager describe-secret --query KmsKeyId` prints it; leave it unset for aws/secretsmanager")
+		} else if app, ok := parseARN(e.AppSecretARN); ok && secretARNRE.MatchString(e.AppSecretARN) {
+			if key, _ := parseARN(e.AppSecretKeyARN); key.region != app.region || key.account != app.account {
+				bad(settingAppSecretKeyARN, fmt.Sprintf("is in %s/%s but the app secret is in %s/%s", key.account, key.region, app.account, app.region),
+					"a secret's KMS key is in its account and region: give the key that describe-secret reports for the app secret")
+			}
+		}
+	}
+
+	if e.CodePath == "" {
+		bad(settingEndpointCodePath, "is empty", "leave it unset for "+DefaultEndpointCodePath)
+	} else if fi, err := os.Stat(filepath.Join(e.CodePath, "bootstrap")); err != nil || !fi.Mode().IsRegular() {
+		bad(settingEndpointCodePath, fmt.Sprintf("%q holds no bootstrap file", e.CodePath), "run `make build-arm64` in the repository root first")
+	}
+	return errs
+}
+
+// backendURLProblem says why a value is not a backend URL the deployed
+// endpoint may call, or "". Stricter than the endpoint's own rule
+// (internal/config), which also allows http:// to loopback for the local
+// stack: a deployed endpoint has no loopback backend.
+func backendURLProblem(v string) string {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "":
+		return "is not an absolute URL with a scheme and a host"
+	case u.Scheme != "https":
+		return fmt.Sprintf("has scheme %q, not https: the users' Flows data would leave in clear text", clip(u.Scheme))
+	case u.User != nil:
+		return "contains user info (user@ or user:password@)"
+	case u.Fragment != "":
+		return "has a fragment (#...)"
+	}
+	return ""
 }
 
 // prefixed names the setting in front of each error of a (joined) error;

@@ -1,7 +1,8 @@
-// Package config reads the rotator's settings from environment variables.
-// Every setting has a documented default; a missing or invalid one fails at
+// Package config reads the functions' settings from environment variables:
+// the rotator's (Load) and the Flows endpoint's (LoadEndpoint). Every
+// setting has a documented default; a missing or invalid one fails at
 // start-up with an error that names the variable, so a bad deploy fails on
-// its first invocation instead of half-way through a rotation.
+// its first invocation instead of half-way through a rotation or a Flow.
 //
 // That includes settings that are valid alone but can never fit together
 // in the function's timeout (FUNCTION_TIMEOUT): setSecret's uploads, all

@@ -39,18 +39,33 @@ func (r *Reader) Auth(ctx context.Context, cfg secretdoc.Config) (graph.Auth, er
 	return graph.Auth{Token: tok, Version: version, TokenSecret: id}, nil
 }
 
+// TokenSecretError is a token secret that gave no token: reading it failed
+// (Err wraps the Secrets Manager error) or its value is not a token (Err
+// is an *InputError). It tells a failure to read the token secret from a
+// failure to read the key's secret, which both come from GetSecretValue.
+// Its text is Err's; neither ever quotes the value.
+type TokenSecretError struct {
+	// SecretID is the token secret as configured (an ARN when deployed).
+	SecretID string
+	Err      error
+}
+
+func (e *TokenSecretError) Error() string { return e.Err.Error() }
+func (e *TokenSecretError) Unwrap() error { return e.Err }
+
 // token reads the access token secret: either the bare token, or a JSON
-// object with an "access_token" field. Every error names the secret and
-// what is wrong with its value, and never quotes the value: the Graph
-// client would otherwise reject the token later as "Auth.Token", which
-// names no secret.
+// object with an "access_token" field. Every error is a *TokenSecretError
+// that names the secret and what is wrong with its value, and never quotes
+// the value: the Graph client would otherwise reject the token later as
+// "Auth.Token", which names no secret.
 func (r *Reader) token(ctx context.Context, secretID string) (graph.Token, error) {
 	out, err := r.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
 	if err != nil {
-		return graph.Token{}, fmt.Errorf("read access token secret %s: %w", secretID, err)
+		return graph.Token{}, &TokenSecretError{SecretID: secretID, Err: fmt.Errorf("read access token secret %s: %w", secretID, err)}
 	}
 	bad := func(problem string) error {
-		return &InputError{Field: "access token secret " + secretID, Problem: problem, Fix: `store the bare token, or {"access_token":"<token>"}`}
+		return &TokenSecretError{SecretID: secretID,
+			Err: &InputError{Field: "access token secret " + secretID, Problem: problem, Fix: `store the bare token, or {"access_token":"<token>"}`}}
 	}
 	if out.SecretString == nil && out.SecretBinary != nil {
 		return graph.Token{}, bad("holds a binary value (SecretBinary), not the token as text (SecretString)")

@@ -87,6 +87,11 @@ func TestAuth(t *testing.T) {
 				if err == nil || err.Error() != tc.wantErr || errors.As(err, &ie) != tc.inputEr {
 					t.Fatalf("got %v, %v; want error %q", got, err, tc.wantErr)
 				}
+				// Every failure of the token secret itself says which one.
+				var te *TokenSecretError
+				if got, want := errors.As(err, &te), tc.name != "no token secret anywhere"; got != want || (got && te.SecretID != tokenSecretOf(tc.cfg)) {
+					t.Errorf("errors.As(*TokenSecretError) = %v (%+v), want %v for %s", got, te, want, tokenSecretOf(tc.cfg))
+				}
 				assertNoToken(t, err.Error())
 				return
 			}
@@ -95,6 +100,14 @@ func TestAuth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tokenSecretOf is the token secret TestAuth's failing cases read.
+func tokenSecretOf(cfg secretdoc.Config) string {
+	if cfg.AccessTokenSecretID != "" {
+		return cfg.AccessTokenSecretID
+	}
+	return tokenSecret
 }
 
 func TestAuthReadsTheTokenSecretByItsCurrentVersion(t *testing.T) {
@@ -133,8 +146,9 @@ func TestAuthNamesABinaryTokenSecret(t *testing.T) {
 	_, err = r.Auth(context.Background(), secretdoc.Config{AccessTokenSecretID: tokenSecret})
 	var ie *InputError
 	want := `access token secret flowkey/graph-token holds a binary value (SecretBinary), not the token as text (SecretString); fix: store the bare token, or {"access_token":"<token>"}`
-	if err == nil || err.Error() != want || !errors.As(err, &ie) {
-		t.Fatalf("got %v, want %q", err, want)
+	var te *TokenSecretError
+	if err == nil || err.Error() != want || !errors.As(err, &ie) || !errors.As(err, &te) || te.SecretID != tokenSecret {
+		t.Fatalf("got %v, want %q as a *TokenSecretError", err, want)
 	}
 	assertNoToken(t, err.Error())
 }

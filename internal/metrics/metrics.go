@@ -31,6 +31,11 @@
 //     command's duration and Graph counts are properties, not metrics;
 //   - status, dimensions (Function): DaysSinceLastRotation, in days with a
 //     fraction (unit None: CloudWatch has no day), on a line of its own.
+//
+// The Flows endpoint writes one line per request through Endpoint (see its
+// comment): Requests by Status, RSAOperations, KeyRefreshes, the backend's
+// latency and errors, and ErrorNotifications by ErrorKey. Its dimensions
+// take values from fixed sets only.
 package metrics
 
 import (

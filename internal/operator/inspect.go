@@ -204,6 +204,6 @@ func (in *inspection) checkWith(ctx context.Context, g GraphAPI, auth graph.Auth
 	// No key: a blank or missing business_public_key, whatever else the
 	// answer says about it.
 	noKey := strings.TrimSpace(reg.PublicKeyPEM) == ""
-	ns.State, ns.Matches, ns.Reason = in.judge(ns, noKey)
+	ns.State, ns.Matches, ns.Reason = in.judge(ns, noKey, reg.KeyOmitted)
 	return ns
 }

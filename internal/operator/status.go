@@ -123,9 +123,11 @@ func graphErrorOf(err error) *GraphError {
 	var ge *graph.Error
 	if errors.As(err, &ge) {
 		out.HTTPStatus, out.Subcode, out.FBTraceID, out.Retryable = ge.HTTPStatus, ge.Subcode, ge.FBTraceID, ge.Retryable
-		if ge.Code != 0 || ge.Type != "" {
-			c := ge.Code
-			out.Code = &c
+		// Only a Graph error object carries a code, and 0 is one of them
+		// (Meta cannot authenticate the token's app user); a transport,
+		// HTTP or malformed failure has none, whatever its Code field.
+		if code, ok := ge.GraphCode(); ok {
+			out.Code = &code
 		}
 	}
 	return out
@@ -136,7 +138,11 @@ func graphErrorOf(err error) *GraphError {
 // exist").
 func isGone(err error) bool {
 	var ge *graph.Error
-	return errors.As(err, &ge) && (ge.Code == 33 || ge.Subcode == 33)
+	if !errors.As(err, &ge) {
+		return false
+	}
+	code, ok := ge.GraphCode()
+	return ok && (code == 33 || ge.Subcode == 33)
 }
 
 // judge applies the drift rules to a number Meta answered for. Only an
@@ -147,7 +153,7 @@ func isGone(err error) bool {
 // AWSCURRENT key, or the key of the rotation in progress; everything else
 // is drift, including AWSPREVIOUS during a rotation: its private key
 // leaves the secret at the next rotation.
-func (in *inspection) judge(ns NumberStatus, noKey bool) (state, matches, reason string) {
+func (in *inspection) judge(ns NumberStatus, noKey, keyOmitted bool) (state, matches, reason string) {
 	status := ns.SignatureStatus
 	if status == "" {
 		status = "(none)"
@@ -164,6 +170,11 @@ func (in *inspection) judge(ns NumberStatus, noKey bool) (state, matches, reason
 			what = "a key flowkey cannot read"
 		}
 		return StateUnknown, MatchUnknown, fmt.Sprintf("Meta shows %s, but with signature status %s, not VALID, so the key it uses is unknown (a number re-registered since the upload?)", what, status)
+	case keyOmitted:
+		// graph.Registration.KeyOmitted: Meta's v23 example has this shape.
+		// VALID says a key is registered, so the number is not keyless: it
+		// holds a key flowkey cannot see.
+		return StateUnknown, MatchUnknown, "Meta answers VALID but omits the key from its answer, so it holds a key flowkey cannot see and which one is unknown"
 	case noKey:
 		return StateUnknown, MatchUnknown, "Meta answers VALID but returns no key, so the key it holds is unknown"
 	}

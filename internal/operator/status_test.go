@@ -59,8 +59,9 @@ func TestStatusJudgesEachNumber(t *testing.T) {
 			StateUnknown, MatchUnknown, "Meta shows the AWSCURRENT key, but with signature status MISMATCH, not VALID, so the key it uses is unknown", false},
 		{"blank key, as Meta shows a re-registered number", false, func(h *harness) { h.g.Set(p, " ", graph.StatusMismatch) },
 			StateUnknown, MatchUnknown, "Meta answers signature status MISMATCH with no key, so the key it holds is unknown", false},
+		// graph.Registration.KeyOmitted: a key Meta holds and did not show.
 		{"VALID without a key", false, func(h *harness) { h.g.Set(p, "", graph.StatusValid) },
-			StateUnknown, MatchUnknown, "Meta answers VALID but returns no key, so the key it holds is unknown", false},
+			StateUnknown, MatchUnknown, "Meta answers VALID but omits the key from its answer, so it holds a key flowkey cannot see and which one is unknown", false},
 		{"unusable key", false, func(h *harness) {
 			h.g.Set(p, "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", graph.StatusValid)
 		},
@@ -139,6 +140,43 @@ func TestStatusGraphErrorFields(t *testing.T) {
 		`; fix: the token in the access token secret lacks a permission; give its system user whatsapp_business_management on this WABA (code 10 on this endpoint can also mean the number is not allowed to use Flows)","http_status":403,"code":10,"subcode":2494,"fbtrace_id":"AbCdEf","retryable":false}`
 	if string(b) != want {
 		t.Errorf("graph_error\n%s\nwant\n%s", b, want)
+	}
+}
+
+// TestGraphErrorCodeIsGraphsOnly: code is what graph.Error.GraphCode
+// reports, so 0 appears for Meta's code 0 and never for a failure that
+// carried no code (a transport failure, an error object without a code).
+func TestGraphErrorCodeIsGraphsOnly(t *testing.T) {
+	p := phones[0]
+	tests := []struct {
+		name string
+		err  *graph.Error
+		code string // the JSON of code; "" for absent
+	}{
+		{"Graph code 0", &graph.Error{Op: "get", Object: p, Failure: graph.FailureGraph, HTTPStatus: 400, Code: 0, Attempts: 1}, "0"},
+		{"Graph code 190", &graph.Error{Op: "get", Object: p, Failure: graph.FailureGraph, HTTPStatus: 401, Code: 190, Type: "OAuthException", Attempts: 1}, "190"},
+		{"transport timeout", &graph.Error{Op: "get", Object: p, Failure: graph.FailureTransport, Transport: graph.TransportTimeout, Attempts: 3, Retryable: true}, ""},
+		{"error object without a code", &graph.Error{Op: "get", Object: p, Failure: graph.FailureHTTP, HTTPStatus: 403, Type: "OAuthException", Message: "denied", Attempts: 1}, ""},
+		{"HTTP 502 page", &graph.Error{Op: "get", Object: p, Failure: graph.FailureHTTP, HTTPStatus: 502, Attempts: 3, Retryable: true}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.standard(t, phones[:3]...)
+			h.g.Fault("get", p, tc.err)
+			n := numberOf(h.status(t), t, p)
+			if n.GraphError == nil {
+				t.Fatalf("no graph_error: %+v", n)
+			}
+			var fields map[string]json.RawMessage
+			b, _ := json.Marshal(n.GraphError)
+			if err := json.Unmarshal(b, &fields); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(fields["code"]); got != tc.code {
+				t.Errorf("code = %q, want %q, in %s", got, tc.code, b)
+			}
+		})
 	}
 }
 

@@ -61,6 +61,15 @@
 // not changed, or unknown) and why, the first numbers in full and the rest
 // counted by cause.
 //
+// # The deploy check
+//
+// A testSecret that fails without having rolled anything back (the
+// RotateImmediately=false check CloudFormation runs at deploy, or a
+// failure to read the secret, the token or the numbers) returns a
+// *DeployCheckError instead: one line of at most 1024 bytes that starts
+// with DeployCheckPrefix and names the cause and the fix before the
+// details, because a CloudFormation event is all whoever deploys sees.
+//
 // # Reading and judging
 //
 // The steps read the secret, resolve the Graph token and the phone numbers,
@@ -265,6 +274,11 @@ func (r *Rotator) Handle(ctx context.Context, ev Event) error {
 
 	sec, err := r.state.Describe(ctx, ev.SecretID)
 	if err != nil {
+		if ev.Step == StepTest {
+			// At deploy this is the first call, the one a VPC without a
+			// route to Secrets Manager fails.
+			err = deployCheck{secret: ev.SecretID}.wrap(err)
+		}
 		log.Error("step failed", "secret_arn", ev.SecretID, "outcome", "describe_failed", "error", err.Error())
 		return err
 	}
@@ -299,6 +313,11 @@ func (r *Rotator) Handle(ctx context.Context, ev Event) error {
 	switch {
 	case err != nil:
 		log.Error("step failed", "duration_ms", d.Milliseconds(), "error", err.Error())
+		var dc *DeployCheckError
+		if errors.As(err, &dc) {
+			// Its text stands alone: CloudFormation shows it as it is.
+			return err
+		}
 		return fmt.Errorf("%s: %w", ev.Step, err)
 	case done:
 		log.Info("step skipped", "reason", "version is already AWSCURRENT", "duration_ms", d.Milliseconds())

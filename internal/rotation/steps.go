@@ -111,17 +111,19 @@ func (p pair) verifyOnly() bool {
 func (r *Rotator) loadPair(ctx context.Context, inv *invocation) (pair, error) {
 	pending, err := r.state.Load(ctx, inv.secret.ARN, inv.ev.ClientRequestToken, StagePending)
 	if err != nil {
-		return pair{}, err
+		return pair{}, &loadError{stage: StagePending, err: err}
 	}
 	current, err := r.state.Load(ctx, inv.secret.ARN, "", StageCurrent)
 	if err != nil {
-		return pair{}, err
+		return pair{}, &loadError{stage: StageCurrent, err: err}
 	}
 	return pair{pending: pending, current: current}, nil
 }
 
 // reach resolves what a step needs to talk to Meta for cfg: the Graph
-// auth (the token is read once per step) and the phone numbers.
+// auth (the token is read once per step) and the phone numbers. When only
+// the numbers fail, auth comes with the error, so that it can name the
+// token secret.
 func (r *Rotator) reach(ctx context.Context, inv *invocation, cfg secretdoc.Config) (graph.Auth, []string, error) {
 	auth, err := r.state.Auth(ctx, cfg)
 	if err != nil {
@@ -129,7 +131,7 @@ func (r *Rotator) reach(ctx context.Context, inv *invocation, cfg secretdoc.Conf
 	}
 	numbers, err := r.phoneNumbers(ctx, inv, auth, cfg)
 	if err != nil {
-		return graph.Auth{}, nil, err
+		return auth, nil, err
 	}
 	return auth, numbers, nil
 }
@@ -147,8 +149,9 @@ func (r *Rotator) phoneNumbers(ctx context.Context, inv *invocation, auth graph.
 	}
 	inv.log.Info("phone numbers discovered", "waba_id", cfg.WABAID, "listed", n.Listed, "selected", len(n.IDs), "gone", len(n.Gone))
 	if len(n.IDs) == 0 {
-		return nil, &InputError{Field: "config.waba_id", Problem: fmt.Sprintf("WABA %s has no phone numbers left after the include and exclude lists", cfg.WABAID),
-			Fix: "check the WABA ID and the include_phone_number_ids/exclude_phone_number_ids lists"}
+		return nil, &noNumbersError{wabaID: cfg.WABAID, err: &InputError{Field: "config.waba_id",
+			Problem: fmt.Sprintf("WABA %s has no phone numbers left after the include and exclude lists", cfg.WABAID),
+			Fix:     "check the WABA ID and the include_phone_number_ids/exclude_phone_number_ids lists"}}
 	}
 	return n.IDs, nil
 }
@@ -192,15 +195,18 @@ func (r *Rotator) setSecret(ctx context.Context, inv *invocation) (stepStats, er
 // client would encrypt with the key Meta returned. On failure it rolls back
 // as setSecret does. When the pending version holds the current key
 // (RotateImmediately=false) it verifies the current registration and
-// uploads nothing.
+// uploads nothing. Every failure that rolled nothing back is a
+// *DeployCheckError, worded for the deploy that ran it.
 func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, error) {
+	check := deployCheck{secret: inv.secret.ARN}
 	p, err := r.loadPair(ctx, inv)
 	if err != nil {
-		return stepStats{}, err
+		return stepStats{}, check.wrap(err)
 	}
 	auth, numbers, err := r.reach(ctx, inv, p.pending.Config)
+	check.tokenSecret = auth.TokenSecret
 	if err != nil {
-		return stepStats{}, err
+		return stepStats{}, check.wrap(err)
 	}
 	want := p.pending.Key
 	if p.verifyOnly() {
@@ -219,8 +225,8 @@ func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, e
 	st := stepStats{verified: len(results) - len(failed), failed: len(failed)}
 	if len(failed) > 0 {
 		if p.verifyOnly() {
-			return st, &StepError{Step: StepTest, Secret: inv.secret.ARN, Token: inv.ev.ClientRequestToken, Total: len(results), Failed: failed,
-				Note: "verification only (the pending version holds the current key); nothing was uploaded or rolled back"}
+			return st, check.wrap(&StepError{Step: StepTest, Secret: inv.secret.ARN, Token: inv.ev.ClientRequestToken, Total: len(results), Failed: failed,
+				Note: "verification only (the pending version holds the current key); nothing was uploaded or rolled back"})
 		}
 		// The verification failed, and the rollback changes Meta: the
 		// label goes first, or nothing changes.

@@ -81,7 +81,8 @@ func checkStopped(t *testing.T, lst *stack.Stack) {
 	if kids := leftovers(t); len(kids) > 0 {
 		t.Errorf("processes still running after Run returned: %v", kids)
 	}
-	for name, u := range map[string]string{"local-kms": lst.KMSURL, "Graph simulator": lst.GraphURL, "Secrets Manager": lst.SecretsURL} {
+	for name, u := range map[string]string{"local-kms": lst.KMSURL, "Graph simulator": lst.GraphURL, "Secrets Manager": lst.SecretsURL,
+		"Flows endpoint": lst.EndpointURL, "sample backend": lst.BackendURL, "endpoint RIE": lst.EndpointInvoker.BaseURL} {
 		if c, err := net.DialTimeout("tcp", strings.TrimPrefix(u, "http://"), time.Second); err == nil {
 			c.Close()
 			t.Errorf("%s at %s still accepts connections after Run returned", name, u)
@@ -102,9 +103,13 @@ func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 	var out bytes.Buffer
 	logs := &logbuf.Buffer{}
 	var lst *stack.Stack
+	// What Meta holds when the tables are printed, before the traffic's
+	// rotations.
+	var keys map[string][]byte
 	err := Run(context.Background(), Options{
 		Binaries: binaries, Dir: t.TempDir(), Out: &out, Logs: logs,
-		Prepare: func(_ context.Context, s *stack.Stack) error { lst = s; return nil },
+		Prepare:       func(_ context.Context, s *stack.Stack) error { lst = s; return nil },
+		BeforeTraffic: func(_ context.Context, s *stack.Stack) error { keys = s.Graph.Keys(); return nil },
 	})
 	report := out.String()
 	if err != nil {
@@ -140,7 +145,6 @@ func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 	}
 
 	// Every number's row names the key Meta really holds, held by AWSCURRENT.
-	keys := lst.Graph.Keys()
 	if len(keys) != 3 {
 		t.Fatalf("Meta holds keys for %d numbers, want 3", len(keys))
 	}
@@ -167,6 +171,40 @@ func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^  \S+ +AWSCURRENT\S* +[0-9a-f]{16} .*\n  \S+ +AWSPREVIOUS +[0-9a-f]{16} .*\n  \S+ +no label +\(configuration only\)`).MatchString(report) {
 		t.Errorf("the versions table does not list AWSCURRENT, AWSPREVIOUS, then the configuration-only first version:\n%s", report)
 	}
+	checkTrafficPart(t, report)
+	if strings.Contains(logs.String(), lst.AppSecret) {
+		t.Error("the logs contain the app secret")
+	}
+}
+
+// checkTrafficPart checks the third part: a row per phase, none with a
+// user-visible failure, the 421s of the quick succession, one RSA
+// operation per request in the steady state.
+func checkTrafficPart(t *testing.T, report string) {
+	t.Helper()
+	part := report[max(strings.Index(report, "\nTraffic through the Flows endpoint"), 0):]
+	if !strings.HasPrefix(part, "\nTraffic") || !regexp.MustCompile(`(?m)^  PHASE +REQUESTS +421s +RETRIES +USER-VISIBLE FAILURES`).MatchString(part) {
+		t.Fatalf("the report has no traffic table:\n%s", report)
+	}
+	for _, name := range []string{"steady state", "clean rotation", "two rotations in quick succession", "rotation while Graph lags 1s", "rotation failing in testSecret, rolled back"} {
+		m := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(name) + ` +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+\.\d\d) +\S`).FindStringSubmatch(part)
+		if m == nil {
+			t.Errorf("no row for %q:\n%s", name, part)
+			continue
+		}
+		if m[1] == "0" || m[4] != "0" {
+			t.Errorf("%s: %s requests, %s user-visible failures; want some requests and no failure", name, m[1], m[4])
+		}
+		if name == "steady state" && m[7] != "1.00" {
+			t.Errorf("steady state costs %s RSA operations per request, want 1.00", m[7])
+		}
+		if name == "two rotations in quick succession" && m[2] == "0" {
+			t.Errorf("no 421 in the quick succession: no client was left on the key in no label")
+		}
+	}
+	if !regexp.MustCompile(`(?m)^ok: \d+ requests through the endpoint across 5 more rotations, one of them failed and rolled back; 0 user-visible failures$`).MatchString(part) {
+		t.Errorf("the traffic part does not end with its ok line:\n%s", part)
+	}
 }
 
 // The simulator's request log holds the latest 512 calls: beyond that the
@@ -177,7 +215,7 @@ func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 func TestRunOmitsPerStepCountsItCannotKnow(t *testing.T) {
 	var out bytes.Buffer
 	err := Run(context.Background(), Options{
-		Binaries: binaries, Dir: t.TempDir(), Out: &out, PhoneNumbers: secretdoc.MaxPhoneNumbers, Rotations: 2,
+		Binaries: binaries, Dir: t.TempDir(), Out: &out, PhoneNumbers: secretdoc.MaxPhoneNumbers, Rotations: 2, NoTraffic: true,
 		Prepare: func(_ context.Context, s *stack.Stack) error {
 			// Rotation 1 goes through; Meta refuses the last number's upload
 			// in the first two attempts of rotation 2.

@@ -1,5 +1,7 @@
 // Package demo shows flowkey at work on the local stack (internal/local/stack),
-// with no AWS account: Run is `make demo`, two rotations told step by step;
+// with no AWS account: Run is `make demo`, two rotations told step by step,
+// then traffic from simulated WhatsApp clients through the Flows endpoint
+// across four more rotation scenarios;
 // Serve is the stack `make local-up` leaves running for hands-on use, Detach
 // starts it in the background and returns once it is ready, and Stop is
 // `make local-down`.
@@ -17,6 +19,7 @@ import (
 
 	"github.com/flowkey/flowkey/internal/local/secretsemu"
 	"github.com/flowkey/flowkey/internal/local/stack"
+	"github.com/flowkey/flowkey/internal/local/traffic"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
@@ -42,6 +45,12 @@ type Options struct {
 	// Prepare, when set, runs once the stack is up and both secrets exist,
 	// before the first rotation: tests use it to script Graph faults.
 	Prepare func(context.Context, *stack.Stack) error
+	// NoTraffic leaves out the third part, the traffic through the Flows
+	// endpoint across more rotations.
+	NoTraffic bool
+	// BeforeTraffic, when set, runs after the second part, before the
+	// third: tests use it to see the end state the tables report.
+	BeforeTraffic func(context.Context, *stack.Stack) error
 }
 
 // RotationError reports a rotation that did not succeed.
@@ -82,9 +91,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 	out := opts.Out
 
 	began := time.Now()
-	lst, err := stack.Start(ctx, stack.Options{
+	clock := &traffic.Clock{}
+	sopts := stack.Options{
 		Binaries: opts.Binaries, Dir: opts.Dir, PhoneNumbers: opts.PhoneNumbers, Output: opts.Logs,
-	})
+		GraphNow: clock.Now,
+	}
+	if !opts.NoTraffic {
+		// The third part's failing rotation waits this long for Meta.
+		sopts.FunctionEnv = map[string]string{"VERIFY_TIMEOUT": demoVerifyTimeout}
+	}
+	lst, err := stack.Start(ctx, sopts)
 	if err != nil {
 		return fmt.Errorf("start the local stack: %w", err)
 	}
@@ -131,7 +147,15 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return errors.Join(rotErr, err)
 	}
 	fmt.Fprintf(out, "\nok: %d rotations; every number holds the AWSCURRENT key, status VALID\n", opts.Rotations)
-	return nil
+	if opts.NoTraffic {
+		return nil
+	}
+	if opts.BeforeTraffic != nil {
+		if err := opts.BeforeTraffic(ctx, lst); err != nil {
+			return fmt.Errorf("demo: before traffic: %w", err)
+		}
+	}
+	return runTraffic(ctx, out, lst, arn, clock)
 }
 
 // report prints what Meta holds, which version holds each key, and the

@@ -55,6 +55,13 @@ type Endpoints struct {
 	PhoneNumberIDs []string `json:"phone_number_ids"`
 	// FirstVersionID is the key secret's configuration-only version.
 	FirstVersionID string `json:"first_version_id"`
+	// EndpointURL is the Flows endpoint, served as a Function URL; it
+	// checks AppSecret, stored in the secret AppSecretName, and calls the
+	// sample backend at BackendURL.
+	EndpointURL   string `json:"endpoint_url"`
+	AppSecret     string `json:"app_secret"`
+	AppSecretName string `json:"app_secret_name"`
+	BackendURL    string `json:"backend_url"`
 }
 
 // ServeOptions configure Serve.
@@ -170,6 +177,7 @@ func deploy(ctx context.Context, lst *stack.Stack) (Endpoints, error) {
 		InvokeURL: lst.FunctionURL + invocationsPath, FunctionARN: stack.FunctionARN,
 		KeySecretName: stack.KeySecretName, KeySecretARN: keyARN, TokenSecretARN: tokenARN,
 		WABAID: stack.DefaultWABAID, PhoneNumberIDs: phones, FirstVersionID: first,
+		EndpointURL: lst.EndpointURL, AppSecret: lst.AppSecret, AppSecretName: stack.AppSecretName, BackendURL: lst.BackendURL,
 	}, nil
 }
 
@@ -384,5 +392,6 @@ func Commands(e Endpoints) string {
 	w("Without the AWS CLI: the same RotateSecret and DescribeSecret with curl:")
 	w("  %s", rotateCall(e).curl(e.SecretsManagerURL))
 	w("  %s", describeCall(e).curl(e.SecretsManagerURL))
+	flowsCommands(w, e)
 	return b.String()
 }

@@ -67,7 +67,8 @@ func helperCommand(mode, state string) *exec.Cmd {
 // serveHelper is Serve until SIGTERM, on the binaries TestMain built.
 func serveHelper(state string, out io.Writer, ready func(*stack.Stack, Endpoints)) int {
 	dir := filepath.Dir(os.Getenv(helperBinEnv))
-	bins := stack.Binaries{Bootstrap: filepath.Join(dir, "bootstrap"), LocalKMS: filepath.Join(dir, "local-kms"), RIE: filepath.Join(dir, "aws-lambda-rie")}
+	bins := stack.Binaries{Bootstrap: filepath.Join(dir, "bootstrap"), Endpoint: filepath.Join(dir, "endpoint"),
+		LocalKMS: filepath.Join(dir, "local-kms"), RIE: filepath.Join(dir, "aws-lambda-rie")}
 	scratch, err := os.MkdirTemp("", "flowkey-demo-helper-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -154,7 +155,8 @@ func checkStateFiles(t *testing.T, state string, r ready, printed string) {
 	if !reflect.DeepEqual(got, e) {
 		t.Errorf("%s = %+v, want %+v", StateFile, got, e)
 	}
-	if e.PID != os.Getpid() || e.SecretsManagerURL != r.lst.SecretsURL || e.InvokeURL != r.lst.FunctionURL+invocationsPath || len(e.PhoneNumberIDs) != 3 {
+	if e.PID != os.Getpid() || e.SecretsManagerURL != r.lst.SecretsURL || e.InvokeURL != r.lst.FunctionURL+invocationsPath || len(e.PhoneNumberIDs) != 3 ||
+		e.EndpointURL != r.lst.EndpointURL || e.AppSecret != r.lst.AppSecret || len(e.AppSecret) != 32 || e.BackendURL != r.lst.BackendURL {
 		t.Errorf("endpoints %+v do not describe this stack", e)
 	}
 	text, err := os.ReadFile(filepath.Join(state, CommandsFile))
@@ -168,6 +170,8 @@ func checkStateFiles(t *testing.T, state string, r ready, printed string) {
 		"aws --endpoint-url " + e.SecretsManagerURL + " secretsmanager rotate-secret --secret-id flowkey/whatsapp-flows-key --rotation-lambda-arn " + stack.FunctionARN,
 		"export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1",
 		"curl -s " + e.GraphStateURL, "curl -s '" + e.EventsURL + "?secret=flowkey/whatsapp-flows-key'",
+		"endpoint URL (Meta POSTs here)   " + e.EndpointURL, "app secret it checks             " + e.AppSecret,
+		PingCommand, signedGarbage(e).curl(), badSignature(e).curl(),
 	} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("the commands lack %q", want)
@@ -199,6 +203,11 @@ func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
 
 	checkStateFiles(t, state, r, out.String())
 
+	var pinged bytes.Buffer
+	if err := Ping(ctx, e, PingOptions{Out: &pinged}); err == nil || !strings.Contains(err.Error(), "make rotate-now LOCAL=1") {
+		t.Errorf("Ping before the first rotation = %v, want an error saying to rotate first", err)
+	}
+
 	// As after a CDK deploy: rotation is configured, no key exists yet.
 	status, body := send(t, http.MethodPost, e.SecretsManagerURL, describeCall(e).Body, describeCall(e).headers())
 	if status != http.StatusOK || !strings.Contains(body, `"RotationEnabled":true`) || !strings.Contains(body, `"RotationLambdaARN"`) {
@@ -215,6 +224,29 @@ func TestServeRunsTheStackAndItsCommandsWork(t *testing.T) {
 	end, err := r.lst.WaitRotation(wctx, e.KeySecretARN, rotated.VersionId)
 	if err != nil || end.Type != secretsemu.RotationSucceeded {
 		t.Fatalf("the rotation started with the printed command ended with %s %s (%v)", end.Type, end.Error, err)
+	}
+
+	// Now a ping works, as Meta's health check would, and so does a Flow.
+	// (The endpoint's first request loads its key ring: sent before the
+	// rotation, it would hold a ring loaded too recently to refresh again
+	// within KEYRING_REFRESH_FLOOR of the rotation's end.)
+	for action, want := range map[string]string{"ping": `decrypted answer: {"data":{"status":"active"}}`, "INIT": `"screen":"PARTY"`} {
+		pinged.Reset()
+		if err := Ping(ctx, e, PingOptions{Action: action, Out: &pinged}); err != nil || !strings.Contains(pinged.String(), want) ||
+			!strings.Contains(pinged.String(), "curl -si "+e.EndpointURL) {
+			t.Errorf("Ping %s after the rotation = %v, printed:\n%s\nwant %q and the curl", action, err, pinged.String(), want)
+		}
+	}
+
+	// The ready-made curls: the signature is checked first.
+	for _, c := range []struct {
+		call flowsCall
+		want int
+	}{{signedGarbage(e), 421}, {badSignature(e), 432}} {
+		resp, _, err := c.call.send(ctx)
+		if err != nil || resp.StatusCode != c.want {
+			t.Errorf("%s = %v %v, want HTTP %d", c.call.curl(), resp, err, c.want)
+		}
 	}
 
 	status, body = send(t, http.MethodGet, e.EventsURL+"?secret="+e.KeySecretName, "", nil)

@@ -14,10 +14,16 @@ const demoFirstID = 106540352242922
 // 555-01xx range and the verified name "Flowkey Demo". IDs are the same on
 // every call, so scripts and docs can name them.
 func NewDemo(token, wabaID string, n int) (*Sim, error) {
+	return NewDemoOptions(Options{Token: token}, wabaID, n)
+}
+
+// NewDemoOptions is NewDemo for a simulator with opts, for example with
+// its own clock.
+func NewDemoOptions(opts Options, wabaID string, n int) (*Sim, error) {
 	if n < 1 || n > 1000 {
 		return nil, &InputError{Field: "n", Problem: fmt.Sprintf("is %d", n), Fix: "ask for 1 to 1000 phone numbers"}
 	}
-	s, err := New(Options{Token: token})
+	s, err := New(opts)
 	if err != nil {
 		return nil, err
 	}

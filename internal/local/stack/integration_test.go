@@ -23,6 +23,7 @@ import (
 	"github.com/flowkey/flowkey/internal/local/graphsim"
 	"github.com/flowkey/flowkey/internal/local/secretsemu"
 	"github.com/flowkey/flowkey/internal/local/stack"
+	"github.com/flowkey/flowkey/internal/rotation"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
@@ -59,6 +60,10 @@ type setup struct {
 	fnEnv    map[string]string
 	timeout  time.Duration
 	noKMS    bool
+	// endpointEnv and graphNow: see stack.Options.
+	endpointEnv   map[string]string
+	graphNow      func() time.Time
+	lambdaBackend bool
 }
 
 func start(t *testing.T, s setup) *env {
@@ -72,6 +77,7 @@ func start(t *testing.T, s setup) *env {
 		Binaries: binaries, Dir: t.TempDir(), PhoneNumbers: s.phones, FunctionEnv: fnEnv,
 		FunctionTimeout: s.timeout, NoKMS: s.noKMS,
 		RotationAttempts: max(s.attempts, 1), RetryDelay: 10 * time.Millisecond, Output: logs,
+		EndpointEnv: s.endpointEnv, GraphNow: s.graphNow, LambdaBackend: s.lambdaBackend,
 	})
 	if err != nil {
 		t.Fatalf("start the local stack: %v", err)
@@ -565,18 +571,7 @@ func TestEventFilesDriveARotationThroughTheRIE(t *testing.T) {
 func TestTheDeployedShapeRotates(t *testing.T) {
 	e := start(t, setup{})
 	ctx := context.Background()
-	out, err := e.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("flowkey/deployed")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.arn = aws.ToString(out.ARN)
-	seed, _ := json.Marshal(map[string]any{"schema_version": 1, "config": map[string]any{"phone_number_ids": e.PhoneNumberIDs()}})
-	if _, err := e.SM.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
-		SecretId: aws.String(e.arn), ClientRequestToken: aws.String("e0d1db6c-1e5b-5247-af7f-df9e462ab3b5"),
-		SecretString: aws.String(string(seed)), VersionStages: []string{"flowkey-seed"},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	e.deployedShape(t)
 	check, err := e.Rotate(ctx, e.arn, false)
 	if err != nil {
 		t.Fatal(err)
@@ -590,4 +585,72 @@ func TestTheDeployedShapeRotates(t *testing.T) {
 	token := e.rotateOK(t)
 	e.assertAllHold(t, e.doc(t, "AWSCURRENT").Key.FingerprintSHA256)
 	e.checkInvariants(t, token)
+}
+
+// deployedShape makes e.arn what the CDK stack creates: an empty secret,
+// then the seed's create-only version labelled flowkey-seed, which holds
+// only the numbers (Secrets Manager makes it AWSCURRENT as the first).
+func (e *env) deployedShape(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	out, err := e.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("flowkey/deployed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.arn = aws.ToString(out.ARN)
+	seed, _ := json.Marshal(map[string]any{"schema_version": 1, "config": map[string]any{"phone_number_ids": e.PhoneNumberIDs()}})
+	if _, err := e.SM.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String(e.arn), ClientRequestToken: aws.String("e0d1db6c-1e5b-5247-af7f-df9e462ab3b5"),
+		SecretString: aws.String(string(seed)), VersionStages: []string{"flowkey-seed"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTheDeployedShapeWithARevokedTokenFailsTheDeployCheck: CloudFormation's
+// RotateSecret(RotateImmediately=false) against a revoked token fails the
+// deploy with the function's own message, which names the cause and the
+// token secret to fix first and never quotes the token.
+func TestTheDeployedShapeWithARevokedTokenFailsTheDeployCheck(t *testing.T) {
+	e := start(t, setup{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e.deployedShape(t)
+	if _, err := e.SM.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String(stack.TokenSecretName), SecretString: aws.String("EAAG-revoked-token"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check, err := e.Rotate(ctx, e.arn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := e.WaitRotation(ctx, e.arn, check); err != nil || ev.Type != secretsemu.RotationFailed {
+		t.Fatalf("deploy-time check: %v %+v, want it to fail", err, ev)
+	}
+	var msg string
+	for _, x := range e.Secrets.Events(e.arn) {
+		if x.Token == check && x.Type == secretsemu.StepFailed && x.Step == "testSecret" {
+			msg = x.Error
+		}
+	}
+	// The emulator records "function error <errorType>: <errorMessage>";
+	// CloudFormation gets the errorMessage.
+	_, msg, ok := strings.Cut(strings.TrimPrefix(msg, "function error "), ": ")
+	want := rotation.DeployCheckPrefix + "Meta rejects the Graph token (code 190). Fix: put a valid system user token into " + stack.TokenSecretName + ". Details: "
+	if !ok || !strings.HasPrefix(msg, want) {
+		t.Fatalf("testSecret's error message\n%s\nwant it to start with\n%s", msg, want)
+	}
+	if len(msg) > rotation.DeployCheckMaxBytes {
+		t.Errorf("message of %d bytes, want at most %d", len(msg), rotation.DeployCheckMaxBytes)
+	}
+	if strings.Contains(msg, "EAAG-revoked-token") || strings.Contains(e.logs.String(), "EAAG-revoked-token") {
+		t.Error("the token appears in the message or a log")
+	}
+	if c := e.Graph.Calls(); c.Upload != 0 {
+		t.Errorf("the deploy check uploaded %d times", c.Upload)
+	}
+	if d := e.doc(t, "AWSCURRENT"); d.Key != nil {
+		t.Error("the deploy check wrote a key")
+	}
 }

@@ -21,15 +21,20 @@ import (
 // Binaries are the programs the stack runs as child processes.
 type Binaries struct {
 	Bootstrap string // functions/rotator built for this machine
+	Endpoint  string // functions/endpoint built for this machine
+	Backend   string // the sample Flow backend as a Lambda function (internal/local/cmd/flowkey-backend)
 	LocalKMS  string // github.com/nsmithuk/local-kms
 	RIE       string // the AWS Lambda Runtime Interface Emulator
 }
 
-// Build compiles the bootstrap and the two pinned Go tools into dir. The Go
+// Build compiles both functions, the sample backend as a Lambda function
+// and the two pinned Go tools into dir. The Go
 // build cache makes a rebuild of unchanged sources take about a second.
 func Build(ctx context.Context, moduleRoot, dir string) (Binaries, error) {
 	b := Binaries{
 		Bootstrap: filepath.Join(dir, "bootstrap"),
+		Endpoint:  filepath.Join(dir, "endpoint"),
+		Backend:   filepath.Join(dir, "flowkey-backend"),
 		LocalKMS:  filepath.Join(dir, "local-kms"),
 		RIE:       filepath.Join(dir, "aws-lambda-rie"),
 	}
@@ -39,6 +44,8 @@ func Build(ctx context.Context, moduleRoot, dir string) (Binaries, error) {
 		tags     []string
 	}{
 		{b.Bootstrap, "./functions/rotator", []string{"CGO_ENABLED=0"}, []string{"-tags", "lambda.norpc"}},
+		{b.Endpoint, "./functions/endpoint", []string{"CGO_ENABLED=0"}, []string{"-tags", "lambda.norpc"}},
+		{b.Backend, "./internal/local/cmd/flowkey-backend", []string{"CGO_ENABLED=0"}, []string{"-tags", "lambda.norpc"}},
 		{b.LocalKMS, "github.com/nsmithuk/local-kms", nil, nil},
 		{b.RIE, "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie", []string{"CGO_ENABLED=0"}, nil},
 	}

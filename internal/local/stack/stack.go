@@ -3,6 +3,13 @@
 // simulator in process, local-kms and the AWS Lambda Runtime Interface
 // Emulator (running the real bootstrap) as child processes, all on free
 // loopback ports. The demo, `make local-up` and the integration tests use it.
+//
+// Beside the rotator, a second RIE runs the Flows endpoint
+// (functions/endpoint), served at EndpointURL the way a Function URL
+// serves it (internal/local/funcurl), with the sample backend of
+// internal/local/flowbackend behind it at BackendURL and the Meta app
+// secret it checks in the AppSecretName secret. Its JSON log lines are
+// counted in EndpointLog.
 package stack
 
 import (
@@ -26,6 +33,9 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/flowkey/flowkey/internal/config"
+	"github.com/flowkey/flowkey/internal/local/endpointlog"
+	"github.com/flowkey/flowkey/internal/local/flowbackend"
+	"github.com/flowkey/flowkey/internal/local/funcurl"
 	"github.com/flowkey/flowkey/internal/local/graphsim"
 	"github.com/flowkey/flowkey/internal/local/secretsemu"
 	"github.com/flowkey/flowkey/internal/secretdoc"
@@ -73,6 +83,17 @@ type Options struct {
 	// Output receives the child processes' output, the function's JSON
 	// logs among them (io.Discard).
 	Output io.Writer
+	// EndpointEnv adds or overrides the endpoint's environment. Without it
+	// the endpoint runs with the product's defaults (the key ring's TTL and
+	// floor among them), as deployed.
+	EndpointEnv map[string]string
+	// GraphNow is the Graph simulator's clock (time.Now): its lag windows
+	// are measured on it.
+	GraphNow func() time.Time
+	// LambdaBackend runs the sample backend as a Lambda function under its
+	// own RIE (BACKEND_FUNCTION, reached through LambdaURL) instead of over
+	// HTTP (BACKEND_URL).
+	LambdaBackend bool
 }
 
 // Stack is a running local stack.
@@ -87,6 +108,21 @@ type Stack struct {
 	KMSKeyARN string
 	// Invoker serialises invocations: the RIE serves one at a time.
 	Invoker *secretsemu.RIEInvoker
+
+	// EndpointURL takes what Meta sends to a Flows endpoint; the endpoint
+	// checks AppSecret (stored in AppSecretARN, AppSecretName) and calls
+	// the sample Backend at BackendURL.
+	EndpointURL, BackendURL string
+	AppSecret, AppSecretARN string
+	Backend                 *flowbackend.Server
+	Endpoint                *funcurl.Adapter
+	EndpointInvoker         *secretsemu.RIEInvoker
+	EndpointLog             *endpointlog.Recorder
+	endpointProc            *process
+	// LambdaURL serves Lambda's Invoke API for the backend function, with
+	// Options.LambdaBackend.
+	LambdaURL   string
+	backendProc *process
 
 	opts    Options
 	servers []*http.Server
@@ -103,14 +139,14 @@ type Stack struct {
 
 // Start brings the stack up. On error everything already started is stopped.
 func Start(ctx context.Context, opts Options) (s *Stack, err error) {
-	if opts.Binaries.Bootstrap == "" || opts.Dir == "" {
+	if opts.Binaries.Bootstrap == "" || opts.Binaries.Endpoint == "" || opts.Dir == "" {
 		return nil, errors.New("stack: Options.Binaries and Options.Dir are required")
 	}
 	if opts.PhoneNumbers == 0 {
 		opts.PhoneNumbers = 3
 	}
 	if opts.GraphToken == "" {
-		opts.GraphToken = "flowkey-local-token"
+		opts.GraphToken = DefaultGraphToken
 	}
 	if opts.FunctionTimeout == 0 {
 		opts.FunctionTimeout = DefaultFunctionTimeout
@@ -134,7 +170,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		}
 	}()
 
-	if s.Graph, err = graphsim.NewDemo(opts.GraphToken, DefaultWABAID, opts.PhoneNumbers); err != nil {
+	if s.Graph, err = graphsim.NewDemoOptions(graphsim.Options{Token: opts.GraphToken, Now: opts.GraphNow}, DefaultWABAID, opts.PhoneNumbers); err != nil {
 		return nil, err
 	}
 	if s.GraphURL, err = s.serve(s.Graph); err != nil {
@@ -144,6 +180,17 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		return nil, err
 	}
 	if err = s.startFunction(ctx); err != nil {
+		return nil, err
+	}
+	if err = s.startBackend(); err != nil {
+		return nil, err
+	}
+	if opts.LambdaBackend {
+		if err = s.startBackendLambda(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err = s.startEndpoint(ctx); err != nil {
 		return nil, err
 	}
 	s.Invoker = &secretsemu.RIEInvoker{BaseURL: s.rieURL()}
@@ -165,6 +212,9 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	s.SM = secretsmanager.New(secretsmanager.Options{
 		Region: Region, BaseEndpoint: aws.String(s.SecretsURL), Credentials: localCredentials(),
 	})
+	if err = s.createAppSecret(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -324,6 +374,8 @@ func (s *Stack) Close() {
 		_ = s.Secrets.Close()
 	}
 	s.rieProc.stop(5 * time.Second)
+	s.endpointProc.stop(5 * time.Second)
+	s.backendProc.stop(5 * time.Second)
 	// Close, not Shutdown: Shutdown waits up to 5 s for connections a
 	// client dialed but never used, and a teardown has nothing to drain.
 	for _, srv := range s.servers {

@@ -1,6 +1,7 @@
-// Command flowkey-demo is `make demo`: it builds the rotator and the local stack's
-// tools, then rotates a WhatsApp Flows key twice with no AWS account and
-// reports what happened (internal/local/demo).
+// Command flowkey-demo is `make demo`: it builds both functions and the local
+// stack's tools, then rotates a WhatsApp Flows key twice with no AWS account
+// and reports what happened, then runs simulated WhatsApp traffic through the
+// Flows endpoint across four more rotation scenarios (internal/local/demo).
 package main
 
 import (
@@ -54,15 +55,15 @@ func rotate(ctx context.Context, verbose bool, phones int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("flowkey demo: two rotations of the WhatsApp Flows key on a local stack, no AWS account")
+	fmt.Println("flowkey demo: two rotations of the WhatsApp Flows key on a local stack, no AWS account, then Flows traffic across four rotation scenarios")
 	binDir := filepath.Join(root, ".build", "demo-bin")
 	t := time.Now()
 	bins, err := stack.Build(ctx, root, binDir)
 	if err != nil {
-		return fmt.Errorf("build the bootstrap, local-kms and the Lambda RIE: %w", err)
+		return fmt.Errorf("build the bootstraps, local-kms and the Lambda RIE: %w", err)
 	}
 	rel, _ := filepath.Rel(root, binDir)
-	fmt.Printf("built bootstrap (this machine's arch), local-kms and aws-lambda-rie into %s in %s\n", rel, time.Since(t).Round(time.Millisecond))
+	fmt.Printf("built the rotator and endpoint bootstraps (this machine's arch), local-kms and aws-lambda-rie into %s in %s\n", rel, time.Since(t).Round(time.Millisecond))
 
 	var logs io.Writer = os.Stderr
 	if !verbose {

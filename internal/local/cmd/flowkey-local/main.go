@@ -72,7 +72,7 @@ func run() error {
 
 	bins, err := stack.Build(ctx, root, filepath.Join(root, ".build", "local-bin"))
 	if err != nil {
-		return fmt.Errorf("build the bootstrap, local-kms and the Lambda RIE: %w", err)
+		return fmt.Errorf("build the bootstraps, local-kms and the Lambda RIE: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "flowkey-local-")
 	if err != nil {
