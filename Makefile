@@ -112,6 +112,22 @@ test: lint ## every test: unit, emulator, integration (real bootstrap under the 
 bench: ## speed and memory benchmarks
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
 
+# The chaos soak (internal/local/soak): SOAK_SEED (9), SOAK_ATTEMPTS (300),
+# SOAK_TIMEOUT (10m); SOAK_FLAGS=-trace prints what each attempt did, -v the
+# function's logs. make test runs its first 40 attempts.
+SOAK_BIN      := $(BUILD)/host/flowkey-soak
+SOAK_SEED     ?=
+SOAK_ATTEMPTS ?=
+SOAK_TIMEOUT  ?=
+SOAK_FLAGS    ?=
+
+$(SOAK_BIN): $(GO_SRC)
+	$(GO) build -o $@ ./internal/local/cmd/flowkey-soak
+
+.PHONY: soak
+soak: $(SOAK_BIN) ## rotations on the local stack against random faults, recovered by flowkey's own commands; prints the table (SOAK_SEED, SOAK_ATTEMPTS)
+	@SOAK_SEED='$(SOAK_SEED)' SOAK_ATTEMPTS='$(SOAK_ATTEMPTS)' SOAK_TIMEOUT='$(SOAK_TIMEOUT)' $(SOAK_BIN) $(SOAK_FLAGS)
+
 # --- deploy: CDK (infra/) and SAM (template.yaml, events/) ---
 CDK_DIR := infra
 CDK     := $(CDK_DIR)/node_modules/.bin/cdk

@@ -70,6 +70,17 @@ func (s *Sim) Calls() Calls {
 	return Calls{OpCounts: s.calls.OpCounts, ByObject: maps.Clone(s.calls.ByObject)}
 }
 
+// InFlight is the number of Graph calls that have reached the handler and
+// are not on record yet: held by latency or a delay, or being answered.
+// Zero means that no call can still change what Meta holds, which a check
+// of Keys against the secret needs after a client was killed mid-call (its
+// abandoned call ends when the handler sees the connection go).
+func (s *Sim) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inFlight
+}
+
 // ResetCounters zeroes the call counters (not the budgets).
 func (s *Sim) ResetCounters() {
 	s.mu.Lock()

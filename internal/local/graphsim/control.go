@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -215,8 +216,20 @@ func (s *Sim) ctlAddFault(w http.ResponseWriter, r *http.Request) error {
 	return writeControl(w, http.StatusCreated, map[string]int{"id": id})
 }
 
-func (s *Sim) ctlClearFaults(w http.ResponseWriter, _ *http.Request) error {
-	s.ClearFaults()
+// ctlClearFaults removes every fault, or with ?id=N the one fault N.
+func (s *Sim) ctlClearFaults(w http.ResponseWriter, r *http.Request) error {
+	v, one := r.URL.Query()["id"]
+	if !one {
+		s.ClearFaults()
+		return ok(w)
+	}
+	id, err := strconv.Atoi(v[0])
+	if err != nil || id <= 0 {
+		return &InputError{Field: "id", Problem: fmt.Sprintf("%q is not a fault ID", clip(v[0])), Fix: "use the id POST /_sim/faults answered with"}
+	}
+	if !s.RemoveFault(id) {
+		return &InputError{Field: "id", Problem: fmt.Sprintf("no fault %d is in force", id), Fix: "list them with GET /_sim/faults; a fault whose times ran out is gone already", Err: ErrNotFound}
+	}
 	return ok(w)
 }
 

@@ -48,14 +48,15 @@
 // strings ("2s", "150ms"). Unknown JSON fields are rejected.
 //
 //	GET    /_sim/state           numbers, key fingerprints (SHA-256 of PKIX DER, hex),
-//	                             statuses, what GET serves now, faults, budgets, counters
+//	                             statuses, what GET serves now, faults, budgets, counters,
+//	                             calls in flight
 //	GET    /_sim/requests        the last 512 Graph calls (of the query, only fields: never the token)
 //	GET    /_sim/faults          faults in force
 //	POST   /_sim/faults          {"op":"upload|get|list|other|any","object":"<id>","kind":"graph_error|http_status|delay|malformed|drop",
 //	                              "code":131000,"subcode":0,"message":"","status":0,"delay":"2s","regain_access":"30m",
 //	                              "malformed":"truncated|html|empty","body":"","content_type":"","times":1,"after":0}
 //	                             -> 201 {"id":N}; times defaults to 1, -1 is every call
-//	DELETE /_sim/faults          remove every fault
+//	DELETE /_sim/faults          remove every fault; ?id=N removes fault N alone
 //	POST   /_sim/lag             {"number":"<id> or empty for all","lag":"5s"}
 //	POST   /_sim/mismatch        {"number":"<id> or empty for all","on":true}
 //	POST   /_sim/numbers         {"action":"add","waba":"<id>","id":"<id>","display_phone_number":"...","verified_name":"..."}

@@ -169,6 +169,22 @@ func (s *Sim) ClearFaults() {
 	s.faults = nil
 }
 
+// RemoveFault removes one scripted fault by the ID AddFault returned, and
+// reports whether it was still in force (a fault whose Times ran out is
+// gone already). The others keep their order and progress, so that a
+// scenario can end one fault while the rest stay on.
+func (s *Sim) RemoveFault(id int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, fs := range s.faults {
+		if fs.id == id {
+			s.faults = slices.Delete(s.faults, i, i+1)
+			return true
+		}
+	}
+	return false
+}
+
 // Faults returns the faults still in force, in matching order.
 func (s *Sim) Faults() []FaultStatus {
 	s.mu.Lock()

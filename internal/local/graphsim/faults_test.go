@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -374,5 +376,116 @@ func TestLatency(t *testing.T) {
 	var ie *InputError
 	if err := f.sim.SetLatency(-time.Millisecond); !errors.As(err, &ie) {
 		t.Errorf("negative latency = %v", err)
+	}
+}
+
+// RemoveFault ends one fault; the others keep their order and progress.
+func TestRemoveFault(t *testing.T) {
+	f := newFixture(t, nil)
+	upload := func(f *fixture, t *testing.T, id string) int { return f.upload(t, id, testKeys().pems[0]).status }
+	first, _ := f.sim.AddFault(Fault{Op: OpUpload, Kind: FaultGraphError, Code: 131000, Times: Forever})
+	second, _ := f.sim.AddFault(Fault{Op: OpUpload, Kind: FaultHTTPStatus, Status: 503, Times: 2})
+	if s := upload(f, t, numA); s != 500 {
+		t.Fatalf("with both faults: HTTP %d, want the first one's 500", s)
+	}
+	if !f.sim.RemoveFault(first) {
+		t.Fatal("RemoveFault of a fault in force = false")
+	}
+	if f.sim.RemoveFault(first) {
+		t.Error("RemoveFault of a removed fault = true")
+	}
+	if s := upload(f, t, numA); s != 503 {
+		t.Errorf("after removing the first: HTTP %d, want the second one's 503", s)
+	}
+	r := f.control(t, http.MethodDelete, "/_sim/faults?id="+strconv.Itoa(second), "")
+	if r.status != http.StatusOK || len(f.sim.Faults()) != 0 {
+		t.Errorf("DELETE /_sim/faults?id=%d: HTTP %d %s, faults %+v", second, r.status, r.body, f.sim.Faults())
+	}
+	if s := upload(f, t, numA); s != 200 {
+		t.Errorf("with no fault left: HTTP %d", s)
+	}
+	for _, q := range []string{"?id=" + strconv.Itoa(second), "?id=x", "?id=0"} {
+		want := http.StatusBadRequest
+		if q == "?id="+strconv.Itoa(second) {
+			want = http.StatusNotFound
+		}
+		if r := f.control(t, http.MethodDelete, "/_sim/faults"+q, ""); r.status != want || !strings.Contains(string(r.body), "graphsim: id:") {
+			t.Errorf("DELETE /_sim/faults%s: HTTP %d %s, want %d naming the id", q, r.status, r.body, want)
+		}
+	}
+}
+
+// InFlight counts a call from the moment it is counted until it is on
+// record, whether it is answered or its client goes away. (A GET: the
+// server notices a client leave only once the request body is read.)
+func TestInFlight(t *testing.T) {
+	f := newFixture(t, nil)
+	_, _ = f.sim.AddFault(Fault{Op: OpGet, Kind: FaultDelay, Delay: time.Hour, Times: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+encPath(numA), nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	waitUntil(t, "the held call in flight", func() bool { return f.sim.InFlight() == 1 && f.sim.State().InFlight == 1 })
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the held call was answered")
+	}
+	waitUntil(t, "the abandoned call on record", func() bool { return f.sim.InFlight() == 0 })
+	if s := f.upload(t, numA, testKeys().pems[0]).status; s != 200 || f.sim.InFlight() != 0 {
+		t.Errorf("an answered call: HTTP %d, in flight %d after it", s, f.sim.InFlight())
+	}
+}
+
+// waitUntil polls a condition the simulator has no event for.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: timed out", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// An upload held by a delay whose client gives up ends with the client,
+// as FaultDelay promises: it never lands later. (net/http notices a client
+// leave only once the request body is read.)
+func TestFaultDelayEndsAHeldUploadWhenItsClientLeaves(t *testing.T) {
+	f := newFixture(t, nil)
+	// Longer than waitUntil's deadline, short enough that the server's
+	// Close (which waits for its handlers) ends if the hold does not.
+	_, _ = f.sim.AddFault(Fault{Op: OpUpload, Kind: FaultDelay, Delay: 15 * time.Second, Times: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		body := url.Values{"business_public_key": {testKeys().pems[0]}}.Encode()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.srv.URL+encPath(numA), strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	waitUntil(t, "the held upload in flight", func() bool { return f.sim.InFlight() == 1 })
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the held upload was answered")
+	}
+	waitUntil(t, "the abandoned upload on record", func() bool { return f.sim.InFlight() == 0 })
+	if _, ok := f.sim.Keys()[numA]; ok {
+		t.Error("the abandoned upload stored its key")
+	}
+	if reqs := f.sim.Requests(); len(reqs) != 1 || reqs[0].Status != 0 || reqs[0].Outcome != "fault: delay" {
+		t.Errorf("request log = %+v", reqs)
 	}
 }

@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -122,6 +123,7 @@ func (s *Sim) logCall(r *http.Request, w *statusWriter, rt route, c *callLog) {
 	req := Request{At: c.start, Method: r.Method, Path: r.URL.Path, Fields: r.URL.Query().Get("fields"), Op: rt.op, Object: rt.object, Status: w.status, Code: w.code, Outcome: c.outcome, Duration: time.Since(c.start)}
 	s.mu.Lock()
 	s.recordLocked(req)
+	s.inFlight--
 	s.mu.Unlock()
 	if c.dropped != nil {
 		// Closed only once the call is on record, so a client that sees
@@ -145,9 +147,22 @@ func (s *Sim) serveGraph(rw http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.countLocked(rt.op, rt.object)
+	s.inFlight++
 	latency := s.latency
 	f, faulted := s.takeFaultLocked(rt.op, rt.object)
 	s.mu.Unlock()
+
+	// net/http watches for a client that leaves only once the request body
+	// is read: read it now, so that a call held by latency or a delay ends
+	// with its client, as a delay promises, and a held upload never lands
+	// after the client gave up on it.
+	if r.Method == http.MethodPost && r.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+		if err != nil {
+			return // the client left while sending
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+	}
 
 	if !wait(r.Context(), latency) {
 		return

@@ -81,6 +81,7 @@ type Sim struct {
 	nextFaultID int
 	budgets     map[string]*budgetState // "" is the global budget
 	calls       Calls
+	inFlight    int       // Graph calls counted and not yet answered or abandoned
 	requests    []Request // ring, oldest overwritten first
 	reqNext     int
 }

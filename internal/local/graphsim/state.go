@@ -13,6 +13,7 @@ type State struct {
 	Faults         []FaultSpec   `json:"faults"`
 	Budgets        []BudgetSpec  `json:"budgets"`
 	Calls          Calls         `json:"calls"`
+	InFlight       int           `json:"in_flight"` // see Sim.InFlight
 }
 
 // NumberState is one phone number in State.
@@ -58,7 +59,7 @@ func (s *Sim) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	st := State{Lag: s.lagAll.String(), MismatchForced: s.mismatchAll, Latency: s.latency.String(), Calls: calls,
+	st := State{Lag: s.lagAll.String(), MismatchForced: s.mismatchAll, Latency: s.latency.String(), Calls: calls, InFlight: s.inFlight,
 		Numbers: []NumberState{}, WABAs: []WABAState{}, Faults: []FaultSpec{}, Budgets: []BudgetSpec{}}
 	wabaNumbers := map[string][]string{}
 	for _, n := range s.sortedNumbersLocked() {
