@@ -41,11 +41,12 @@ type endpoint struct {
 	role awsiam.Role
 }
 
-// newEndpoint is the Flows endpoint (functions/endpoint) behind a public
-// Function URL: it reads the key secret's labelled versions and the app
-// secret, and calls the one backend of the settings.
-func newEndpoint(stack awscdk.Stack, props *RotationStackProps, key stackKey, s secret, n stackNames, logSettings logSettings, network network) endpoint {
-	role := awsiam.NewRole(stack, jsii.String("EndpointRole"), &awsiam.RoleProps{
+// newEndpointRole is the endpoint's execution role, without its policies
+// (newEndpoint adds them). It comes before the rotator: the rotator's
+// environment names it, so that CloudFormation creates it before the
+// rotator can put it in a KMS custody key's policy.
+func newEndpointRole(stack awscdk.Stack, n stackNames) awsiam.Role {
+	return awsiam.NewRole(stack, jsii.String("EndpointRole"), &awsiam.RoleProps{
 		// Fixed, like the rotator's: the key policy of an app secret under
 		// its own key, or a backend's resource policy in another account,
 		// can name it before the first deploy.
@@ -53,8 +54,15 @@ func newEndpoint(stack awscdk.Stack, props *RotationStackProps, key stackKey, s 
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String("flowkey Flows endpoint: reads the key and app secrets, invokes its backend, nothing else"),
 	})
+}
+
+// newEndpoint is the Flows endpoint (functions/endpoint) behind a public
+// Function URL, running with role: it reads the key secret's labelled
+// versions and the app secret, decrypts with the KMS custody keys of the
+// secret, and calls the one backend of the settings.
+func newEndpoint(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role, key stackKey, s secret, n stackNames, logSettings logSettings, network network) endpoint {
 	logs := logSettings.logGroup(stack, "EndpointLogs")
-	grantEndpoint(role, props.Endpoint, key.key, s.arn, logs, n.viaSecretsManager)
+	grantEndpoint(stack, role, props.Endpoint, key.key, s.arn, logs, n.viaSecretsManager)
 
 	fn := awslambda.NewFunction(stack, jsii.String("Endpoint"), &awslambda.FunctionProps{
 		Description:  jsii.String("flowkey Flows endpoint for " + props.SecretName),
@@ -91,8 +99,10 @@ func newEndpoint(stack awscdk.Stack, props *RotationStackProps, key stackKey, s 
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions " +
-			"(Service Authorization Reference), so Resource must be *; every other statement names its resource."),
-		AppliesTo: &[]any{"Resource::*"},
+			"(Service Authorization Reference), so Resource must be *. KMS custody keys are created by rotations, so no key ARN " +
+			"exists at synthesis: kms:Decrypt is on key/* of this account and region, limited to keys tagged for this secret " +
+			"(aws:ResourceTag) and to RSAES_OAEP_SHA_256. Every other statement names its resource."),
+		AppliesTo: &[]any{"Resource::*", &cdknag.RegexAppliesTo{Regex: jsii.String(custodyKeysRegex)}},
 	}}, jsii.Bool(true))
 	return endpoint{fn: fn, url: url, logs: logs, role: role}
 }
@@ -121,7 +131,7 @@ func endpointEnvironment(e FlowsEndpoint, secretARN *string) *map[string]*string
 
 // grantEndpoint gives role what the endpoint needs, one statement per need,
 // in the role's default policy (CDK adds the X-Ray statement to it).
-func grantEndpoint(role awsiam.Role, e FlowsEndpoint, key awskms.IKey, secretARN *string, logs awslogs.LogGroup, viaSecretsManager *string) {
+func grantEndpoint(stack awscdk.Stack, role awsiam.Role, e FlowsEndpoint, key awskms.IKey, secretARN *string, logs awslogs.LogGroup, viaSecretsManager *string) {
 	statements := []*awsiam.PolicyStatementProps{
 		{
 			// The key ring: DescribeSecret for the labels, GetSecretValue by
@@ -142,6 +152,8 @@ func grantEndpoint(role awsiam.Role, e FlowsEndpoint, key awskms.IKey, secretARN
 				"kms:EncryptionContext:SecretARN": secretARN,
 			}},
 		},
+		// The key ring's kms:Decrypt for versions whose key is in KMS.
+		endpointCustodyStatement(stack, secretARN),
 		{
 			Sid:       jsii.String("ReadAppSecret"),
 			Actions:   jsii.Strings("secretsmanager:GetSecretValue"),

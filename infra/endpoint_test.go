@@ -188,6 +188,7 @@ func TestEndpointRole(t *testing.T) {
 				"Action": []string{"secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"},
 			},
 			viaSecretsManagerStatement("DecryptKeySecretThroughSecretsManager", getAtt(e.key, "Arn"), ref(e.secret)),
+			custodyDecryptStatement("DecryptWithCustodyKeysOfThisSecret", ref(e.secret)),
 			map[string]any{"Sid": "ReadAppSecret", "Effect": "Allow", "Resource": testAppSecretARN, "Action": "secretsmanager:GetSecretValue"},
 			map[string]any{"Sid": "InvokeBackend", "Effect": "Allow", "Resource": testBackendFunctionARN, "Action": "lambda:InvokeFunction"},
 			map[string]any{
@@ -211,11 +212,27 @@ func TestEndpointRoleOnThePlatform(t *testing.T) {
 		sids = append(sids, s.(map[string]any)["Sid"])
 	}
 	assertEqual(t, "platform: endpoint statements", sids, []any{
-		"ReadKeySecret", "DecryptKeySecretThroughSecretsManager", "ReadAppSecret", "DecryptAppSecret", "WriteOwnLogs", nil,
+		"ReadKeySecret", "DecryptKeySecretThroughSecretsManager", "DecryptWithCustodyKeysOfThisSecret", "ReadAppSecret", "DecryptAppSecret", "WriteOwnLogs", nil,
 	})
-	assertEqual(t, "app secret key grant", stmts[3], viaSecretsManagerStatement("DecryptAppSecret", testAppSecretKeyARN, testAppSecretARN))
+	assertEqual(t, "app secret key grant", stmts[4], viaSecretsManagerStatement("DecryptAppSecret", testAppSecretKeyARN, testAppSecretARN))
 	assertEqual(t, "platform: endpoint role boundary", properties(resourceIn(t, v.template, e.role))["PermissionsBoundary"], testBoundaryARN)
 }
+
+// roleSuppressions are the reviewed cdk-nag suppressions of the roles of a
+// variant with the endpoint: the X-Ray statement of each role that traces,
+// the endpoint's KMS custody Decrypt, and the rotator's KMS custody policy.
+func roleSuppressions(t *testing.T, v variant) []string {
+	t.Helper()
+	rotator, endpoint := " AwsSolutions-IAM5 Resource::*", " AwsSolutions-IAM5 Resource::*,regex:"+custodyKeysRegex
+	return sorted([]string{
+		cfnIDIn(t, v.stack, "RotatorRole") + rotator, cfnIDIn(t, v.stack, "RotatorRole", "DefaultPolicy") + rotator,
+		cfnIDIn(t, v.stack, "EndpointRole") + endpoint, cfnIDIn(t, v.stack, "EndpointRole", "DefaultPolicy") + endpoint,
+		cfnIDIn(t, v.stack, "RotatorKeyCustodyPolicy") + custodyPolicySuppression,
+	})
+}
+
+// custodyPolicySuppression is the rotator's KMS custody policy's.
+const custodyPolicySuppression = " AwsSolutions-IAM5 Resource::*,regex:" + custodyKeysRegex + ",regex:" + custodyAliasesRegex
 
 func viaSecretsManagerStatement(sid string, key, secret any) map[string]any {
 	return map[string]any{
@@ -284,16 +301,23 @@ func TestEndpointInventoryAndNag(t *testing.T) {
 	v := synthesized.endpoint
 	assertEqual(t, "endpoint resource types", typeCounts(v.template), map[string]int{
 		"AWS::KMS::Key": 1, "AWS::KMS::Alias": 1, "AWS::SecretsManager::Secret": 1, "AWS::SecretsManager::RotationSchedule": 1,
-		"Custom::AWS": 1, "AWS::IAM::Role": 3, "AWS::IAM::Policy": 4, "AWS::Logs::LogGroup": 3, "AWS::Lambda::Function": 3,
+		"Custom::AWS": 1, "AWS::IAM::Role": 3, "AWS::IAM::Policy": 5, "AWS::Logs::LogGroup": 3, "AWS::Lambda::Function": 3,
 		"AWS::Lambda::Permission": 4, "AWS::Lambda::EventInvokeConfig": 1, "AWS::Lambda::Url": 1,
 		"AWS::Events::Rule": 2, "AWS::CloudWatch::Alarm": 13,
 	})
 	assertNagClean(t, "endpoint", v)
-	var want []string
-	for _, role := range []string{"RotatorRole", "EndpointRole"} {
-		want = append(want,
-			cfnIDIn(t, v.stack, role)+" AwsSolutions-IAM5 Resource::*",
-			cfnIDIn(t, v.stack, role, "DefaultPolicy")+" AwsSolutions-IAM5 Resource::*")
+	assertEqual(t, "endpoint: cdk-nag suppressions", nagSuppressions(t, v.template), roleSuppressions(t, v))
+}
+
+// custodyDecryptStatement is a kms:Decrypt with the KMS custody keys of the
+// secret (key/* of the test account and region, tagged for it), with
+// RSAES_OAEP_SHA_256 only.
+func custodyDecryptStatement(sid string, secret any) map[string]any {
+	return map[string]any{
+		"Sid": sid, "Effect": "Allow", "Resource": partitionARN(":kms:" + testRegion + ":" + testAccount + ":key/*"), "Action": "kms:Decrypt",
+		"Condition": map[string]any{"StringEquals": map[string]any{
+			"aws:ResourceTag/flowkey:secret-arn": secret,
+			"kms:EncryptionAlgorithm":            "RSAES_OAEP_SHA_256",
+		}},
 	}
-	assertEqual(t, "endpoint: cdk-nag suppressions", nagSuppressions(t, v.template), sorted(want))
 }

@@ -91,5 +91,6 @@ func (p *RotationStackProps) checkEnvironment(stackName, region, account string)
 		bad(settingRoleNamePrefix, fmt.Sprintf("the %s's role name %s<region> would have %d characters, IAM allows 64", role, roleName(p.RoleNamePrefix, stackName, suffix, ""), n),
 			"shorten the prefix or the stack name ("+settingStackName.Context+")")
 	}
+	errs = append(errs, p.checkCustodyEnvironment(account)...)
 	return errors.Join(errs...)
 }

@@ -206,7 +206,7 @@ func TestVPCPlacement(t *testing.T) {
 	assertEqual(t, "platform: cdk-nag suppressions", nagSuppressions(t, v.template), platformSuppressions(t, v))
 	assertEqual(t, "platform resource types", typeCounts(v.template), map[string]int{
 		"AWS::KMS::Key": 1, "AWS::KMS::Alias": 1, "AWS::SecretsManager::Secret": 1, "AWS::SecretsManager::RotationSchedule": 1,
-		"Custom::AWS": 1, "AWS::IAM::Role": 3, "AWS::IAM::Policy": 7, "AWS::Logs::LogGroup": 3, "AWS::Lambda::Function": 3,
+		"Custom::AWS": 1, "AWS::IAM::Role": 3, "AWS::IAM::Policy": 8, "AWS::Logs::LogGroup": 3, "AWS::Lambda::Function": 3,
 		"AWS::Lambda::Permission": 4, "AWS::Lambda::EventInvokeConfig": 1, "AWS::Lambda::Url": 1, "AWS::SNS::Topic": 1, "AWS::SNS::TopicPolicy": 1,
 		"AWS::SNS::Subscription": 1, "AWS::Events::Rule": 2, "AWS::CloudWatch::Alarm": 13,
 		"AWS::EC2::SecurityGroup": 1, "AWS::EC2::VPCEndpoint": 3,
@@ -214,16 +214,11 @@ func TestVPCPlacement(t *testing.T) {
 }
 
 // platformSuppressions are the reviewed cdk-nag suppressions of a VPC
-// variant with the endpoint: the X-Ray statement of each role that traces,
-// and each network policy.
+// variant with the endpoint: the roles' (roleSuppressions), and each
+// network policy.
 func platformSuppressions(t *testing.T, v variant) []string {
 	t.Helper()
-	var want []string
-	for _, role := range []string{"RotatorRole", "EndpointRole"} {
-		want = append(want,
-			cfnIDIn(t, v.stack, role)+" AwsSolutions-IAM5 Resource::*",
-			cfnIDIn(t, v.stack, role, "DefaultPolicy")+" AwsSolutions-IAM5 Resource::*")
-	}
+	want := roleSuppressions(t, v)
 	for _, policy := range []string{"RotatorNetworkPolicy", "SecretSeedNetworkPolicy", "EndpointNetworkPolicy"} {
 		want = append(want, cfnIDIn(t, v.stack, policy)+" AwsSolutions-IAM5 Resource::*,regex:"+networkInterfacesRegex)
 	}

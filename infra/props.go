@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 
+	"github.com/flowkey/flowkey/internal/config"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
@@ -83,6 +84,26 @@ type RotationStackProps struct {
 	// Endpoint, when enabled, deploys the Flows endpoint (functions/endpoint)
 	// behind a Function URL.
 	Endpoint FlowsEndpoint
+	// Custody is where the secret keeps its Flows private keys, and who may
+	// decrypt with the keys held in KMS (custody.go).
+	Custody KeyCustody
+}
+
+// KeyCustody is the key custody of the stack's secret. Zero is today's
+// custody, the private key in the secret, with the defaults below.
+type KeyCustody struct {
+	// Mode seeds config.key_custody in the secret's first version:
+	// secretdoc.CustodySecretsManager ("" too) or secretdoc.CustodyKMS.
+	// Later changes are set-config's, like the numbers'.
+	Mode string
+	// DecryptRoleARNs are IAM roles of the stack's account, besides the
+	// endpoint's, that every KMS custody key's policy lets decrypt (your
+	// own Flows endpoint, for example). Each must exist before the first
+	// rotation in KMS custody: KMS refuses a policy naming a missing one.
+	DecryptRoleARNs []string
+	// DeletionDays is the waiting period of a retired custody key, 7-30;
+	// 0 is DefaultCustodyKeyDeletionDays.
+	DeletionDays int
 }
 
 // FlowsEndpoint is the Flows endpoint's deployment. Zero is no endpoint;
@@ -137,6 +158,8 @@ const (
 	DefaultCodePath         = "../.build/arm64/rotator"
 	DefaultEndpointCodePath = "../.build/arm64/endpoint"
 	DefaultLogRetentionDays = 365
+	// DefaultCustodyKeyDeletionDays is KMS's own default waiting period.
+	DefaultCustodyKeyDeletionDays = config.DefaultCustodyKeyDeletionDays
 )
 
 // StatusScheduleOff as the StatusSchedule turns the status schedule and
@@ -198,6 +221,10 @@ func propsFromSettings(s settings) (*RotationStackProps, error) {
 			AppSecretKeyARN:    get(settingAppSecretKeyARN, ""),
 			CodePath:           get(settingEndpointCodePath, DefaultEndpointCodePath),
 		},
+		Custody: KeyCustody{
+			Mode:            get(settingKeyCustody, secretdoc.CustodySecretsManager),
+			DecryptRoleARNs: list(settingCustodyDecryptRoles),
+		},
 	}
 	var err error
 	p.TerminationProtection, err = s.boolean(settingTerminationProtection, false)
@@ -207,6 +234,8 @@ func propsFromSettings(s settings) (*RotationStackProps, error) {
 	p.LogRetentionDays, err = s.integer(settingLogRetention, DefaultLogRetentionDays)
 	collect(err)
 	p.Tags, err = s.stringMap(settingTags)
+	collect(err)
+	p.Custody.DeletionDays, err = s.integer(settingCustodyDeletionDays, DefaultCustodyKeyDeletionDays)
 	collect(err)
 	// An adopted secret names itself; the name setting may only agree.
 	if p.ExistingSecretARN != "" && !s.isSet(settingSecretName) {
@@ -254,17 +283,25 @@ func (p *RotationStackProps) endpointOn() bool { return p.Endpoint.requested() }
 func (p *RotationStackProps) adoptsSecret() bool { return p.ExistingSecretARN != "" }
 
 // secretConfig is the configuration part of the secret document: which
-// numbers get the key, and nothing else. The token secret's ARN and the
+// numbers get the key, and where the next rotation keeps it. The token secret's ARN and the
 // Graph version are optional in the document and the rotator falls back
 // to ACCESS_TOKEN_SECRET_ID and GRAPH_API_VERSION, which the stack sets
 // on the function. Leaving them out keeps them ordinary settings that
 // every deploy applies, together with the IAM grant on the token secret,
 // while the document is written only into an empty secret (see newSeed).
+//
+// The key custody is in it only when it is KMS: the absent value means
+// the secret, and a default stack's first version stays what it was
+// before key custody existed.
 func (p *RotationStackProps) secretConfig() secretdoc.Config {
-	return secretdoc.Config{
+	c := secretdoc.Config{
 		PhoneNumberIDs: p.PhoneNumberIDs,
 		WABAID:         p.WABAID,
 	}
+	if p.Custody.inKMS() {
+		c.KeyCustody = secretdoc.CustodyKMS
+	}
+	return c
 }
 
 // configJSON is secretConfig as JSON, the "config" member of the document.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"strconv"
 	"time"
 
@@ -57,7 +58,7 @@ type rotator struct {
 
 // newRotator is the rotation Lambda with its log group and the policies of
 // role, which it runs with.
-func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role, key stackKey, s secret, n stackNames, logSettings logSettings, network network) rotator {
+func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role, key stackKey, s secret, n stackNames, logSettings logSettings, network network, custody custodyEnvironment) rotator {
 	logs := logSettings.logGroup(stack, "RotatorLogs")
 	grantRotation(role, props, key.key, s.arn, logs, n.viaSecretsManager)
 
@@ -74,7 +75,7 @@ func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role,
 		Tracing:      awslambda.Tracing_ACTIVE,
 		// No ReservedConcurrentExecutions: the four steps are separate
 		// synchronous invocations, and a throttled one fails the rotation.
-		Environment: rotatorEnvironment(props, key.key.KeyArn(), s.arn),
+		Environment: rotatorEnvironment(props, key.key.KeyArn(), s.arn, custody),
 	})
 	if network.enabled() {
 		network.place(stack, "Rotator", role, fn.Node().DefaultChild().(awslambda.CfnFunction))
@@ -102,8 +103,8 @@ func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role,
 }
 
 // rotatorEnvironment is the function's configuration (internal/config).
-func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string) *map[string]*string {
-	return &map[string]*string{
+func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string, custody custodyEnvironment) *map[string]*string {
+	env := map[string]*string{
 		config.EnvKMSKeyID:            keyARN,
 		config.EnvAccessTokenSecretID: jsii.String(props.AccessTokenSecretARN),
 		config.EnvGraphBaseURL:        jsii.String(graph.DefaultBaseURL),
@@ -115,11 +116,9 @@ func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string) *m
 		config.EnvFunctionTimeout:     jsii.String(seconds(rotatorTimeoutSeconds * time.Second)),
 		config.EnvSecretID:            secretARN,
 		config.EnvLogLevel:            jsii.String(rotatorLogLevel),
-		// KMS custody is off until infra/ grants it (issue 12): no roles.
-		config.EnvCustodyKeyRotatorRoleARN:  jsii.String(""),
-		config.EnvCustodyKeyDecryptRoleARNs: jsii.String(""),
-		config.EnvCustodyKeyDeletionDays:    jsii.String(strconv.Itoa(config.DefaultCustodyKeyDeletionDays)),
 	}
+	maps.Copy(env, custody.variables())
+	return &env
 }
 
 // grantRotation gives role what the rotation steps need: least privilege,

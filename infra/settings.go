@@ -57,6 +57,12 @@ var (
 	settingAppSecretARN               = setting{"flowkey:appSecretArn", "FLOWKEY_APP_SECRET_ARN"}
 	settingAppSecretKeyARN            = setting{"flowkey:appSecretKeyArn", "FLOWKEY_APP_SECRET_KEY_ARN"}
 	settingEndpointCodePath           = setting{"flowkey:endpointCodePath", "FLOWKEY_ENDPOINT_CODE_PATH"}
+
+	// Key custody (issue 12): where the secret keeps its Flows private
+	// keys, and who may decrypt with those held in KMS.
+	settingKeyCustody          = setting{"flowkey:keyCustody", "FLOWKEY_KEY_CUSTODY"}
+	settingCustodyDecryptRoles = setting{"flowkey:custodyKeyDecryptRoleArns", "FLOWKEY_CUSTODY_KEY_DECRYPT_ROLE_ARNS"}
+	settingCustodyDeletionDays = setting{"flowkey:custodyKeyDeletionDays", "FLOWKEY_CUSTODY_KEY_DELETION_DAYS"}
 )
 
 func (s setting) String() string {

@@ -56,11 +56,18 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 	applyPlatformSettings(stack, props)
 	names := newStackNames(stack, props)
 	role := newRotatorRole(stack, names)
+	var endpointRole awsiam.Role
+	if props.endpointOn() {
+		endpointRole = newEndpointRole(stack, names)
+	}
 	key := newKey(stack, props, names)
 	logs := newLogSettings(stack, props)
 	network := newNetwork(stack, props)
 	secret := newSecret(stack, props, key, names, logs, network, documents.initial)
-	rotator := newRotator(stack, props, role, key, secret, names, logs, network)
+	rotator := newRotator(stack, props, role, key, secret, names, logs, network, newCustodyEnvironment(props, role, endpointRole))
+	if props.custodyOn() {
+		grantKeyCustody(stack, role, rotator.fn, secret.arn)
+	}
 	newRotationSchedule(stack, props, rotator.fn, secret, network)
 	alerts := newAlerts(stack, props, names, key, secret.arn, rotator.fn)
 	newOutputs(stack, stackOutputs{
@@ -68,7 +75,7 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 		configJSON: documents.configJSON,
 	})
 	if props.endpointOn() {
-		endpoint := newEndpoint(stack, props, key, secret, names, logs, network)
+		endpoint := newEndpoint(stack, props, endpointRole, key, secret, names, logs, network)
 		newEndpointAlarms(alerts, props, endpoint)
 		endpointOutputs(stack, endpoint)
 	}

@@ -120,6 +120,7 @@ func (p *RotationStackProps) Validate() error {
 	errs = append(errs, p.validatePlatform()...)
 	errs = append(errs, p.Network.validate()...)
 	errs = append(errs, p.Endpoint.validate()...)
+	errs = append(errs, p.validateCustody()...)
 	return errors.Join(errs...)
 }
 
