@@ -39,7 +39,7 @@ func endpointIDsOf(t *testing.T, v variant) endpointIDs {
 
 // endpointVariants are the variants with the endpoint, by name.
 func endpointVariants() map[string]variant {
-	return map[string]variant{"endpoint": synthesized.endpoint, "platform": synthesized.platform, "agnostic": synthesized.agnostic}
+	return map[string]variant{"endpoint": synthesized.endpoint, "platform": synthesized.platform, "agnostic": synthesized.agnostic, "kms+endpoint": synthesized.kmsEndpoint}
 }
 
 // Without its settings, the stack has no endpoint: no URL, no role, no

@@ -13,14 +13,7 @@ import (
 // resource of any variant is plain Retain (the custom resource says
 // Delete, which CloudFormation's default is anyway).
 func TestNothingSurvivesAFailedCreation(t *testing.T) {
-	for name, v := range map[string]variant{
-		"main":     {synthesized.stack, synthesized.template},
-		"off":      {synthesized.offStack, synthesized.offTemplate},
-		"platform": synthesized.platform,
-		"adopted":  synthesized.adopted,
-		"agnostic": synthesized.agnostic,
-		"endpoint": synthesized.endpoint,
-	} {
+	for name, v := range allVariants() {
 		kept := map[string]bool{}
 		for id, r := range v.template["Resources"].(map[string]any) {
 			res := r.(map[string]any)

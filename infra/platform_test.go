@@ -83,7 +83,7 @@ func TestLogSettings(t *testing.T) {
 func TestTerminationProtection(t *testing.T) {
 	assertEqual(t, "termination protection by stack", synthesized.terminationProtection, map[string]bool{
 		testStackName: false, testOffStackName: false, testPlatformStackName: true, testAdoptedStackName: false, testAgnosticStackName: true,
-		testEndpointStackName: false,
+		testEndpointStackName: false, testKMSStackName: false, testKMSEndpointStackName: false,
 	})
 }
 

@@ -41,6 +41,20 @@ const (
 	// function) alerting to an existing topic. The platform variant has the
 	// endpoint too, with a backend URL and an app secret under its own key.
 	testEndpointStackName = "FlowkeyTestEndpoint"
+	// The seventh and eighth seed KMS custody (issue 12): without the
+	// endpoint, two roles of the settings decrypt and retired keys wait 7
+	// days; with the endpoint (the endpoint variant's settings), its role
+	// and one of the settings.
+	testKMSStackName         = "FlowkeyTestKms"
+	testKMSEndpointStackName = "FlowkeyTestKmsEndpoint"
+)
+
+// The KMS custody variants' settings: roles of the test account, one with
+// a path.
+const (
+	testConsumerRoleARN     = "arn:aws:iam::111122223333:role/flows-consumer"
+	testConsumerPathRoleARN = "arn:aws:iam::111122223333:role/platform/flows-consumer-2"
+	testKMSDeletionDays     = 7
 )
 
 // The endpoint's settings.
@@ -91,6 +105,8 @@ var synthesized struct {
 	// The platform, adopted, agnostic and endpoint variants (see the stack
 	// names).
 	platform, adopted, agnostic, endpoint variant
+	// The KMS custody variants.
+	kms, kmsEndpoint variant
 	// terminationProtection and the tags of each stack's artifact, by
 	// stack name: they are properties of the deployment, not of the
 	// template.
@@ -176,6 +192,12 @@ func synthesize(tmp string) (err error) {
 	agnostic.Endpoint.BackendURL, agnostic.Endpoint.BackendFunctionARN = "", testBackendFunctionARN
 	agnosticStack := NewRotationStack(app, testAgnosticStackName, agnostic)
 	endpointStack := NewRotationStack(app, testEndpointStackName, endpointProps(props(testStatusSchedule)))
+	kms := props(testStatusSchedule)
+	kms.Custody = KeyCustody{Mode: "kms", DecryptRoleARNs: []string{testConsumerRoleARN, testConsumerPathRoleARN}, DeletionDays: testKMSDeletionDays}
+	kmsStack := NewRotationStack(app, testKMSStackName, kms)
+	kmsEndpoint := endpointProps(props(testStatusSchedule))
+	kmsEndpoint.Custody = KeyCustody{Mode: "kms", DecryptRoleARNs: []string{testConsumerRoleARN}}
+	kmsEndpointStack := NewRotationStack(app, testKMSEndpointStackName, kmsEndpoint)
 	addNagChecks(app)
 	assembly := app.Synth(nil)
 	template := func(s awscdk.Stack) (map[string]any, error) {
@@ -207,9 +229,16 @@ func synthesize(tmp string) (err error) {
 	if synthesized.endpoint.template, err = template(endpointStack); err != nil {
 		return err
 	}
+	synthesized.kms.stack, synthesized.kmsEndpoint.stack = kmsStack, kmsEndpointStack
+	if synthesized.kms.template, err = template(kmsStack); err != nil {
+		return err
+	}
+	if synthesized.kmsEndpoint.template, err = template(kmsEndpointStack); err != nil {
+		return err
+	}
 	synthesized.terminationProtection = map[string]bool{}
 	synthesized.stackTags = map[string]map[string]string{}
-	for _, s := range []awscdk.Stack{stack, offStack, platformStack, adoptedStack, agnosticStack, endpointStack} {
+	for _, s := range []awscdk.Stack{stack, offStack, platformStack, adoptedStack, agnosticStack, endpointStack, kmsStack, kmsEndpointStack} {
 		artifact := assembly.GetStackArtifact(s.ArtifactId())
 		tp := artifact.TerminationProtection()
 		synthesized.terminationProtection[*s.StackName()] = tp != nil && *tp
