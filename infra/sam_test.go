@@ -200,6 +200,44 @@ func TestSAMTemplateMatchesStack(t *testing.T) {
 	}
 }
 
+// The custody roles of template.yaml and events/env.json are the roles
+// infra/ creates for a stack of the default name in the placeholders'
+// account and region, as the stack's rotator names them (its
+// CUSTODY_KEY_* variables refer to the two roles; TestCustodyEnvironment),
+// and CUSTODY_KEY_DELETION_DAYS is the stack's literal
+// (TestSAMTemplateMatchesStack).
+func TestSAMCustodyRoles(t *testing.T) {
+	tmpl := readSAMTemplate(t)
+	params := tmpl["Parameters"].(map[string]any)
+	secret, ok := parseARN(params["SecretArn"].(map[string]any)["Default"].(string))
+	if !ok {
+		t.Fatal("template.yaml SecretArn default is not an ARN")
+	}
+	role := func(suffix string) string {
+		return "arn:aws:iam::" + secret.account + ":role/" + roleName("", DefaultStackName, suffix, secret.region)
+	}
+	want := map[string]string{config.EnvCustodyKeyRotatorRoleARN: role(rotatorRoleSuffix), config.EnvCustodyKeyDecryptRoleARNs: role(endpointRoleSuffix)}
+	vars := samFunctions(t, tmpl)["RotatorFunction"]["Environment"].(map[string]any)["Variables"].(map[string]any)
+	b, err := os.ReadFile(filepath.Join("..", "events", "env.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file map[string]map[string]string
+	if err := json.Unmarshal(b, &file); err != nil {
+		t.Fatal(err)
+	}
+	for name, arn := range want {
+		ref, _ := vars[name].(map[string]any)
+		param, _ := ref["Ref"].(string)
+		if got, _ := params[param].(map[string]any); got["Default"] != arn {
+			t.Errorf("template.yaml %s = %v (parameter %q: %v), want a parameter defaulting to %s", name, vars[name], param, got, arn)
+		}
+		if got := file["RotatorFunction"][name]; got != arn {
+			t.Errorf("events/env.json %s = %q, want %s", name, got, arn)
+		}
+	}
+}
+
 // The events are what Secrets Manager sends, with obvious placeholders
 // that agree with template.yaml, so `sam local invoke` works unedited as
 // far as the ARNs go.
