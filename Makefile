@@ -137,7 +137,7 @@ $(CDK): $(CDK_DIR)/package.json $(CDK_DIR)/package-lock.json
 	cd $(CDK_DIR) && npm ci --no-audit --no-fund
 	touch $@
 
-.PHONY: synth synth-vpc synth-endpoint deploy sam-invoke
+.PHONY: synth synth-vpc synth-endpoint synth-kms deploy sam-invoke
 # CDK_FLAGS go to every cdk command (--profile, -c flowkey:<setting>=..., --no-rollback);
 # CDK_APPROVAL is deploy's --require-approval: broadening asks on a terminal,
 # CI without one sets never (infra/README.md, "Deploying from CI").
@@ -145,8 +145,8 @@ CDK_FLAGS    ?=
 CDK_APPROVAL ?= broadening
 # Placeholders let `make synth` run without an AWS account or settings; set the
 # FLOWKEY_* variables (README) to synthesize your own stack.
-synth synth-vpc synth-endpoint: export FLOWKEY_PHONE_NUMBER_IDS ?= 106540352242922
-synth synth-vpc synth-endpoint: export FLOWKEY_ACCESS_TOKEN_SECRET_ARN ?= arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/graph-token-AbCdEf
+synth synth-vpc synth-endpoint synth-kms: export FLOWKEY_PHONE_NUMBER_IDS ?= 106540352242922
+synth synth-vpc synth-endpoint synth-kms: export FLOWKEY_ACCESS_TOKEN_SECRET_ARN ?= arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/graph-token-AbCdEf
 # Both bootstraps, whether or not the settings deploy the endpoint: the
 # settings are read by the app, after make has decided.
 synth: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) $(CDK) ## cdk synth with the pinned CLI into infra/cdk.out; cdk-nag findings fail it
@@ -160,11 +160,17 @@ synth-vpc: export FLOWKEY_VPC_ENDPOINTS ?= true
 synth-vpc: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) $(CDK) ## make synth for the VPC variant (placeholder subnets, endpoints) into infra/cdk.out.vpc
 	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --ci --no-notices --quiet --output cdk.out.vpc $(CDK_FLAGS)
 
-# The Flows endpoint on, with a placeholder backend function and app secret.
-synth-endpoint: export FLOWKEY_ENDPOINT_BACKEND_FUNCTION_ARN ?= arn:aws:lambda:us-east-1:111122223333:function:flows-backend
-synth-endpoint: export FLOWKEY_APP_SECRET_ARN ?= arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/meta-app-secret-AbCdEf
+# The Flows endpoint on, with a placeholder backend function and app secret;
+# synth-kms seeds KMS custody too, with one more placeholder decrypting role.
+synth-endpoint synth-kms: export FLOWKEY_ENDPOINT_BACKEND_FUNCTION_ARN ?= arn:aws:lambda:us-east-1:111122223333:function:flows-backend
+synth-endpoint synth-kms: export FLOWKEY_APP_SECRET_ARN ?= arn:aws:secretsmanager:us-east-1:111122223333:secret:flowkey/meta-app-secret-AbCdEf
+synth-kms: export FLOWKEY_KEY_CUSTODY ?= kms
+synth-kms: export FLOWKEY_CUSTODY_KEY_DECRYPT_ROLE_ARNS ?= arn:aws:iam::111122223333:role/flows-consumer
 synth-endpoint: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) $(CDK) ## make synth with the Flows endpoint (placeholder backend and app secret) into infra/cdk.out.endpoint
 	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --ci --no-notices --quiet --output cdk.out.endpoint $(CDK_FLAGS)
+
+synth-kms: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) $(CDK) ## make synth-endpoint with KMS custody (key_custody kms, a placeholder decrypting role) into infra/cdk.out.kms
+	cd $(CDK_DIR) && ./node_modules/.bin/cdk synth --ci --no-notices --quiet --output cdk.out.kms $(CDK_FLAGS)
 
 deploy: $(ARM64_BIN) $(ARM64_ENDPOINT_BIN) $(CDK) ## cdk deploy: needs AWS credentials, cdk bootstrap and the FLOWKEY_* settings (README); CDK_FLAGS, CDK_APPROVAL
 	cd $(CDK_DIR) && ./node_modules/.bin/cdk deploy --no-notices --require-approval $(CDK_APPROVAL) $(CDK_FLAGS)
