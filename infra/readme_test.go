@@ -100,6 +100,24 @@ func TestREADMEDocumentsEveryAlarm(t *testing.T) {
 	}
 }
 
+// "Key custody in KMS" names every statement of the KMS custody grants.
+func TestREADMEDocumentsTheCustodyGrants(t *testing.T) {
+	readme := readREADME(t)
+	section := readme[strings.Index(readme, "## Key custody in KMS"):]
+	section = section[:strings.Index(section[1:], "\n## ")+1]
+	v := synthesized.kmsEndpoint
+	for _, id := range []string{cfnIDIn(t, v.stack, "RotatorKeyCustodyPolicy"), cfnIDIn(t, v.stack, "EndpointRole", "DefaultPolicy")} {
+		for _, s := range properties(resourceIn(t, v.template, id))["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			sid, _ := s.(map[string]any)["Sid"].(string)
+			if id == cfnIDIn(t, v.stack, "RotatorKeyCustodyPolicy") || strings.Contains(sid, "Custody") {
+				if !strings.Contains(section, "`"+sid+"`") {
+					t.Errorf("README.md's Key custody in KMS does not name the statement %s", sid)
+				}
+			}
+		}
+	}
+}
+
 func readREADME(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile("README.md")
