@@ -15,7 +15,8 @@ type vpcEndpoint struct{ id, service string }
 
 // endpointServices are the interface endpoints the functions need when
 // their subnets should reach AWS without the NAT: the seed, the rotator and
-// the Flows endpoint call Secrets Manager, the rotator KMS, and Lambda's
+// the Flows endpoint call Secrets Manager, the rotator KMS, the endpoint KMS
+// too for the versions in KMS custody (kms:Decrypt), and Lambda's
 // X-Ray daemon sends the traces (Tracing is Active) over the function's
 // network. A Flows endpoint whose backend is a Lambda function also calls
 // the Lambda API, with the users' decrypted Flows data: lambdaBackend adds
