@@ -75,31 +75,36 @@ func TestKeyPolicy(t *testing.T) {
 			Sid       string
 			Principal struct{ AWS any }
 			Action    []string
-			Condition map[string]map[string]string
+			Condition struct {
+				StringEquals map[string]string
+				ArnEquals    map[string][]string
+			}
 		}
 	}
 	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
 		t.Fatal(err)
 	}
+	// Every statement is the account's; a role is one by aws:PrincipalArn
+	// (a role named as principal would be stored as its unique ID, lost
+	// when the role is re-created), and the account statement has none.
+	const account = "arn:aws:iam::111122223333:root"
 	byPrincipal := map[string][]string{}
 	for _, s := range doc.Statement {
-		var principals []string
-		switch p := s.Principal.AWS.(type) {
-		case string:
-			principals = []string{p}
-		case []any:
-			for _, x := range p {
-				principals = append(principals, x.(string))
-			}
+		if s.Principal.AWS != account {
+			t.Errorf("statement %s has principal %v, want the account with aws:PrincipalArn", s.Sid, s.Principal.AWS)
+		}
+		principals := s.Condition.ArnEquals["aws:PrincipalArn"]
+		if len(principals) == 0 {
+			principals = []string{account}
 		}
 		for _, p := range principals {
 			byPrincipal[p] = append(byPrincipal[p], s.Action...)
 		}
-		if slices.Contains(s.Action, "kms:Decrypt") && s.Condition["StringEquals"]["kms:EncryptionAlgorithm"] != EncryptionAlgorithm {
+		if slices.Contains(s.Action, "kms:Decrypt") && s.Condition.StringEquals["kms:EncryptionAlgorithm"] != EncryptionAlgorithm {
 			t.Errorf("statement %s allows Decrypt without the algorithm condition", s.Sid)
 		}
 	}
-	root := byPrincipal["arn:aws:iam::111122223333:root"]
+	root := byPrincipal[account]
 	for _, use := range []string{"kms:Decrypt", "kms:Encrypt", "kms:CreateGrant", "kms:ReEncryptFrom", "kms:*"} {
 		if slices.Contains(root, use) || slices.Contains(byPrincipal[endpoint], use) && use != "kms:Decrypt" {
 			t.Errorf("%s granted beyond the rotator and the decrypt roles", use)

@@ -26,8 +26,12 @@
 //
 // # The key policy
 //
-// The policy lets the secret's account administer the key (IAM policies
-// decide who) but not use it; it lets the rotator role describe, read the
+// Every statement's principal is the account; the rotator and decrypt roles
+// are named by aws:PrincipalArn, as the stack's own key names its roles, so
+// a role re-created under the same name keeps its access (a role named as
+// principal is stored as its unique ID) and a role may be created after
+// the keys. The policy lets the secret's account administer the key (IAM
+// policies decide who) but not use it; it lets the rotator role describe, read the
 // public key of, decrypt with (proofs), tag, alias, disable and schedule the
 // deletion of the key, and the decrypt roles (the endpoint) decrypt with it,
 // each Decrypt only with RSAES_OAEP_SHA_256. The rotator is deliberately not

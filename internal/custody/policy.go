@@ -37,12 +37,12 @@ type policyDoc struct {
 }
 
 type statement struct {
-	Sid       string                       `json:"Sid"`
-	Effect    string                       `json:"Effect"`
-	Principal map[string]any               `json:"Principal"`
-	Action    []string                     `json:"Action"`
-	Resource  string                       `json:"Resource"`
-	Condition map[string]map[string]string `json:"Condition,omitempty"`
+	Sid       string                    `json:"Sid"`
+	Effect    string                    `json:"Effect"`
+	Principal map[string]any            `json:"Principal"`
+	Action    []string                  `json:"Action"`
+	Resource  string                    `json:"Resource"`
+	Condition map[string]map[string]any `json:"Condition,omitempty"`
 }
 
 // Policy is the key policy of a new custody key of secretARN (see the
@@ -57,16 +57,30 @@ func (m *Manager) Policy(secretARN string) (string, error) {
 	if home == nil {
 		return "", errors.New("custody: the key policy needs the secret's ARN, not its name")
 	}
-	root := fmt.Sprintf("arn:%s:iam::%s:root", home[1], home[3])
-	oaep := map[string]map[string]string{"StringEquals": {"kms:EncryptionAlgorithm": EncryptionAlgorithm}}
+	// Every statement's principal is the account, and the roles are named
+	// by aws:PrincipalArn: a key policy that names a role as principal
+	// stores the role's unique ID, so a role deleted and re-created under
+	// the same name (cdk destroy, then deploy) could no longer use the keys
+	// made before, and KMS would refuse the policy of a role that does not
+	// exist yet. As for the stack's own key, the role's IAM policy must
+	// allow the call too.
+	account := map[string]any{"AWS": fmt.Sprintf("arn:%s:iam::%s:root", home[1], home[3])}
+	as := func(roles ...string) map[string]map[string]any {
+		return map[string]map[string]any{"ArnEquals": {"aws:PrincipalArn": roles}}
+	}
+	oaep := func(roles ...string) map[string]map[string]any {
+		c := as(roles...)
+		c["StringEquals"] = map[string]any{"kms:EncryptionAlgorithm": EncryptionAlgorithm}
+		return c
+	}
 	doc := policyDoc{
 		Version: "2012-10-17",
 		ID:      "flowkey-custody-key",
 		Statement: []statement{
-			{Sid: "AccountAdministersButDoesNotUse", Effect: "Allow", Principal: map[string]any{"AWS": root}, Action: adminActions, Resource: "*"},
-			{Sid: "RotatorManages", Effect: "Allow", Principal: map[string]any{"AWS": m.opts.RotatorRoleARN}, Action: rotatorActions, Resource: "*"},
-			{Sid: "RotatorProvesDecryption", Effect: "Allow", Principal: map[string]any{"AWS": m.opts.RotatorRoleARN}, Action: []string{"kms:Decrypt"}, Resource: "*", Condition: oaep},
-			{Sid: "EndpointDecrypts", Effect: "Allow", Principal: map[string]any{"AWS": m.opts.DecryptRoleARNs}, Action: []string{"kms:Decrypt"}, Resource: "*", Condition: oaep},
+			{Sid: "AccountAdministersButDoesNotUse", Effect: "Allow", Principal: account, Action: adminActions, Resource: "*"},
+			{Sid: "RotatorManages", Effect: "Allow", Principal: account, Action: rotatorActions, Resource: "*", Condition: as(m.opts.RotatorRoleARN)},
+			{Sid: "RotatorProvesDecryption", Effect: "Allow", Principal: account, Action: []string{"kms:Decrypt"}, Resource: "*", Condition: oaep(m.opts.RotatorRoleARN)},
+			{Sid: "EndpointDecrypts", Effect: "Allow", Principal: account, Action: []string{"kms:Decrypt"}, Resource: "*", Condition: oaep(m.opts.DecryptRoleARNs...)},
 		},
 	}
 	out, err := json.Marshal(doc)
