@@ -105,9 +105,15 @@ func startProxied(t *testing.T) *proxied {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &proxied{kms: k, proxy: p, url: serve(t, p), direct: client(k.URL, "local")}
+}
+
+// serve runs p until the test ends and returns its URL.
+func serve(t *testing.T, p *kmsproxy.Proxy) string {
+	t.Helper()
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
-	return &proxied{kms: k, proxy: p, url: srv.URL, direct: client(k.URL, "local")}
+	return srv.URL
 }
 
 // as is a client of the proxy signing as caller.
