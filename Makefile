@@ -108,9 +108,14 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy -diff, and the import boundary 
 test: lint ## every test: unit, emulator, integration (real bootstrap under the RIE) and infra
 	$(GO) test -race -count=1 ./...
 
-.PHONY: bench
+.PHONY: bench bench-custody
 bench: ## speed and memory benchmarks
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+
+# The custody benchmarks start local stacks (a few seconds each); make bench
+# runs them too, once, at the default benchtime.
+bench-custody: ## on the local stack: rotation time and endpoint requests/s, PEM custody beside KMS custody
+	$(GO) test -run='^$$' -bench=Custody -benchtime=3s ./internal/local/stack
 
 # --- deploy: CDK (infra/) and SAM (template.yaml, events/) ---
 CDK_DIR := infra

@@ -66,7 +66,7 @@ type setup struct {
 	lambdaBackend bool
 }
 
-func start(t *testing.T, s setup) *env {
+func start(t testing.TB, s setup) *env {
 	t.Helper()
 	logs := &logbuf.Buffer{}
 	fnEnv := map[string]string{"VERIFY_TIMEOUT": "3s", "GRAPH_MAX_ATTEMPTS": "3"}
@@ -121,7 +121,7 @@ func tail(s string, n int) string {
 }
 
 // rotate runs one rotation through RotateSecret and waits for its end.
-func (e *env) rotate(t *testing.T) (string, secretsemu.Event) {
+func (e *env) rotate(t testing.TB) (string, secretsemu.Event) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -136,7 +136,7 @@ func (e *env) rotate(t *testing.T) (string, secretsemu.Event) {
 	return token, ev
 }
 
-func (e *env) doc(t *testing.T, stage string) *secretdoc.Document {
+func (e *env) doc(t testing.TB, stage string) *secretdoc.Document {
 	t.Helper()
 	out, err := e.SM.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(e.arn), VersionStage: aws.String(stage)})
 	if err != nil {
@@ -167,7 +167,7 @@ func (e *env) incompleteRotation() string {
 }
 
 // checkInvariants is run after every scenario.
-func (e *env) checkInvariants(t *testing.T, inProgress string) {
+func (e *env) checkInvariants(t testing.TB, inProgress string) {
 	t.Helper()
 	ctx := context.Background()
 	desc, err := e.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(e.arn)})
@@ -243,7 +243,7 @@ func TestCleanRotation(t *testing.T) {
 }
 
 // rotateOK runs a rotation that must succeed.
-func (e *env) rotateOK(t *testing.T) string {
+func (e *env) rotateOK(t testing.TB) string {
 	t.Helper()
 	token, ev := e.rotate(t)
 	if ev.Type != secretsemu.RotationSucceeded {
