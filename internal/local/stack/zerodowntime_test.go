@@ -101,9 +101,9 @@ func (r scenarioRun) usedBoth(t *testing.T, label string) {
 
 func report(t *testing.T, p traffic.Phase) {
 	t.Helper()
-	t.Logf("%s: %d rounds, %d requests (%d sent), %d 421s, %d retries, %d user-visible failures, %d key fetches; endpoint: %d refreshes, %.3f RSA ops/request, by label %v, by status %v",
+	t.Logf("%s: %d rounds, %d requests (%d sent), %d 421s, %d retries, %d user-visible failures, %d key fetches; endpoint: %d refreshes, %.3f RSA ops/request, %.3f kms:Decrypt/request, by label %v, by status %v",
 		p.Name, p.Rounds, p.Clients.Requests, p.Clients.Sent, p.Clients.Status421, p.Clients.Retries, p.Clients.Failures, p.Clients.KeyFetches,
-		p.Endpoint.Refreshes, p.Endpoint.RSAOpsPerRequest(), p.Endpoint.ByLabel, p.Endpoint.ByStatus)
+		p.Endpoint.Refreshes, p.Endpoint.RSAOpsPerRequest(), p.KMSDecryptsPerRequest(), p.Endpoint.ByLabel, p.Endpoint.ByStatus)
 }
 
 func TestZeroDowntimeThroughACleanRotation(t *testing.T) {
