@@ -1,6 +1,7 @@
 package kmsproxy
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"strings"
@@ -32,6 +33,32 @@ func (p *Proxy) count(c Call) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls[c]++
+	if p.changed != nil {
+		close(p.changed)
+		p.changed = nil
+	}
+}
+
+// Wait blocks until cond holds for the counts, checked after every call
+// counted, or ctx ends; it returns the counts cond last saw.
+func (p *Proxy) Wait(ctx context.Context, cond func(Calls) bool) (Calls, error) {
+	for {
+		p.mu.Lock()
+		c := maps.Clone(p.calls)
+		if p.changed == nil {
+			p.changed = make(chan struct{})
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		if cond(c) {
+			return c, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return c, ctx.Err()
+		}
+	}
 }
 
 // Calls returns the counts so far.

@@ -78,6 +78,8 @@ type Proxy struct {
 	faults []*faultState
 	nextID int
 	calls  Calls
+	// changed is closed, and dropped, when a call is counted (see Wait).
+	changed chan struct{}
 	// meta caches what local-kms says of a key that never changes
 	// (KeyUsage, KeySpec, EncryptionAlgorithms), by key ID.
 	meta map[string]keyInfo

@@ -2,6 +2,7 @@ package kmsproxy_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -464,5 +465,33 @@ func TestProxyControlAPI(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Errorf("POST / without X-Amz-Target = %d, want 400", resp.StatusCode)
+	}
+}
+
+// Wait returns once the counts satisfy the condition, and with ctx's error
+// when they never do.
+func TestProxyWaitForCalls(t *testing.T) {
+	px := startProxied(t)
+	rot := px.as(rotator)
+	arn := rsaKey(t, rot, types.KeySpecRsa2048, types.KeyUsageTypeEncryptDecrypt)
+	b := block(t, rot, arn)
+	twoDecrypts := func(c kmsproxy.Calls) bool { return c.Count(kmsproxy.Call{Op: "Decrypt"}) >= 2 }
+	done := make(chan error, 1)
+	go func() {
+		_, err := px.proxy.Wait(ctxT(t), twoDecrypts)
+		done <- err
+	}()
+	for range 2 {
+		if _, err := decrypt(ctxT(t), rot, arn, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Wait = %v", err)
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	cancel()
+	if c, err := px.proxy.Wait(ctx, func(c kmsproxy.Calls) bool { return false }); !errors.Is(err, context.Canceled) || c.Count(kmsproxy.Call{Op: "Decrypt"}) != 2 {
+		t.Errorf("Wait on a cancelled context = %v, %v", c, err)
 	}
 }
