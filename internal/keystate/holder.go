@@ -1,6 +1,8 @@
 package keystate
 
 import (
+	"bytes"
+
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/secretdoc"
@@ -31,14 +33,14 @@ func (k Keys) Holder(reg *graph.Registration) string {
 }
 
 // Holds reports whether Meta holds key in reg: it returned a readable key
-// whose PKIX DER is key's, byte for byte. The signature status is not part
-// of it; callers judge that. A nil key, or one that was not made by
-// secretdoc.Parse or secretdoc.NewKey (it has no pair), is held by nobody.
+// whose PKIX DER is key's, byte for byte, whatever the key's custody. The
+// signature status is not part of it; callers judge that. A nil key, or one
+// that secretdoc did not validate (it has no public key), is held by nobody.
 func Holds(reg *graph.Registration, key *secretdoc.Key) bool {
-	if reg == nil || reg.PublicKey == nil || key == nil || key.Pair() == nil {
+	if reg == nil || reg.PublicKey == nil || key == nil || key.PublicDER() == nil {
 		return false
 	}
-	return key.Pair().MatchesPublicDER(reg.PublicDER)
+	return bytes.Equal(key.PublicDER(), reg.PublicDER)
 }
 
 // HeldFingerprint is the fingerprint of the key Meta holds in reg; ok is

@@ -29,6 +29,9 @@ type Secret struct {
 	// (Secrets Manager reports no LastRotatedDate for a secret never
 	// rotated, nor while rotation is off).
 	LastRotated, Created time.Time
+	// Tags are the secret's tags (the rotation records a KMS key creation
+	// in one before the key exists); nil when it has none.
+	Tags map[string]string
 }
 
 // VersionWith returns the version that holds label, or "". Should several
@@ -57,6 +60,12 @@ func (r *Reader) Describe(ctx context.Context, secretID string) (*Secret, error)
 	}
 	if s.ARN == "" {
 		s.ARN = secretID
+	}
+	for _, t := range out.Tags {
+		if s.Tags == nil {
+			s.Tags = map[string]string{}
+		}
+		s.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	return s, nil
 }

@@ -10,7 +10,8 @@
 //	    "include_phone_number_ids": [],              // only with waba_id
 //	    "exclude_phone_number_ids": [],              // only with waba_id
 //	    "access_token_secret_id": "flowkey/graph-token",  // optional
-//	    "graph_api_version": "v24.0"                  // optional
+//	    "graph_api_version": "v24.0",                 // optional
+//	    "key_custody": "secrets_manager" | "kms"      // optional; absent means "secrets_manager"
 //	  },
 //	  "key": {                                        // absent (never null) in a config-only first version
 //	    "private_key_pem": "<PEM>",                   // PKCS#8, unencrypted
@@ -21,9 +22,33 @@
 //	    "kms_key_id": "arn:aws:kms:..."                // with kms:GenerateDataKeyPair
 //	  }
 //	}
+//
+// # Key custody
+//
+// config.key_custody says where the NEXT rotation keeps the private key:
+// "secrets_manager" (the default, and the meaning of an absent value) puts
+// the PKCS#8 PEM in the version, as above; "kms" creates an RSA_2048
+// ENCRYPT_DECRYPT key in AWS KMS, whose private half never leaves KMS.
+// Changing it is a configuration change; the key of each version says which
+// custody that version's key is in. A KMS-held key has no private_key_pem
+// (its presence is an error) and names the KMS key instead:
+//
+//	"key": {
+//	  "custody": "kms",
+//	  "kms_key_arn": "arn:aws:kms:us-east-1:111122223333:key/...",
+//	  "public_key_pem": "-----BEGIN PUBLIC KEY-----...",  // from kms:GetPublicKey
+//	  "fingerprint_sha256": "<64 hex chars>",
+//	  "created_at": "2026-11-25T10:00:00Z",
+//	  "generated_by": "kms:CreateKey"
+//	}
+//
+// Parse checks the ARN's form; that the key is in the secret's own account
+// and region is checked where the secret's ARN is known (Key.CheckHome).
+// Documents without these fields parse, and marshal, exactly as before.
 package secretdoc
 
 import (
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,6 +65,9 @@ const SchemaVersion = 1
 // MethodImported marks a key that an operator put in the first version by hand.
 const MethodImported = "imported"
 
+// MethodKMSCustody marks a key created in KMS (CustodyKMS) by the rotation.
+const MethodKMSCustody = "kms:CreateKey"
+
 // Document is one parsed and validated version of the secret.
 type Document struct {
 	SchemaVersion int    `json:"schema_version"`
@@ -55,19 +83,48 @@ type Config struct {
 	ExcludePhoneNumberIDs []string `json:"exclude_phone_number_ids,omitempty"`
 	AccessTokenSecretID   string   `json:"access_token_secret_id,omitempty"`
 	GraphAPIVersion       string   `json:"graph_api_version,omitempty"`
+	// KeyCustody is CustodySecretsManager, CustodyKMS, or "" (which means
+	// CustodySecretsManager): where the next rotation keeps the private key.
+	KeyCustody string `json:"key_custody,omitempty"`
+}
+
+// Key custodies: config.key_custody's values, and key.custody's.
+const (
+	// CustodySecretsManager keeps the private key in the version as PEM.
+	CustodySecretsManager = "secrets_manager"
+	// CustodyKMS keeps it in an AWS KMS key; the version names the key.
+	CustodyKMS = "kms"
+)
+
+// Custody is the custody the next rotation uses: KeyCustody, with the
+// absent value read as CustodySecretsManager.
+func (c Config) Custody() string {
+	if c.KeyCustody == "" {
+		return CustodySecretsManager
+	}
+	return c.KeyCustody
 }
 
 // Key is the key material of one version. Its String and LogValue show only
 // the fingerprint.
 type Key struct {
-	PrivateKeyPEM     string    `json:"private_key_pem"`
+	// Custody is "" for a key held here (PrivateKeyPEM), or CustodyKMS.
+	Custody string `json:"custody,omitempty"`
+	// KMSKeyARN is the KMS key that holds the private half (CustodyKMS only).
+	KMSKeyARN string `json:"kms_key_arn,omitempty"`
+	// PrivateKeyPEM is required for a key held here, and absent in KMS
+	// custody. omitempty never drops it from a valid PEM-custody key.
+	PrivateKeyPEM     string    `json:"private_key_pem,omitempty"`
 	PublicKeyPEM      string    `json:"public_key_pem"`
 	FingerprintSHA256 string    `json:"fingerprint_sha256"`
 	CreatedAt         time.Time `json:"created_at"`
 	GeneratedBy       string    `json:"generated_by"`
-	KMSKeyID          string    `json:"kms_key_id,omitempty"`
+	// KMSKeyID is the GenerateDataKeyPair key of a PEM-custody key.
+	KMSKeyID string `json:"kms_key_id,omitempty"`
 
-	pair *keypair.Pair // set by Parse and NewKey
+	pair   *keypair.Pair  // set by Parse and NewKey for a key held here
+	public *rsa.PublicKey // set by Parse, NewKey and NewKMSKey
+	pubDER []byte         // PKIX DER of public
 }
 
 // Error names the field, what is wrong with its value and how to fix it. It
@@ -102,11 +159,24 @@ func NewKey(g *keypair.Generated, now time.Time) *Key {
 		GeneratedBy:       g.Method,
 		KMSKeyID:          g.KMSKeyID,
 		pair:              p,
+		public:            p.Public(),
+		pubDER:            p.PublicDER(),
 	}
 }
 
-// Pair returns the validated key pair.
+// Pair returns the validated key pair of a key held here; nil for a key in
+// KMS custody, whose private half is not in the document.
 func (k *Key) Pair() *keypair.Pair { return k.pair }
+
+// PublicKey returns the validated public key, whatever the custody; nil for
+// a Key that neither Parse nor a constructor validated.
+func (k *Key) PublicKey() *rsa.PublicKey { return k.public }
+
+// PublicDER returns the PKIX DER of PublicKey (nil with it).
+func (k *Key) PublicDER() []byte { return k.pubDER }
+
+// InKMS reports whether the private key is held by KMS (KMSKeyARN).
+func (k *Key) InKMS() bool { return k != nil && k.Custody == CustodyKMS }
 
 // Marshal encodes the document (validating it first).
 func (d *Document) Marshal() ([]byte, error) {
@@ -180,8 +250,8 @@ func (d *Document) LogValue() slog.Value {
 }
 
 func (k *Key) fingerprintShort() string {
-	if k.pair != nil {
-		return k.pair.Fingerprint().Short()
+	if k.pubDER != nil {
+		return keypair.FingerprintOf(k.pubDER).Short()
 	}
 	if fingerprintRE.MatchString(k.FingerprintSHA256) {
 		return k.FingerprintSHA256[:16]
@@ -193,7 +263,7 @@ func (k *Key) fingerprintShort() string {
 // free text is not printed.
 func (k *Key) method() string {
 	switch k.GeneratedBy {
-	case keypair.MethodKMS, keypair.MethodCrypto, MethodImported:
+	case keypair.MethodKMS, keypair.MethodCrypto, MethodImported, MethodKMSCustody:
 		return k.GeneratedBy
 	case "":
 		return "none"
@@ -218,6 +288,13 @@ func (c Config) summary() string {
 	}
 	if len(c.ExcludePhoneNumberIDs) > 0 {
 		parts = append(parts, fmt.Sprintf("exclude:%d", len(c.ExcludePhoneNumberIDs)))
+	}
+	switch c.KeyCustody {
+	case "":
+	case CustodySecretsManager, CustodyKMS:
+		parts = append(parts, "key_custody:"+c.KeyCustody)
+	default:
+		parts = append(parts, "key_custody:invalid")
 	}
 	return strings.Join(parts, " ")
 }

@@ -1,6 +1,7 @@
 package secretdoc
 
 import (
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"regexp"
@@ -90,6 +91,13 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	switch c.KeyCustody {
+	case "", CustodySecretsManager, CustodyKMS:
+	default:
+		// Not quoted, like any free text.
+		bad("config.key_custody", fmt.Sprintf("is not %q or %q (%d characters)", CustodySecretsManager, CustodyKMS, len(c.KeyCustody)),
+			fmt.Sprintf("use %q to keep the private key in the secret (the default), or %q to keep it in AWS KMS", CustodySecretsManager, CustodyKMS))
+	}
 	if c.GraphAPIVersion != "" && !versionRE.MatchString(c.GraphAPIVersion) {
 		// Not quoted: free text could be anything an operator pasted.
 		bad("config.graph_api_version", fmt.Sprintf("is not a Graph API version of the form v<major>.<minor> (%d characters)", len(c.GraphAPIVersion)),
@@ -111,28 +119,30 @@ func (d *Document) validate() error {
 		errs = append(errs, err)
 	}
 	if d.Key != nil {
-		pair, err := d.Key.validate()
+		pair, pub, pubDER, err := d.Key.validate()
 		if err != nil {
 			errs = append(errs, err)
 		} else {
-			d.Key.pair = pair
+			d.Key.pair, d.Key.public, d.Key.pubDER = pair, pub, pubDER
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// validate checks the key material and returns its pair. Every field is
-// checked that can be on its own, so one run names every problem.
-func (k *Key) validate() (*keypair.Pair, error) {
-	errs := k.missing()
-	pair, pubDER, matErrs := k.material()
+// validate checks the key material and returns its pair (nil in KMS
+// custody) and public key. Every field is checked that can be on its own,
+// so one run names every problem.
+func (k *Key) validate() (*keypair.Pair, *rsa.PublicKey, []byte, error) {
+	errs := k.checkCustody()
+	errs = append(errs, k.missing()...)
+	pair, pub, pubDER, matErrs := k.material()
 	errs = append(errs, matErrs...)
 	errs = append(errs, k.checkFingerprint(pubDER)...)
 	errs = append(errs, k.checkMethod()...)
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, nil, nil, errors.Join(errs...)
 	}
-	return pair, nil
+	return pair, pub, pubDER, nil
 }
 
 // missing names every required field that is empty.
@@ -141,11 +151,18 @@ func (k *Key) missing() []error {
 	add := func(field, fix string) {
 		errs = append(errs, &Error{Field: "key." + field, Problem: "is missing", Fix: fix})
 	}
-	if k.PrivateKeyPEM == "" {
+	switch {
+	case k.Custody == CustodyKMS && k.KMSKeyARN == "":
+		add("kms_key_arn", "set it to the ARN of the KMS key that holds the private key, or remove \"key\" to let the next rotation create one")
+	case k.Custody != CustodyKMS && k.PrivateKeyPEM == "":
 		add("private_key_pem", "put the unencrypted PKCS#8 PEM of the private key here, or remove \"key\" to let the first rotation generate one")
 	}
 	if k.PublicKeyPEM == "" {
-		add("public_key_pem", "derive it with `openssl pkey -in private.pem -pubout`")
+		fix := "derive it with `openssl pkey -in private.pem -pubout`"
+		if k.Custody == CustodyKMS {
+			fix = "store the KMS key's public key: `aws kms get-public-key --key-id <kms_key_arn>` gives its DER, in base64"
+		}
+		add("public_key_pem", fix)
 	}
 	if k.FingerprintSHA256 == "" {
 		add("fingerprint_sha256", "set it to the SHA-256 of the public key's DER: `openssl pkey -pubin -in public.pem -outform DER | sha256sum`")
@@ -154,15 +171,19 @@ func (k *Key) missing() []error {
 		add("created_at", `set it to when the key was made, in RFC 3339, e.g. "2026-11-25T10:00:00Z"`)
 	}
 	if k.GeneratedBy == "" {
-		add("generated_by", fmt.Sprintf("set it to %q for a key you made yourself", MethodImported))
+		fix := fmt.Sprintf("set it to %q for a key you made yourself", MethodImported)
+		if k.Custody == CustodyKMS {
+			fix = fmt.Sprintf("set it to %q", MethodKMSCustody)
+		}
+		add("generated_by", fix)
 	}
 	return errs
 }
 
 // material parses the PEMs that are present and checks that they are one
-// pair. pair and pubDER are nil where a PEM is absent or unusable.
-func (k *Key) material() (pair *keypair.Pair, pubDER []byte, errs []error) {
-	if k.PrivateKeyPEM != "" {
+// pair. pair, pub and pubDER are nil where a PEM is absent or unusable.
+func (k *Key) material() (pair *keypair.Pair, pub *rsa.PublicKey, pubDER []byte, errs []error) {
+	if k.PrivateKeyPEM != "" && k.Custody != CustodyKMS {
 		p, err := keypair.ParsePrivatePEM("key.private_key_pem", k.PrivateKeyPEM)
 		if err != nil {
 			errs = append(errs, err)
@@ -171,11 +192,11 @@ func (k *Key) material() (pair *keypair.Pair, pubDER []byte, errs []error) {
 		}
 	}
 	if k.PublicKeyPEM != "" {
-		_, der, err := keypair.ParsePublicPEM("key.public_key_pem", k.PublicKeyPEM)
+		key, der, err := keypair.ParsePublicPEM("key.public_key_pem", k.PublicKeyPEM)
 		if err != nil {
 			errs = append(errs, err)
 		} else {
-			pubDER = der
+			pub, pubDER = key, der
 		}
 	}
 	if pair != nil && pubDER != nil && !pair.MatchesPublicDER(pubDER) {
@@ -183,7 +204,7 @@ func (k *Key) material() (pair *keypair.Pair, pubDER []byte, errs []error) {
 			Fix: fmt.Sprintf("store the public key of the same pair (fingerprint %s, not %s): `openssl pkey -in private.pem -pubout`",
 				pair.Fingerprint().Short(), keypair.FingerprintOf(pubDER).Short())})
 	}
-	return pair, pubDER, errs
+	return pair, pub, pubDER, errs
 }
 
 // checkFingerprint checks the stored fingerprint's form and, when the
@@ -209,12 +230,23 @@ func (k *Key) checkFingerprint(pubDER []byte) []error {
 // checkMethod checks generated_by and that kms_key_id goes with it.
 func (k *Key) checkMethod() []error {
 	var errs []error
-	switch k.GeneratedBy {
-	case "", keypair.MethodKMS, keypair.MethodCrypto, MethodImported:
+	switch {
+	case k.Custody == CustodyKMS:
+		if k.GeneratedBy != "" && k.GeneratedBy != MethodKMSCustody {
+			errs = append(errs, &Error{Field: "key.generated_by", Problem: fmt.Sprintf("is not %q, the one method of a key with key.custody %q", MethodKMSCustody, CustodyKMS),
+				Fix: fmt.Sprintf("set it to %q", MethodKMSCustody)})
+		}
+	case k.GeneratedBy == MethodKMSCustody:
+		errs = append(errs, &Error{Field: "key.generated_by", Problem: fmt.Sprintf("is %q, but key.custody is not %q", MethodKMSCustody, CustodyKMS),
+			Fix: fmt.Sprintf("set key.custody to %q and name the key in key.kms_key_arn, or use %q for a key you made yourself", CustodyKMS, MethodImported)})
 	default:
-		errs = append(errs, &Error{Field: "key.generated_by",
-			Problem: fmt.Sprintf("is not one of %q, %q, %q", keypair.MethodKMS, keypair.MethodCrypto, MethodImported),
-			Fix:     fmt.Sprintf("use %q for a key you made yourself", MethodImported)})
+		switch k.GeneratedBy {
+		case "", keypair.MethodKMS, keypair.MethodCrypto, MethodImported:
+		default:
+			errs = append(errs, &Error{Field: "key.generated_by",
+				Problem: fmt.Sprintf("is not one of %q, %q, %q", keypair.MethodKMS, keypair.MethodCrypto, MethodImported),
+				Fix:     fmt.Sprintf("use %q for a key you made yourself", MethodImported)})
+		}
 	}
 	switch {
 	case k.GeneratedBy == keypair.MethodKMS && k.KMSKeyID == "":

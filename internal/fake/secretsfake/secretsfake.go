@@ -15,6 +15,7 @@ package secretsfake
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -45,6 +46,7 @@ const (
 	OpPutSecretValue           = "PutSecretValue"
 	OpUpdateSecretVersionStage = "UpdateSecretVersionStage"
 	OpRotateSecret             = "RotateSecret"
+	OpTagResource              = "TagResource"
 )
 
 const arnPrefix = "arn:aws:secretsmanager:us-east-1:111122223333:secret:"
@@ -65,6 +67,9 @@ type Secret struct {
 	// LastRotatedDate and CreatedDate are what DescribeSecret reports; nil
 	// reports none, as for a secret never rotated.
 	LastRotatedDate, CreatedDate *time.Time
+	// Tags are the secret's tags, as DescribeSecret reports them and
+	// TagResource sets them.
+	Tags map[string]string
 }
 
 // Holder is the version that holds label, or "".
@@ -132,7 +137,7 @@ func (f *Fake) Add(name string) *Secret {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	arn := arnPrefix + name + "-AbCdEf"
-	s := &Secret{ARN: arn, RotationEnabled: aws.Bool(true), Values: map[string]*string{}, Stages: map[string][]string{}}
+	s := &Secret{ARN: arn, RotationEnabled: aws.Bool(true), Values: map[string]*string{}, Stages: map[string][]string{}, Tags: map[string]string{}}
 	f.secrets[arn] = s
 	f.byName[name] = arn
 	return s
@@ -237,7 +242,7 @@ func (f *Fake) Writes() []string {
 	defer f.mu.Unlock()
 	var w []string
 	for _, o := range f.ops {
-		if o == OpPutSecretValue || o == OpUpdateSecretVersionStage || o == OpRotateSecret {
+		if o == OpPutSecretValue || o == OpUpdateSecretVersionStage || o == OpRotateSecret || o == OpTagResource {
 			w = append(w, o)
 		}
 	}
@@ -324,8 +329,12 @@ func (f *Fake) DescribeSecret(_ context.Context, in *secretsmanager.DescribeSecr
 			stages[v] = slices.Clone(l)
 		}
 	}
+	var tags []types.Tag
+	for _, k := range slices.Sorted(maps.Keys(s.Tags)) {
+		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(s.Tags[k])})
+	}
 	return &secretsmanager.DescribeSecretOutput{ARN: aws.String(s.ARN), RotationEnabled: s.RotationEnabled, VersionIdsToStages: stages,
-		LastRotatedDate: s.LastRotatedDate, CreatedDate: s.CreatedDate}, nil
+		LastRotatedDate: s.LastRotatedDate, CreatedDate: s.CreatedDate, Tags: tags}, nil
 }
 
 // GetSecretValue reads by VersionId, VersionStage or both (AWSCURRENT when
@@ -463,6 +472,30 @@ func (f *Fake) RotateSecret(_ context.Context, in *secretsmanager.RotateSecretIn
 	s.Detach(StagePending)
 	s.Stages[tok] = []string{StagePending}
 	return &secretsmanager.RotateSecretOutput{ARN: aws.String(s.ARN), VersionId: aws.String(tok)}, nil
+}
+
+// TagResource adds tags to the secret, replacing the value of a key it
+// already has.
+func (f *Fake) TagResource(_ context.Context, in *secretsmanager.TagResourceInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.TagResourceOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter(OpTagResource); err != nil {
+		return nil, err
+	}
+	if f.ReadOnly {
+		return nil, &types.InvalidRequestException{Message: aws.String("test fake: operator commands never tag the secret")}
+	}
+	s, err := f.find(in.SecretId)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range in.Tags {
+		if s.Tags == nil {
+			s.Tags = map[string]string{}
+		}
+		s.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return &secretsmanager.TagResourceOutput{}, nil
 }
 
 // attach moves label to version; moving AWSCURRENT makes the old holder

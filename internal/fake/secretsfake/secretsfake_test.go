@@ -252,6 +252,10 @@ func TestEveryOperationOnAnUnknownSecretIsNotFound(t *testing.T) {
 			_, err := f.RotateSecret(ctx, &secretsmanager.RotateSecretInput{SecretId: id})
 			return err
 		},
+		secretsfake.OpTagResource: func() error {
+			_, err := f.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: id})
+			return err
+		},
 	}
 	for op, call := range calls {
 		t.Run(op, func(t *testing.T) {
@@ -447,5 +451,38 @@ func TestKnobsNamingAnUnknownSecretReportIt(t *testing.T) {
 		if !strings.Contains(e, `"ghost"`) || !strings.Contains(e, "add it with Add first") {
 			t.Errorf("report does not name the secret and the fix: %q", e)
 		}
+	}
+}
+
+func TestTagResourceTagsWhatDescribeSecretReports(t *testing.T) {
+	f, s := newSecret(t)
+	tag := func(k, v string) error {
+		_, err := f.TagResource(ctx, &secretsmanager.TagResourceInput{SecretId: aws.String("k"), Tags: []types.Tag{{Key: aws.String(k), Value: aws.String(v)}}})
+		return err
+	}
+	if err := tag("flowkey:kms-key-creation", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tag("flowkey:kms-key-creation", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tag("app", "flowkey"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(s.ARN)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, t := range out.Tags {
+		got = append(got, aws.ToString(t.Key)+"="+aws.ToString(t.Value))
+	}
+	if want := []string{"app=flowkey", "flowkey:kms-key-creation=v2"}; !slices.Equal(got, want) {
+		t.Errorf("tags = %q, want %q", got, want)
+	}
+	f.ReadOnly = true
+	assertAPIError(t, tag("x", "y"), &types.InvalidRequestException{}, "test fake: operator commands never tag the secret")
+	if s.Tags["x"] != "" || !slices.Contains(f.Writes(), secretsfake.OpTagResource) {
+		t.Errorf("ReadOnly TagResource: tags %v, writes %v", s.Tags, f.Writes())
 	}
 }
