@@ -277,12 +277,18 @@ func errorType(body []byte) string {
 	return e.Type
 }
 
-// kmsError is an answer in KMS's error shape.
+// kmsError is an answer in KMS's error shape: HTTP 400, but 500 for the
+// exceptions AWS models as server faults (which the SDK retries).
 func kmsError(typ, msg string) response {
 	body, _ := json.Marshal(map[string]string{"__type": typ, "message": msg})
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-amz-json-1.1")
-	return response{status: http.StatusBadRequest, header: h, body: body}
+	status := http.StatusBadRequest
+	switch typ {
+	case KMSInternalException, DependencyTimeout, "KeyUnavailableException":
+		status = http.StatusInternalServerError
+	}
+	return response{status: status, header: h, body: body}
 }
 
 // forward sends the call to local-kms unchanged.
