@@ -115,6 +115,10 @@ func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string) *m
 		config.EnvFunctionTimeout:     jsii.String(seconds(rotatorTimeoutSeconds * time.Second)),
 		config.EnvSecretID:            secretARN,
 		config.EnvLogLevel:            jsii.String(rotatorLogLevel),
+		// KMS custody is off until infra/ grants it (issue 12): no roles.
+		config.EnvCustodyKeyRotatorRoleARN:  jsii.String(""),
+		config.EnvCustodyKeyDecryptRoleARNs: jsii.String(""),
+		config.EnvCustodyKeyDeletionDays:    jsii.String(strconv.Itoa(config.DefaultCustodyKeyDeletionDays)),
 	}
 }
 

@@ -42,17 +42,20 @@ func TestFunction(t *testing.T) {
 	vars := p["Environment"].(map[string]any)["Variables"].(map[string]any)
 	assertEqual(t, "environment variable names", slices.Sorted(maps.Keys(vars)), sorted(config.Names()))
 	assertEqual(t, "environment", vars, map[string]any{
-		config.EnvKMSKeyID:            getAtt(l.key, "Arn"),
-		config.EnvAccessTokenSecretID: testTokenARN,
-		config.EnvGraphBaseURL:        "https://graph.facebook.com",
-		config.EnvGraphVersion:        testGraphVerion,
-		config.EnvGraphConcurrency:    "8",
-		config.EnvGraphMaxAttempts:    "5",
-		config.EnvGraphRequestTimeout: "10s",
-		config.EnvVerifyTimeout:       "90s",
-		config.EnvFunctionTimeout:     "300s",
-		config.EnvSecretID:            ref(l.secret),
-		config.EnvLogLevel:            "INFO",
+		config.EnvKMSKeyID:                  getAtt(l.key, "Arn"),
+		config.EnvAccessTokenSecretID:       testTokenARN,
+		config.EnvGraphBaseURL:              "https://graph.facebook.com",
+		config.EnvGraphVersion:              testGraphVerion,
+		config.EnvGraphConcurrency:          "8",
+		config.EnvGraphMaxAttempts:          "5",
+		config.EnvGraphRequestTimeout:       "10s",
+		config.EnvVerifyTimeout:             "90s",
+		config.EnvFunctionTimeout:           "300s",
+		config.EnvSecretID:                  ref(l.secret),
+		config.EnvLogLevel:                  "INFO",
+		config.EnvCustodyKeyRotatorRoleARN:  "",
+		config.EnvCustodyKeyDecryptRoleARNs: "",
+		config.EnvCustodyKeyDeletionDays:    "30",
 	})
 
 	if got := properties(resource(t, l.logs))["RetentionInDays"]; got != float64(365) {

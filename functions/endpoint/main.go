@@ -15,12 +15,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	lambdasdk "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/flowkey/flowkey/internal/appsecret"
 	"github.com/flowkey/flowkey/internal/backend"
 	"github.com/flowkey/flowkey/internal/config"
+	"github.com/flowkey/flowkey/internal/custody"
 	"github.com/flowkey/flowkey/internal/gateway"
 	"github.com/flowkey/flowkey/internal/keyring"
 	"github.com/flowkey/flowkey/internal/metrics"
@@ -36,6 +38,8 @@ var (
 	_ gateway.Verifier     = (*appsecret.Store)(nil)
 	_ gateway.Decrypter    = (*keyring.Ring)(nil)
 	_ gateway.Metrics      = (*metrics.Endpoint)(nil)
+	_ custody.DecryptAPI   = (*kms.Client)(nil)
+	_ keyring.KMSDecrypter = (*custody.Decrypter)(nil)
 )
 
 // warmTimeout bounds the start-up loads: a slow Secrets Manager must not
@@ -63,7 +67,13 @@ func build(ctx context.Context, cfg config.Endpoint, log *slog.Logger) (*gateway
 		return nil, nil, nil, err
 	}
 	sm := secretsmanager.NewFromConfig(awsCfg)
-	ring, err := keyring.New(sm, keyring.Options{SecretID: cfg.KeySecretID, TTL: cfg.KeyringTTL, Floor: cfg.KeyringRefreshFloor, Logger: log})
+	// Always built, for the versions whose key is held by KMS (a client
+	// makes no request until one is used; AWS_ENDPOINT_URL_KMS points it
+	// at an emulator). No SDK retries: the Decrypter retries a throttled
+	// request once itself, within the request's time.
+	kc := kms.NewFromConfig(awsCfg, func(o *kms.Options) { o.RetryMaxAttempts = 1 })
+	ring, err := keyring.New(sm, keyring.Options{SecretID: cfg.KeySecretID, TTL: cfg.KeyringTTL, Floor: cfg.KeyringRefreshFloor, Logger: log,
+		KMS: custody.NewDecrypter(kc, custody.DecrypterOptions{Logger: log})})
 	if err != nil {
 		return nil, nil, nil, err
 	}

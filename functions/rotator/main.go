@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/flowkey/flowkey/internal/config"
+	"github.com/flowkey/flowkey/internal/custody"
 	"github.com/flowkey/flowkey/internal/dispatch"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
@@ -30,6 +31,7 @@ var (
 	_ keystate.GraphAPI   = (*graph.Client)(nil)
 	_ rotation.SecretsAPI = (*secretsmanager.Client)(nil)
 	_ keypair.KMSAPI      = (*kms.Client)(nil)
+	_ custody.KMSAPI      = (*kms.Client)(nil)
 	_ rotation.GraphAPI   = (*graph.Client)(nil)
 	_ operator.SecretsAPI = (*secretsmanager.Client)(nil)
 	_ operator.GraphAPI   = (*graph.Client)(nil)
@@ -60,9 +62,22 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 	// metrics' one dimension and goes into the commands reports advise.
 	fn := os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
 	emf := metrics.New(os.Stdout, fn, nil)
+	// One KMS client for GenerateDataKeyPair (KMS_KEY_ID) and for the
+	// custody keys of secrets in KMS custody; it makes no request until a
+	// secret needs one, so a PEM-only deploy calls KMS only for KMS_KEY_ID.
+	kc := kms.NewFromConfig(awsCfg)
 	var keys rotation.KeyGenerator = keypair.LocalGenerator{}
 	if cfg.KMSKeyID != "" {
-		keys = keypair.NewKMSGenerator(kms.NewFromConfig(awsCfg), cfg.KMSKeyID)
+		keys = keypair.NewKMSGenerator(kc, cfg.KMSKeyID)
+	}
+	cust, err := custody.New(kc, custody.Options{
+		RotatorRoleARN:  cfg.CustodyKeyRotatorRoleARN,
+		DecryptRoleARNs: cfg.CustodyKeyDecryptRoleARNs,
+		DeletionDays:    cfg.CustodyKeyDeletionDays,
+		Logger:          log,
+	})
+	if err != nil {
+		return nil, err
 	}
 	// Graph has no reason to redirect; a 30x is reported, never followed.
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -94,6 +109,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 		ReadTimeout:     cfg.GraphRequestTimeout,
 		Logger:          log,
 		Metrics:         emf,
+		Custody:         cust,
 	})
 	if err != nil {
 		return nil, err
@@ -104,6 +120,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 		Concurrency:  cfg.GraphConcurrency,
 		Logger:       log,
 		Metrics:      emf,
+		Custody:      cust,
 	})
 	if err != nil {
 		return nil, err

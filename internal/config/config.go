@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,11 @@ const (
 	EnvFunctionTimeout     = "FUNCTION_TIMEOUT"
 	EnvSecretID            = "SECRET_ID"
 	EnvLogLevel            = "LOG_LEVEL"
+	// KMS custody (config.key_custody "kms"): the roles each custody key's
+	// policy names, and how long a retired key waits before deletion.
+	EnvCustodyKeyRotatorRoleARN  = "CUSTODY_KEY_ROTATOR_ROLE_ARN"
+	EnvCustodyKeyDecryptRoleARNs = "CUSTODY_KEY_DECRYPT_ROLE_ARNS"
+	EnvCustodyKeyDeletionDays    = "CUSTODY_KEY_DELETION_DAYS"
 )
 
 // Names lists every variable the rotator reads, in documentation order.
@@ -46,6 +52,7 @@ func Names() []string {
 		EnvKMSKeyID, EnvAccessTokenSecretID, EnvGraphBaseURL, EnvGraphVersion,
 		EnvGraphConcurrency, EnvGraphMaxAttempts, EnvGraphRequestTimeout,
 		EnvVerifyTimeout, EnvFunctionTimeout, EnvSecretID, EnvLogLevel,
+		EnvCustodyKeyRotatorRoleARN, EnvCustodyKeyDecryptRoleARNs, EnvCustodyKeyDeletionDays,
 	}
 }
 
@@ -72,6 +79,15 @@ type Config struct {
 	// SecretID is the default secret of operator commands.
 	SecretID string
 	LogLevel slog.Level
+	// CustodyKeyRotatorRoleARN and CustodyKeyDecryptRoleARNs are the IAM
+	// roles a new KMS custody key's policy lets manage and decrypt with it
+	// (the rotator's own role; the endpoint's and any other consumer's).
+	// Both empty: this function cannot create custody keys, and a secret
+	// whose config.key_custody is "kms" fails createSecret saying so.
+	CustodyKeyRotatorRoleARN  string
+	CustodyKeyDecryptRoleARNs []string
+	// CustodyKeyDeletionDays is the waiting period of a retired custody key.
+	CustodyKeyDeletionDays int
 }
 
 // Defaults.
@@ -88,6 +104,8 @@ const (
 	// ReportReserve is the time a step keeps back at the very end to log
 	// and return its report.
 	ReportReserve = 2 * time.Second
+	// DefaultCustodyKeyDeletionDays is KMS's own default waiting period.
+	DefaultCustodyKeyDeletionDays = 30
 )
 
 // RollbackReserve is the time a step keeps back for putting the current
@@ -124,6 +142,8 @@ func Load(getenv func(string) string) (Config, error) {
 		FunctionTimeout:     DefaultFunctionTimeout,
 		SecretID:            strings.TrimSpace(getenv(EnvSecretID)),
 		LogLevel:            slog.LevelInfo,
+		// 7-30 days, the range KMS allows.
+		CustodyKeyDeletionDays: DefaultCustodyKeyDeletionDays,
 	}
 	var errs []error
 	if v := getenv(EnvGraphBaseURL); v != "" {
@@ -168,11 +188,13 @@ func Load(getenv func(string) string) (Config, error) {
 	durVar(EnvGraphRequestTimeout, &c.GraphRequestTimeout, time.Second, 2*time.Minute)
 	durVar(EnvVerifyTimeout, &c.VerifyTimeout, time.Second, 14*time.Minute)
 	durVar(EnvFunctionTimeout, &c.FunctionTimeout, 3*time.Second, 15*time.Minute)
+	intVar(EnvCustodyKeyDeletionDays, &c.CustodyKeyDeletionDays, 7, 30)
 	if v := getenv(EnvLogLevel); v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, &Error{EnvLogLevel, v, "is not a log level", "use DEBUG, INFO, WARN or ERROR"})
 		}
 	}
+	errs = append(errs, c.loadCustodyRoles(getenv)...)
 	if len(errs) == 0 {
 		errs = c.checkTimePlan(getenv)
 	}
@@ -180,6 +202,41 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// roleARNRE is an IAM role ARN (a path is allowed).
+var roleARNRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$`)
+
+// loadCustodyRoles reads the custody key roles: role ARNs, all or none.
+func (c *Config) loadCustodyRoles(getenv func(string) string) []error {
+	const fix = "set it to an IAM role ARN like arn:aws:iam::111122223333:role/flowkey-rotator (infra/ sets it), or unset both custody role variables for PEM custody only"
+	var errs []error
+	if v := strings.TrimSpace(getenv(EnvCustodyKeyRotatorRoleARN)); v != "" {
+		if !roleARNRE.MatchString(v) {
+			errs = append(errs, &Error{EnvCustodyKeyRotatorRoleARN, v, "is not an IAM role ARN", fix})
+		}
+		c.CustodyKeyRotatorRoleARN = v
+	}
+	if v := getenv(EnvCustodyKeyDecryptRoleARNs); strings.TrimSpace(v) != "" {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if !roleARNRE.MatchString(part) {
+				errs = append(errs, &Error{EnvCustodyKeyDecryptRoleARNs, v, fmt.Sprintf("holds %q, which is not an IAM role ARN", part),
+					"list IAM role ARNs separated by commas, the endpoint's role first (infra/ sets it), or unset both custody role variables for PEM custody only"})
+				continue
+			}
+			c.CustodyKeyDecryptRoleARNs = append(c.CustodyKeyDecryptRoleARNs, part)
+		}
+	}
+	switch rot, dec := c.CustodyKeyRotatorRoleARN != "", getenv(EnvCustodyKeyDecryptRoleARNs) != ""; {
+	case rot && !dec:
+		errs = append(errs, &Error{EnvCustodyKeyDecryptRoleARNs, "", "is empty while " + EnvCustodyKeyRotatorRoleARN + " is set: no one could decrypt with the custody keys",
+			"set it to the endpoint's role ARN, or unset " + EnvCustodyKeyRotatorRoleARN})
+	case dec && !rot:
+		errs = append(errs, &Error{EnvCustodyKeyRotatorRoleARN, "", "is empty while " + EnvCustodyKeyDecryptRoleARNs + " is set: the rotator could not manage the custody keys",
+			"set it to the rotator's own role ARN, or unset " + EnvCustodyKeyDecryptRoleARNs})
+	}
+	return errs
 }
 
 // checkTimePlan refuses settings whose worst case can never fit in the

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.GraphBaseURL != "https://graph.facebook.com" || c.GraphVersion != "v24.0" || c.GraphConcurrency != 8 ||
 		c.GraphMaxAttempts != 5 || c.GraphRequestTimeout != 10*time.Second || c.VerifyTimeout != 90*time.Second || c.FunctionTimeout != 300*time.Second ||
-		c.LogLevel != slog.LevelInfo || c.KMSKeyID != "" {
+		c.LogLevel != slog.LevelInfo || c.KMSKeyID != "" || c.CustodyKeyRotatorRoleARN != "" || c.CustodyKeyDecryptRoleARNs != nil || c.CustodyKeyDeletionDays != 30 {
 		t.Errorf("defaults = %+v", c)
 	}
 }
@@ -27,18 +28,24 @@ func TestEveryVariableIsRead(t *testing.T) {
 		EnvKMSKeyID: "alias/flowkey", EnvAccessTokenSecretID: "tok", EnvGraphBaseURL: "http://127.0.0.1:9",
 		EnvGraphVersion: "v23.0", EnvGraphConcurrency: "2", EnvGraphMaxAttempts: "3", EnvGraphRequestTimeout: "3s",
 		EnvVerifyTimeout: "20s", EnvFunctionTimeout: "2m", EnvSecretID: "flowkey/key", EnvLogLevel: "debug",
+		EnvCustodyKeyRotatorRoleARN:  "arn:aws:iam::111122223333:role/flowkey-rotator",
+		EnvCustodyKeyDecryptRoleARNs: "arn:aws:iam::111122223333:role/flowkey-endpoint, arn:aws:iam::111122223333:role/path/other",
+		EnvCustodyKeyDeletionDays:    "7",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{KMSKeyID: "alias/flowkey", AccessTokenSecretID: "tok", GraphBaseURL: "http://127.0.0.1:9", GraphVersion: "v23.0",
 		GraphConcurrency: 2, GraphMaxAttempts: 3, GraphRequestTimeout: 3 * time.Second, VerifyTimeout: 20 * time.Second,
-		FunctionTimeout: 2 * time.Minute, SecretID: "flowkey/key", LogLevel: slog.LevelDebug}
-	if c != want {
+		FunctionTimeout: 2 * time.Minute, SecretID: "flowkey/key", LogLevel: slog.LevelDebug,
+		CustodyKeyRotatorRoleARN:  "arn:aws:iam::111122223333:role/flowkey-rotator",
+		CustodyKeyDecryptRoleARNs: []string{"arn:aws:iam::111122223333:role/flowkey-endpoint", "arn:aws:iam::111122223333:role/path/other"},
+		CustodyKeyDeletionDays:    7}
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v\nwant %+v", c, want)
 	}
-	if len(Names()) != 11 {
-		t.Errorf("Names() lists %d variables, Load reads 11", len(Names()))
+	if len(Names()) != 14 {
+		t.Errorf("Names() lists %d variables, Load reads 14", len(Names()))
 	}
 }
 
@@ -52,6 +59,12 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{EnvVerifyTimeout, "1h", "Go duration"},
 		{EnvFunctionTimeout, "16m", "Go duration"},
 		{EnvLogLevel, "loud", "not a log level"},
+		{EnvCustodyKeyDeletionDays, "6", "from 7 to 30"},
+		{EnvCustodyKeyDeletionDays, "31", "from 7 to 30"},
+		{EnvCustodyKeyRotatorRoleARN, "arn:aws:iam::111122223333:user/alice", "is not an IAM role ARN"},
+		{EnvCustodyKeyRotatorRoleARN, "flowkey-rotator", "is not an IAM role ARN"},
+		{EnvCustodyKeyDecryptRoleARNs, "arn:aws:iam::111122223333:role/a,,", `holds "", which is not an IAM role ARN`},
+		{EnvCustodyKeyDecryptRoleARNs, "arn:aws:kms:us-east-1:111122223333:key/x", "which is not an IAM role ARN"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
@@ -122,5 +135,20 @@ func TestConfigurationThatCanNeverFitFailsAtStartUp(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCustodyRolesComeTogether: a key policy needs both the rotator and
+// someone who decrypts; one without the other is a deploy mistake.
+func TestCustodyRolesComeTogether(t *testing.T) {
+	for set, missing := range map[string]string{
+		EnvCustodyKeyRotatorRoleARN:  EnvCustodyKeyDecryptRoleARNs,
+		EnvCustodyKeyDecryptRoleARNs: EnvCustodyKeyRotatorRoleARN,
+	} {
+		_, err := Load(env(map[string]string{set: "arn:aws:iam::111122223333:role/r"}))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Variable != missing || !strings.Contains(err.Error(), "is empty while "+set+" is set") {
+			t.Errorf("only %s: %v", set, err)
+		}
 	}
 }

@@ -163,7 +163,7 @@ func (m *Manager) create(ctx context.Context, req Request) (*Key, error) {
 	if k == nil || k.ARN == "" || k.ID == "" {
 		return nil, &Error{Op: "CreateKey", Problem: "returned no key metadata", Fix: "check that the KMS endpoint is AWS KMS or a faithful emulator"}
 	}
-	m.opts.Logger.Info("custody key created", "key_arn", k.ARN, "version", req.Token)
+	m.opts.Logger.Info("custody key created", "secret_arn", req.SecretARN, "version", req.Token, "key_arn", k.ARN)
 	return k, nil
 }
 

@@ -70,6 +70,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/flowkey/flowkey/internal/config"
 )
 
 // Tags on each custody key, and the tag on the secret written before a
@@ -80,12 +82,11 @@ const (
 	SecretTagCreation = "flowkey:kms-key-creation"
 )
 
-// Environment variables that configure key creation (internal/config reads
-// them; the errors here name them).
+// The environment variables that configure key creation, as the errors
+// here name them (internal/config reads them).
 const (
-	EnvRotatorRoleARN  = "CUSTODY_KEY_ROTATOR_ROLE_ARN"
-	EnvDecryptRoleARNs = "CUSTODY_KEY_DECRYPT_ROLE_ARNS"
-	EnvDeletionDays    = "CUSTODY_KEY_DELETION_DAYS"
+	EnvRotatorRoleARN  = config.EnvCustodyKeyRotatorRoleARN
+	EnvDecryptRoleARNs = config.EnvCustodyKeyDecryptRoleARNs
 )
 
 // Deletion waiting periods KMS allows, in days.

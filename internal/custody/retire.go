@@ -139,7 +139,7 @@ func (m *Manager) retireAliased(ctx context.Context, secretARN string, a aliasEn
 	}
 	r.DeletionDate, r.Err = m.retire(ctx, k)
 	if r.Err == nil {
-		m.opts.Logger.Info("custody key retired", "alias", a.name, "key_arn", k.ARN, "state_before", string(k.State),
+		m.opts.Logger.Info("custody key retired", "secret_arn", secretARN, "alias", a.name, "key_arn", k.ARN, "state_before", string(k.State),
 			"deletion_date", r.DeletionDate.UTC().Format(time.RFC3339), "pending_window_days", m.opts.DeletionDays)
 	}
 	return r

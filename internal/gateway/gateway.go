@@ -26,7 +26,10 @@
 //     none decrypts), a 16-byte AES key, AES-128-GCM with the 16-byte IV,
 //     and a decrypted JSON object with a known action. Every 421 has the
 //     same empty body, so an answer tells a sender nothing about which
-//     stage failed.
+//     stage failed. A key held in KMS decrypts with kms:Decrypt; KMS
+//     throttling that outlasts one short retry, or a KMS key disabled or
+//     pending deletion, is a key that does not decrypt: 421 when no other
+//     key does, never 500.
 //  6. Route: ping is answered {"data":{"status":"active"}}; an error
 //     notification (data.error present) is answered
 //     {"data":{"acknowledged":true}}, logged and counted by a bounded error

@@ -8,8 +8,8 @@ import (
 
 // PrivateKey is one version's private-key operation: the only thing the
 // ring needs from a key. A key held in the secret's document is a LocalKey;
-// a key held in KMS (kms:Decrypt with RSAES_OAEP_SHA_256, issue 12) is
-// another implementation beside it, chosen where a version is read.
+// a key held in KMS is a KMSKey (kms:Decrypt with RSAES_OAEP_SHA_256),
+// chosen where a version is read, by the document's key custody.
 type PrivateKey interface {
 	// DecryptOAEP recovers the plaintext of an RSA-OAEP block made with
 	// SHA-256 for the hash and MGF1 and an empty label. Any error counts
@@ -30,3 +30,27 @@ func (k localKey) DecryptOAEP(_ context.Context, block []byte) ([]byte, error) {
 
 // String never shows the key, should a key end up in a format call.
 func (k localKey) String() string { return "keyring.LocalKey(" + k.pair.Fingerprint().Short() + ")" }
+
+// KMSDecrypter decrypts a block with the KMS key keyARN (a
+// *custody.Decrypter): kms:Decrypt with RSAES_OAEP_SHA_256.
+type KMSDecrypter interface {
+	Decrypt(ctx context.Context, keyARN string, block []byte) ([]byte, error)
+}
+
+// kmsKey decrypts with a private key that never leaves KMS.
+type kmsKey struct {
+	kms    KMSDecrypter
+	keyARN string
+}
+
+// KMSKey is the PrivateKey of a version whose private key is KMS key keyARN.
+// Every error (a block for another key, a disabled key, throttling) counts
+// as "this key does not decrypt the block", as for any key: the ring tries
+// the next one.
+func KMSKey(d KMSDecrypter, keyARN string) PrivateKey { return kmsKey{kms: d, keyARN: keyARN} }
+
+func (k kmsKey) DecryptOAEP(ctx context.Context, block []byte) ([]byte, error) {
+	return k.kms.Decrypt(ctx, k.keyARN, block)
+}
+
+func (k kmsKey) String() string { return "keyring.KMSKey(" + k.keyARN + ")" }

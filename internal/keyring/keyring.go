@@ -31,6 +31,15 @@
 // rather than fail a user whose client has just fetched a new key. A failed
 // refresh keeps the keys already loaded.
 //
+// # Key custody
+//
+// A version whose document holds the private key decrypts in process; a
+// version whose key is held by KMS (key.custody "kms") decrypts with
+// kms:Decrypt through Options.KMS, once its key ARN is checked to be in the
+// secret's own account and region (a version naming a key elsewhere is
+// skipped). The order below matters more then: each wrong try is a KMS
+// request.
+//
 // # Order
 //
 // Keys are tried in order of the share of recent traffic each decrypted (an
@@ -111,6 +120,9 @@ type Options struct {
 	// miss within the floor waits it out with it. Tests that drive Now
 	// pass one that advances their clock.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// KMS decrypts with the versions whose key is held by KMS; without it
+	// such versions are skipped (and logged).
+	KMS KMSDecrypter
 }
 
 // Result is what one Decrypt did.
@@ -122,7 +134,8 @@ type Result struct {
 	Label string
 	// VersionID is the version that decrypted.
 	VersionID string
-	// RSAOps is the number of private-key operations tried.
+	// RSAOps is the number of private-key operations tried (each, for a
+	// KMS-held key, a kms:Decrypt request).
 	RSAOps int
 	// Refreshed is true when this call ran a refresh (not when it only
 	// waited for another caller's), so that summing it counts refreshes.

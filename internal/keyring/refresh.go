@@ -145,7 +145,7 @@ func (r *Ring) read(ctx context.Context, prev map[string]*entry) (map[string]*en
 		}
 		old, ok := prev[version]
 		if !ok {
-			if old, ok = r.readVersion(ctx, version, label); !ok {
+			if old, ok = r.readVersion(ctx, aws.ToString(out.ARN), version, label); !ok {
 				continue
 			}
 		}
@@ -155,10 +155,10 @@ func (r *Ring) read(ctx context.Context, prev map[string]*entry) (map[string]*en
 	return seen, nil
 }
 
-// readVersion reads and parses one version. ok false means "read it again
-// next time" (no value yet, or the read failed); an entry without a key is
-// a version that will never hold one.
-func (r *Ring) readVersion(ctx context.Context, version, label string) (_ *entry, ok bool) {
+// readVersion reads and parses one version of secret arn. ok false means
+// "read it again next time" (no value yet, or the read failed); an entry
+// without a key is a version that will never hold one it can use.
+func (r *Ring) readVersion(ctx context.Context, arn, version, label string) (_ *entry, ok bool) {
 	log := r.opts.Logger.With("version_id", version, "label", label)
 	out, err := r.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(r.opts.SecretID), VersionId: aws.String(version)})
 	if err != nil {
@@ -182,12 +182,26 @@ func (r *Ring) readVersion(ctx context.Context, version, label string) (_ *entry
 		log.Warn("keyring: skipping a version that is not a valid flowkey document", "fields", faultyFields(err))
 		return skip, true
 	}
-	if doc.Key == nil || doc.Key.Pair() == nil {
+	if doc.Key == nil {
 		log.Info("keyring: skipping a configuration-only version (no key)")
 		return skip, true
 	}
-	pair := doc.Key.Pair()
-	return &entry{version: version, fingerprint: pair.Fingerprint().Short(), key: LocalKey(pair)}, true
+	fp := keypair.FingerprintOf(doc.Key.PublicDER()).Short()
+	if !doc.Key.InKMS() {
+		return &entry{version: version, fingerprint: fp, key: LocalKey(doc.Key.Pair())}, true
+	}
+	if arn == "" {
+		arn = r.opts.SecretID
+	}
+	switch err := doc.Key.CheckHome(arn); {
+	case err != nil:
+		log.Warn("keyring: skipping a version whose KMS key is not in the secret's account and region", "error", err.Error())
+		return skip, true
+	case r.opts.KMS == nil:
+		log.Warn("keyring: skipping a version whose key is held by KMS: the ring has no KMS client", "kms_key_arn", doc.Key.KMSKeyARN)
+		return skip, true
+	}
+	return &entry{version: version, fingerprint: fp, key: KMSKey(r.opts.KMS, doc.Key.KMSKeyARN)}, true
 }
 
 // bestLabel is the first of labels that stages holds, or "".

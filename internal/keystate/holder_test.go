@@ -112,3 +112,18 @@ func TestHeldFingerprint(t *testing.T) {
 		})
 	}
 }
+
+// TestHoldsAKMSHeldKey: a key whose private half is in KMS is held when
+// Meta holds its public key, exactly as a PEM-held one.
+func TestHoldsAKMSHeldKey(t *testing.T) {
+	k, err := secretdoc.NewKMSKey("arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", pairs[1].PublicDER(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Holds(registration(t, pairs[1].PublicPEM(), graph.StatusValid), k) || Holds(registration(t, pairs[0].PublicPEM(), graph.StatusValid), k) {
+		t.Error("Holds does not judge a KMS-held key by its public key")
+	}
+	if got := (Keys{Current: keyOf(pairs[0]), Previous: k}).Holder(registration(t, pairs[1].PublicPEM(), graph.StatusValid)); got != StagePrevious {
+		t.Errorf("Holder = %q, want AWSPREVIOUS", got)
+	}
+}

@@ -206,3 +206,17 @@ func TestLoadErrorsThatTheFakeCannotMake(t *testing.T) {
 		})
 	}
 }
+
+func TestDescribeReadsTheTags(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.sm.Put(f.s, "v0", doc(t, nil, pairs[0]), StageCurrent)
+	sec, err := f.r.Describe(context.Background(), "flowkey/key")
+	if err != nil || sec.Tags != nil {
+		t.Fatalf("untagged: %v, tags %v", err, sec.Tags)
+	}
+	f.s.Tags["flowkey:kms-key-creation"] = "v0"
+	sec, err = f.r.Describe(context.Background(), "flowkey/key")
+	if err != nil || len(sec.Tags) != 1 || sec.Tags["flowkey:kms-key-creation"] != "v0" {
+		t.Fatalf("tags = %v, %v", sec.Tags, err)
+	}
+}

@@ -84,6 +84,7 @@ func (o *Operator) readVersions(ctx context.Context, sec *keystate.Secret) (*ins
 	}
 	in.keys.Current = in.current.Key
 	in.versions.Current = Version{VersionID: curID, Fingerprint: fingerprintOf(in.current.Key)}
+	in.versions.Current.setCustody(in.current.Key)
 	if in.current.Key == nil {
 		in.reasons = append(in.reasons, fmt.Sprintf("AWSCURRENT version %s holds no key yet (configuration only): start the first rotation with {\"command\":\"rotate\"}", curID))
 	}
@@ -150,7 +151,15 @@ func (o *Operator) loadVersion(ctx context.Context, arn, id, stage string) (Vers
 		return v, nil
 	}
 	v.Fingerprint = fingerprintOf(doc.Key)
+	v.setCustody(doc.Key)
 	return v, doc.Key
+}
+
+// setCustody records where a KMS-held key is.
+func (v *Version) setCustody(k *secretdoc.Key) {
+	if k.InKMS() {
+		v.KeyCustody, v.KMSKeyARN = k.Custody, k.KMSKeyARN
+	}
 }
 
 func fingerprintOf(k *secretdoc.Key) string {

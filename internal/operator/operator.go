@@ -49,7 +49,11 @@
 // status never writes. A number is "ok" only when Meta answered VALID with
 // the AWSCURRENT key (or the rotation's AWSPENDING key); a failed,
 // MISMATCH, blank or keyless answer is "unknown", never a version's key,
-// and a status is never healthy during an incomplete rotation.
+// and a status is never healthy during an incomplete rotation. For a secret
+// in KMS custody it reports every custody key with its state: the keys the
+// labelled versions name (a labelled version whose key cannot decrypt,
+// being disabled, pending deletion or elsewhere, makes it not healthy) and
+// the secret's other keys found through its alias prefix.
 //
 // resync writes only the public key read back from AWSCURRENT, only to
 // numbers that status judges drifted or unknown, and never to a number
@@ -79,6 +83,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/flowkey/flowkey/internal/custody"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keystate"
 	"github.com/flowkey/flowkey/internal/rotation"
@@ -120,6 +125,9 @@ type Options struct {
 	Logger      *slog.Logger
 	// Metrics receives counts and durations; nil for none.
 	Metrics Metrics
+	// Custody describes and lists the secret's KMS custody keys for status;
+	// nil when the function has no KMS client.
+	Custody *custody.Manager
 }
 
 // Operator runs commands.

@@ -58,6 +58,8 @@ type SetConfigReport struct {
 	// at the next rotation, or from resync.
 	Joining []string `json:"numbers_joining"`
 	Message string   `json:"message"`
+
+	custodyChange string // a sentence for Message when key_custody changes
 }
 
 func (o *Operator) setConfig(ctx context.Context, log *slog.Logger, secretID, raw string, dryRun bool) (*SetConfigReport, error) {
@@ -85,6 +87,19 @@ func (o *Operator) setConfig(ctx context.Context, log *slog.Logger, secretID, ra
 			in.versions.Pending.VersionID, r.PreviousVersionID)
 		log.Warn("set-config refused", "reason", "rotation incomplete", "pending_version", in.versions.Pending.VersionID)
 		return r, nil
+	}
+	if cur.Config.Custody() == secretdoc.CustodyKMS && newCfg.KeyCustody == "" {
+		// Every other field left out means its default too, but this
+		// default would move the private key out of KMS at the next
+		// rotation: that must be said, not implied.
+		r.Outcome = OutcomeRefused
+		r.Message = `nothing written: the new configuration leaves out key_custody, and the secret's is "kms": without it the next rotation would keep the new private key ` +
+			`in the secret instead of in KMS. Add "key_custody":"kms" to keep KMS custody, or "key_custody":"secrets_manager" to leave it`
+		log.Warn("set-config refused", "reason", "key_custody left out of a KMS-custody secret's configuration")
+		return r, nil
+	}
+	if from, to := cur.Config.Custody(), newCfg.Custody(); from != to {
+		r.custodyChange = fmt.Sprintf("Key custody changes from %s to %s: the current key stays where it is, and the next rotation creates its new key in %s custody.", from, to, to)
 	}
 	covered, err := o.numberChanges(ctx, in, newCfg, r)
 	if err != nil {
@@ -206,7 +221,10 @@ func (r *SetConfigReport) numbersMessage() string {
 		parts = append(parts, fmt.Sprintf("Joining: %s. They get the AWSCURRENT key at the next rotation, or now with {\"command\":\"resync\"}.", strings.Join(r.Joining, ", ")))
 	}
 	if len(parts) == 0 {
-		return "The phone numbers stay the same."
+		parts = append(parts, "The phone numbers stay the same.")
+	}
+	if r.custodyChange != "" {
+		parts = append(parts, r.custodyChange)
 	}
 	return strings.Join(parts, " ")
 }

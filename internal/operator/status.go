@@ -63,6 +63,9 @@ type StatusReport struct {
 	Drifted int `json:"drifted"`
 	// Unknown counts the numbers whose state is "unknown".
 	Unknown int `json:"unknown"`
+	// KMSKeys lists the secret's KMS custody keys with their states (see
+	// KMSKeyStatus); absent for a secret never in KMS custody.
+	KMSKeys []KMSKeyStatus `json:"kms_keys,omitempty"`
 	// DaysSinceLastRotation is the age of the last successful rotation
 	// (of the secret, when it never rotated), as the DaysSinceLastRotation
 	// metric publishes it; absent when Secrets Manager reported no date.
@@ -82,6 +85,10 @@ type Version struct {
 	// Fingerprint is the SHA-256 of the key's PKIX DER in hex, as the
 	// document's fingerprint_sha256; "" when the version holds no key.
 	Fingerprint string `json:"fingerprint_sha256"`
+	// KeyCustody is "kms" for a key held by KMS (KMSKeyARN names it);
+	// absent for a key held in the version.
+	KeyCustody string `json:"key_custody,omitempty"`
+	KMSKeyARN  string `json:"kms_key_arn,omitempty"`
 	// Problem says why the version could not be read, if it could not.
 	Problem string `json:"problem,omitempty"`
 }
@@ -210,7 +217,9 @@ func (o *Operator) status(ctx context.Context, log *slog.Logger, secretID string
 	if in.numbersErr != nil {
 		return nil, in.numbersErr
 	}
+	kmsKeys := o.kmsKeys(ctx, in)
 	r := in.statusReport()
+	r.KMSKeys = kmsKeys
 	r.DaysSinceLastRotation = days
 	log.Info("status", "overall", r.Overall, "numbers", len(r.Numbers), "drifted", r.Drifted, "unknown", r.Unknown, "rotation_in_progress", r.RotationInProgress)
 	return r, nil

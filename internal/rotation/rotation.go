@@ -46,6 +46,22 @@
 // becomes AWSPREVIOUS, and Secrets Manager would then refuse every
 // rotation: "A previous rotation isn't complete".
 //
+// # Key custody
+//
+// The configuration's key_custody picks where createSecret keeps the new
+// private key: in the version as PEM (the default), or in a new AWS KMS key
+// (internal/custody), of which the version records the ARN and public key.
+// Switching is a set-config; the next rotation makes a key of the new
+// custody, and the other steps work alike for both, with these additions
+// for a KMS-held key: setSecret uploads nothing and testSecret verifies
+// nothing until the key is checked (enabled, RSA_2048, ENCRYPT_DECRYPT, in
+// the secret's account and region), testSecret's proof decrypts with
+// kms:Decrypt, and finishSecret, after the promotion, retires the secret's
+// custody keys that no labelled version names any more: the key that just
+// left AWSPREVIOUS is two rotations old, every number was proven on the new
+// key, and the endpoint only loads the three labels. A failed retirement is
+// logged and retried by the next finishSecret; it never fails the rotation.
+//
 // # Time
 //
 // Each step plans its time from the invocation's real deadline (the
@@ -91,6 +107,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/flowkey/flowkey/internal/custody"
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/keystate"
@@ -121,6 +138,9 @@ const (
 type SecretsAPI interface {
 	PutSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
 	UpdateSecretVersionStage(ctx context.Context, in *secretsmanager.UpdateSecretVersionStageInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.UpdateSecretVersionStageOutput, error)
+	// TagResource records a KMS custody key's creation on the secret
+	// before the key exists (tag custody.SecretTagCreation only).
+	TagResource(ctx context.Context, in *secretsmanager.TagResourceInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.TagResourceOutput, error)
 }
 
 // KeyGenerator makes a new pair for the secret secretARN.
@@ -161,6 +181,10 @@ type Options struct {
 	Logger      *slog.Logger
 	// Metrics receives counts and durations; nil for none.
 	Metrics Metrics
+	// Custody creates, checks, proves and retires KMS custody keys; nil
+	// when the function has no KMS client (then a secret in KMS custody
+	// fails with an error that says so, and nothing is retired).
+	Custody *custody.Manager
 }
 
 // Metrics receives what a step did, for CloudWatch EMF.
@@ -291,7 +315,7 @@ func (r *Rotator) Handle(ctx context.Context, ev Event) error {
 	if err == nil && done && ev.Step == StepFinish && slices.Contains(sec.Stages[ev.ClientRequestToken], StagePending) {
 		// A finishSecret that promoted the version and crashed before
 		// removing AWSPENDING from it: finish that.
-		err = r.dropPending(ctx, inv)
+		err = r.afterPromotion(ctx, inv)
 	}
 	if err == nil && !done {
 		var s stepStats

@@ -14,9 +14,11 @@ import (
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
-// createSecret stores a new pair as AWSPENDING, carrying the configuration
-// over from AWSCURRENT. A version that already has a value is kept, so a
-// repeated step never replaces a key Meta may already hold.
+// createSecret stores a new key as AWSPENDING, in the custody the
+// configuration names, carrying the configuration over from AWSCURRENT. A
+// version that already has a value is kept, so a repeated step never
+// replaces a key Meta may already hold; a KMS custody key is found again,
+// never made twice (internal/custody).
 func (r *Rotator) createSecret(ctx context.Context, inv *invocation) error {
 	arn, token := inv.secret.ARN, inv.ev.ClientRequestToken
 	current, err := r.state.Load(ctx, arn, "", StageCurrent)
@@ -30,14 +32,14 @@ func (r *Rotator) createSecret(ctx context.Context, inv *invocation) error {
 		return err
 	}
 
-	gen, err := r.keys.Generate(ctx, arn)
+	key, err := r.newKey(ctx, inv, current.Config)
 	if err != nil {
-		return fmt.Errorf("generate key pair: %w", err)
+		return err
 	}
 	doc := &secretdoc.Document{
 		SchemaVersion: secretdoc.SchemaVersion,
 		Config:        current.Config,
-		Key:           secretdoc.NewKey(gen, r.opts.Now().UTC()),
+		Key:           key,
 	}
 	body, err := doc.Marshal()
 	if err != nil {
@@ -68,8 +70,20 @@ func (r *Rotator) createSecret(ctx context.Context, inv *invocation) error {
 		}
 		return fmt.Errorf("store pending version: %w", err)
 	}
-	inv.log.Info("pending key stored", "fingerprint", gen.Pair.Fingerprint().Short(), "generated_by", gen.Method)
+	inv.log.Info("pending key stored", "fingerprint", key.FingerprintSHA256[:16], "generated_by", key.GeneratedBy)
 	return nil
+}
+
+// newKey makes the pending version's key in the custody cfg names.
+func (r *Rotator) newKey(ctx context.Context, inv *invocation, cfg secretdoc.Config) (*secretdoc.Key, error) {
+	if cfg.Custody() == secretdoc.CustodyKMS {
+		return r.newKMSKey(ctx, inv)
+	}
+	gen, err := r.keys.Generate(ctx, inv.secret.ARN)
+	if err != nil {
+		return nil, fmt.Errorf("generate key pair: %w", err)
+	}
+	return secretdoc.NewKey(gen, r.opts.Now().UTC()), nil
 }
 
 // pendingExists reports whether the token's AWSPENDING version holds a
@@ -168,6 +182,11 @@ func (r *Rotator) setSecret(ctx context.Context, inv *invocation) (stepStats, er
 		inv.log.Info("nothing to upload", "reason", "the pending version holds the current key")
 		return stepStats{}, nil
 	}
+	// A KMS-held key that cannot decrypt is never handed to Meta: clients
+	// would encrypt to a key nobody can use until testSecret rolls back.
+	if err := r.checkKMSKey(ctx, inv.secret.ARN, p.pending.Key); err != nil {
+		return stepStats{}, fmt.Errorf("the AWSPENDING key cannot decrypt, so nothing was uploaded: %w", err)
+	}
 	auth, numbers, err := r.reach(ctx, inv, p.pending.Config)
 	if err != nil {
 		return stepStats{}, err
@@ -213,12 +232,20 @@ func (r *Rotator) testSecret(ctx context.Context, inv *invocation) (stepStats, e
 		want = p.current.Key
 	}
 	var results []NumberResult
-	if want == nil {
+	switch kerr := r.checkKMSKey(ctx, inv.secret.ARN, want); {
+	case want == nil:
 		// A configuration-only secret (as deployed, before its first
 		// rotation): there is no key to check yet, so prove what the first
 		// rotation needs, that the token can read every number.
 		results = r.checkAccess(ctx, inv, auth, numbers)
-	} else {
+	case kerr != nil:
+		// A KMS-held key that cannot decrypt fails every number at once;
+		// what follows is a failed verification's (the rollback).
+		inv.log.Error("KMS custody key cannot decrypt", "key_arn", want.KMSKeyARN, "error", kerr.Error())
+		for _, id := range numbers {
+			results = append(results, NumberResult{PhoneNumberID: id, Err: fmt.Errorf("the key cannot decrypt: %w", kerr)})
+		}
+	default:
 		results = r.verify(ctx, inv, auth, numbers, want)
 	}
 	failed := failures(results)
@@ -267,7 +294,17 @@ func (r *Rotator) finishSecret(ctx context.Context, inv *invocation) error {
 		return fmt.Errorf("move AWSCURRENT to version %s: %w", token, err)
 	}
 	inv.log.Info("pending version promoted", "previous_version", aws.ToString(in.RemoveFromVersionId))
-	return r.dropPending(ctx, inv)
+	return r.afterPromotion(ctx, inv)
+}
+
+// afterPromotion ends a finishSecret whose version is AWSCURRENT: it drops
+// AWSPENDING, then retires the custody keys no labelled version names.
+func (r *Rotator) afterPromotion(ctx context.Context, inv *invocation) error {
+	if err := r.dropPending(ctx, inv); err != nil {
+		return err
+	}
+	r.retireKeys(ctx, inv)
+	return nil
 }
 
 // dropPending removes AWSPENDING from the token's version once it is

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flowkey/flowkey/internal/fanout"
 	"github.com/flowkey/flowkey/internal/graph"
+	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/keystate"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
@@ -19,7 +20,7 @@ import (
 // verifies the numbers it repaired with it.
 func (r *Rotator) Verify(ctx context.Context, auth graph.Auth, numbers []string, want *secretdoc.Key) []NumberResult {
 	inv := &invocation{log: r.opts.Logger.With("caller", "operator")}
-	if want == nil || want.Pair() == nil {
+	if want == nil || want.PublicKey() == nil {
 		out := make([]NumberResult, len(numbers))
 		for i, id := range numbers {
 			out[i] = NumberResult{PhoneNumberID: id, Err: errors.New("no key to verify against")}
@@ -41,9 +42,10 @@ func (r *Rotator) verify(ctx context.Context, inv *invocation, auth graph.Auth, 
 	}
 	ctx, cancel := until(ctx, b.work)
 	defer cancel()
+	p := r.newProver(want)
 	return fanout.Each(ctx, r.opts.Concurrency, numbers, func(ctx context.Context, id string) NumberResult {
 		start := r.opts.Now()
-		res := r.verifyNumber(ctx, auth, id, want, deadline)
+		res := r.verifyNumber(ctx, auth, id, p, deadline)
 		r.logNumber(inv, "verify", id, start, res.Err, "held", res.Held, "status", res.Status)
 		return res
 	})
@@ -67,8 +69,9 @@ func (r *Rotator) checkAccess(ctx context.Context, inv *invocation, auth graph.A
 // become visible between the last backoff and the deadline. A read that
 // fails for good, or is rate-limited, ends the polling: the Graph client
 // has already spent what a rate limit allows.
-func (r *Rotator) verifyNumber(ctx context.Context, auth graph.Auth, id string, want *secretdoc.Key, deadline time.Time) NumberResult {
-	wantPair := want.Pair()
+func (r *Rotator) verifyNumber(ctx context.Context, auth graph.Auth, id string, p *prover, deadline time.Time) NumberResult {
+	want := p.want
+	wantFP := keypair.FingerprintOf(want.PublicDER()).Short()
 	backoff := r.opts.VerifyBackoff
 	res := NumberResult{PhoneNumberID: id}
 	for {
@@ -88,15 +91,16 @@ func (r *Rotator) verifyNumber(ctx context.Context, auth graph.Auth, id string, 
 			}
 			if keystate.Holds(reg, want) && reg.Status == graph.StatusValid {
 				// Encrypt with the key Meta returned, as a WhatsApp client
-				// does, and decrypt with the stored private key.
-				if err := wantPair.ProveDecrypt(r.opts.Random, reg.PublicKey); err != nil {
-					res.Err = fmt.Errorf("the key Meta holds does not round-trip with the stored private key: %w", err)
+				// does, and decrypt with the private key: the stored one,
+				// or kms:Decrypt for a KMS-held key.
+				if err := p.prove(ctx, reg.PublicKey, reg.PublicDER); err != nil {
+					res.Err = fmt.Errorf("the key Meta holds does not round-trip with the private key: %w", err)
 					return res
 				}
 				res.Err = nil
 				return res
 			}
-			res.Err = &MismatchError{Want: wantPair.Fingerprint().Short(), Held: res.Held, Status: reg.Status,
+			res.Err = &MismatchError{Want: wantFP, Held: res.Held, Status: reg.Status,
 				KeyOmitted: reg.KeyOmitted, KeyProblem: reg.KeyProblem}
 		}
 		now := r.opts.Now()
