@@ -8,6 +8,7 @@ import (
 
 	"github.com/flowkey/flowkey/internal/local/traffic"
 	"github.com/flowkey/flowkey/internal/local/waclient"
+	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
 // Zero downtime: with simulated WhatsApp clients sending Flows requests
@@ -57,9 +58,17 @@ func zeroDowntime(t *testing.T, sc traffic.Scenario, s setup) scenarioRun {
 	if err := r.steady.Check(); err != nil {
 		t.Fatal(err)
 	}
-	// One key, one RSA operation per request: the target of issue 11.
+	// One key, one RSA operation per request: the target of issue 11; in
+	// KMS custody that operation is one kms:Decrypt.
 	if ops := r.steady.Endpoint.RSAOpsPerRequest(); ops != 1 {
 		t.Errorf("steady state costs %.3f RSA operations per request, want 1", ops)
+	}
+	wantKMS := 0.0
+	if s.custody == secretdoc.CustodyKMS {
+		wantKMS = 1
+	}
+	if n := r.steady.KMSDecryptsPerRequest(); n != wantKMS {
+		t.Errorf("steady state costs %.3f kms:Decrypt per request, want %v", n, wantKMS)
 	}
 	r.during, err = d.During(ctx, sc.Name, func(ctx context.Context) error {
 		return sc.Run(ctx, traffic.Env{Stack: e.Stack, ARN: e.arn, Clock: clock})
@@ -137,5 +146,41 @@ func TestZeroDowntimeThroughTwoRotationsInQuickSuccession(t *testing.T) {
 
 func TestZeroDowntimeThroughARotationWhileGraphLags(t *testing.T) {
 	r := zeroDowntime(t, traffic.GraphLag(1500*time.Millisecond), setup{fnEnv: map[string]string{"VERIFY_TIMEOUT": "10s"}})
+	r.usedBoth(t, "AWSCURRENT")
+}
+
+// The same four scenarios with the key secret in KMS custody: every key is
+// an RSA_2048 KMS key, and the endpoint decrypts with kms:Decrypt.
+
+func TestKMSCustodyZeroDowntimeThroughACleanRotation(t *testing.T) {
+	r := zeroDowntime(t, traffic.CleanRotation(), kmsSetup())
+	r.usedBoth(t, "AWSCURRENT")
+	if r.during.Endpoint.Refreshes == 0 {
+		t.Error("the endpoint never refreshed its key ring")
+	}
+}
+
+func TestKMSCustodyZeroDowntimeThroughARotationThatFailsInTestSecret(t *testing.T) {
+	s := kmsSetup()
+	s.fnEnv = map[string]string{"VERIFY_TIMEOUT": "4s"}
+	r := zeroDowntime(t, traffic.FailedTestSecret(), s)
+	r.usedBoth(t, "AWSPENDING")
+	if r.during.Endpoint.ByLabel["AWSPENDING"] == 0 {
+		t.Errorf("no request was decrypted with AWSPENDING (by label %v)", r.during.Endpoint.ByLabel)
+	}
+}
+
+func TestKMSCustodyZeroDowntimeThroughTwoRotationsInQuickSuccession(t *testing.T) {
+	r := zeroDowntime(t, traffic.QuickSuccession(), kmsSetup())
+	r.usedBoth(t, "AWSCURRENT")
+	if r.during.Clients.Status421 == 0 {
+		t.Error("no 421: no client was left holding the key that is in no label any more")
+	}
+}
+
+func TestKMSCustodyZeroDowntimeThroughARotationWhileGraphLags(t *testing.T) {
+	s := kmsSetup()
+	s.fnEnv = map[string]string{"VERIFY_TIMEOUT": "10s"}
+	r := zeroDowntime(t, traffic.GraphLag(1500*time.Millisecond), s)
 	r.usedBoth(t, "AWSCURRENT")
 }
