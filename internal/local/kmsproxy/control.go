@@ -33,13 +33,14 @@ type FaultSpec struct {
 	Latency string `json:"latency,omitempty"`
 	Times   *int   `json:"times,omitempty"`
 	After   int    `json:"after,omitempty"`
+	Every   int    `json:"every,omitempty"`
 	Used    int    `json:"used,omitempty"`
 }
 
 func toSpec(s FaultStatus) FaultSpec {
 	f := s.Fault
 	times := f.Times
-	out := FaultSpec{ID: s.ID, Op: f.Op, Key: f.Key, Caller: f.Caller, Error: f.Error, Message: f.Message, Times: &times, After: f.After, Used: s.Used}
+	out := FaultSpec{ID: s.ID, Op: f.Op, Key: f.Key, Caller: f.Caller, Error: f.Error, Message: f.Message, Times: &times, After: f.After, Every: f.Every, Used: s.Used}
 	if f.Latency > 0 {
 		out.Latency = f.Latency.String()
 	}
@@ -47,7 +48,7 @@ func toSpec(s FaultStatus) FaultSpec {
 }
 
 func (spec FaultSpec) fault() (Fault, error) {
-	f := Fault{Op: spec.Op, Key: spec.Key, Caller: spec.Caller, Error: spec.Error, Message: spec.Message, Times: 1, After: spec.After}
+	f := Fault{Op: spec.Op, Key: spec.Key, Caller: spec.Caller, Error: spec.Error, Message: spec.Message, Times: 1, After: spec.After, Every: spec.Every}
 	if spec.Times != nil {
 		f.Times = *spec.Times
 	}
@@ -100,7 +101,7 @@ func (p *Proxy) ctlAddFault(w http.ResponseWriter, r *http.Request) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&spec); err != nil {
-		return fmt.Errorf("kmsproxy: a fault is a JSON object with op, key, caller, error, message, latency, times, after: %w", err)
+		return fmt.Errorf("kmsproxy: a fault is a JSON object with op, key, caller, error, message, latency, times, after, every: %w", err)
 	}
 	f, err := spec.fault()
 	if err != nil {

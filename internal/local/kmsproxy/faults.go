@@ -48,6 +48,11 @@ type Fault struct {
 	Times int
 	// After lets this many matching calls through untouched first.
 	After int
+	// Every answers only one in Every matching calls after After (the
+	// first, then every Every-th), letting the others through: KMS
+	// throttling some requests of a busy account, not all (0 or 1: every
+	// call).
+	Every int
 }
 
 // FaultStatus is a fault with its progress.
@@ -62,6 +67,7 @@ type faultState struct {
 	f       Fault
 	key     string // f.Key normalised
 	skipped int
+	matched int // calls matched after After, for Every
 	used    int
 }
 
@@ -87,6 +93,9 @@ func validateFault(f Fault) error {
 	}
 	if f.After < 0 {
 		return &InputError{Field: "after", Problem: fmt.Sprintf("is %d", f.After), Fix: "use 0 or the number of matching calls to let through first"}
+	}
+	if f.Every < 0 {
+		return &InputError{Field: "every", Problem: fmt.Sprintf("is %d", f.Every), Fix: "use 0 or 1 for every matching call, or n for one call in n"}
 	}
 	return nil
 }
@@ -149,6 +158,10 @@ func (p *Proxy) take(rq *request) (Fault, bool) {
 		}
 		if s.skipped < s.f.After {
 			s.skipped++
+			continue
+		}
+		s.matched++
+		if s.f.Every > 1 && (s.matched-1)%s.f.Every != 0 {
 			continue
 		}
 		s.used++

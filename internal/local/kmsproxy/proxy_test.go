@@ -185,9 +185,20 @@ func TestProxyFaultAfterTimesAndMessage(t *testing.T) {
 	if want := []string{"", "", "DisabledException", ""}; !slices.Equal(got, want) {
 		t.Errorf("results = %q, want %q", got, want)
 	}
+	// Every: one call in three, after the first.
+	px.proxy.ClearFaults()
+	addFault(t, px.proxy, kmsproxy.Fault{Op: "Decrypt", Error: kmsproxy.DisabledException, After: 1, Every: 3, Times: 2})
+	got = nil
+	for range 9 {
+		_, err := decrypt(ctxT(t), rot, arn, b)
+		got = append(got, errorCode(err))
+	}
+	if want := []string{"", "DisabledException", "", "", "DisabledException", "", "", "", ""}; !slices.Equal(got, want) {
+		t.Errorf("with Every 3: results = %q, want %q", got, want)
+	}
 	fs := px.proxy.Faults()
-	if len(fs) != 1 || fs[0].Used != 1 {
-		t.Errorf("Faults = %+v, want the one fault, used once", fs)
+	if len(fs) != 1 || fs[0].Used != 2 {
+		t.Errorf("Faults = %+v, want the one fault, used twice", fs)
 	}
 	if !px.proxy.RemoveFault(fs[0].ID) || px.proxy.RemoveFault(fs[0].ID) || len(px.proxy.Faults()) != 0 {
 		t.Error("RemoveFault did not remove the fault exactly once")
@@ -228,6 +239,7 @@ func TestProxyRefusesFaultsThatMeanNothing(t *testing.T) {
 		"zero times":           {Error: kmsproxy.ThrottlingException},
 		"negative after":       {Error: kmsproxy.ThrottlingException, Times: 1, After: -1},
 		"negative latency":     {Latency: -time.Second, Error: kmsproxy.ThrottlingException, Times: 1},
+		"negative every":       {Error: kmsproxy.ThrottlingException, Times: 1, Every: -2},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var in *kmsproxy.InputError

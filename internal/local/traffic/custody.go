@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -34,17 +33,29 @@ func Migration() Scenario {
 	}}
 }
 
-// ThrottleBurst throttles the endpoint's next n kms:Decrypt calls, as KMS
-// does when the account's shared RSA quota is exceeded for a moment, and
-// ends once they are spent. The endpoint retries a throttled Decrypt once,
-// then answers 421; the client fetches the key and retries, by which time
-// a short burst is over.
+// ThrottleBurst throttles the endpoint's next n kms:Decrypt calls in a
+// row, as KMS does when the account's shared RSA quota is spent for a
+// moment, and ends once they are. The endpoint retries a throttled Decrypt
+// once, then answers 421; the client fetches the key and retries with a
+// fresh encryption, and fails if that is throttled too: a burst this long
+// reaches users, as 421s and never as 500s.
 func ThrottleBurst(n int) Scenario {
-	return Scenario{Name: fmt.Sprintf("KMS throttles %d of the endpoint's kms:Decrypt", n), Run: func(ctx context.Context, e Env) error {
+	return throttle(fmt.Sprintf("KMS throttles %d kms:Decrypt in a row", n), n, 1)
+}
+
+// ThrottleSome throttles one in every of the endpoint's kms:Decrypt calls,
+// n times, as KMS does to a busy account near its quota: the endpoint's
+// one retry absorbs it.
+func ThrottleSome(n, every int) Scenario {
+	return throttle(fmt.Sprintf("KMS throttles 1 in %d kms:Decrypt, %d times", every, n), n, every)
+}
+
+func throttle(name string, n, every int) Scenario {
+	return Scenario{Name: name, Run: func(ctx context.Context, e Env) error {
 		p := e.Stack.KMSProxy
 		throttled := kmsproxy.Call{Caller: stack.EndpointAccessKeyID, Op: "Decrypt", Result: kmsproxy.ThrottlingException}
 		before := p.Calls().Count(throttled)
-		id, err := p.AddFault(kmsproxy.Fault{Op: "Decrypt", Caller: stack.EndpointAccessKeyID, Error: kmsproxy.ThrottlingException, Times: n})
+		id, err := p.AddFault(kmsproxy.Fault{Op: "Decrypt", Caller: stack.EndpointAccessKeyID, Error: kmsproxy.ThrottlingException, Times: n, Every: every})
 		if err != nil {
 			return err
 		}
@@ -79,13 +90,6 @@ func ThrottledRotation(n int) Scenario {
 		}
 		return nil
 	}}
-}
-
-// CustodyAll are the scenarios of issue 11 for a secret already in KMS
-// custody, with a throttling burst and a throttled rotation; the failing
-// one last, as in All.
-func CustodyAll(graphLag time.Duration) []Scenario {
-	return []Scenario{CleanRotation(), ThrottleBurst(40), ThrottledRotation(4), QuickSuccession(), GraphLag(graphLag), FailedTestSecret()}
 }
 
 // SetCustody is set-config with the secret's configuration and custody
