@@ -199,4 +199,3 @@ func (e *env) rotationFailsWith(t *testing.T, step string, want ...string) strin
 	}
 	return token
 }
-
