@@ -33,10 +33,23 @@ func (p *Proxy) count(c Call) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls[c]++
+	p.wakeLocked()
+}
+
+// wakeLocked wakes the waiters of Wait and WaitFault.
+func (p *Proxy) wakeLocked() {
 	if p.changed != nil {
 		close(p.changed)
 		p.changed = nil
 	}
+}
+
+// changedLocked is the channel the next change closes.
+func (p *Proxy) changedLocked() chan struct{} {
+	if p.changed == nil {
+		p.changed = make(chan struct{})
+	}
+	return p.changed
 }
 
 // Wait blocks until cond holds for the counts, checked after every call
@@ -44,11 +57,7 @@ func (p *Proxy) count(c Call) {
 func (p *Proxy) Wait(ctx context.Context, cond func(Calls) bool) (Calls, error) {
 	for {
 		p.mu.Lock()
-		c := maps.Clone(p.calls)
-		if p.changed == nil {
-			p.changed = make(chan struct{})
-		}
-		changed := p.changed
+		c, changed := maps.Clone(p.calls), p.changedLocked()
 		p.mu.Unlock()
 		if cond(c) {
 			return c, nil

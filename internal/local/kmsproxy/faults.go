@@ -165,9 +165,37 @@ func (p *Proxy) take(rq *request) (Fault, bool) {
 			continue
 		}
 		s.used++
+		p.wakeLocked()
 		return s.f, true
 	}
 	return Fault{}, false
+}
+
+// WaitFault blocks until fault id has answered (or is holding) a call, or
+// ctx ends: a test can act while a call is held by a latency.
+func (p *Proxy) WaitFault(ctx context.Context, id int) error {
+	for {
+		p.mu.Lock()
+		used, found := 0, false
+		for _, s := range p.faults {
+			if s.id == id {
+				used, found = s.used, true
+			}
+		}
+		changed := p.changedLocked()
+		p.mu.Unlock()
+		switch {
+		case !found:
+			return fmt.Errorf("kmsproxy: no fault %d", id)
+		case used > 0:
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // fault answers rq with a fault if one matches: ok says it did. A fault

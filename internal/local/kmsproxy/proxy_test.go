@@ -212,7 +212,12 @@ func TestProxyLatency(t *testing.T) {
 	arn := rsaKey(t, rot, types.KeySpecRsa2048, types.KeyUsageTypeEncryptDecrypt)
 	b := block(t, rot, arn)
 	const lat = 150 * time.Millisecond
-	addFault(t, px.proxy, kmsproxy.Fault{Op: "Decrypt", Latency: lat, Times: 1})
+	id, err := px.proxy.AddFault(kmsproxy.Fault{Op: "Decrypt", Latency: lat, Times: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan error, 1)
+	go func() { held <- px.proxy.WaitFault(ctxT(t), id) }()
 	began := time.Now()
 	if _, err := decrypt(ctxT(t), rot, arn, b); err != nil {
 		t.Fatal(err)
@@ -220,11 +225,17 @@ func TestProxyLatency(t *testing.T) {
 	if took := time.Since(began); took < lat {
 		t.Errorf("Decrypt took %s, want at least the latency %s", took, lat)
 	}
+	if err := <-held; err != nil {
+		t.Errorf("WaitFault = %v", err)
+	}
+	if err := px.proxy.WaitFault(ctxT(t), id+100); err == nil {
+		t.Error("WaitFault of a fault that does not exist returned nil")
+	}
 	addFault(t, px.proxy, kmsproxy.Fault{Op: "Decrypt", Latency: lat, Error: kmsproxy.ThrottlingException, Times: 1})
 	c := px.as(endpoint)
 	// One attempt: the SDK would retry the throttle.
 	began = time.Now()
-	_, err := c.Decrypt(ctxT(t), &kms.DecryptInput{KeyId: aws.String(arn), CiphertextBlob: b, EncryptionAlgorithm: types.EncryptionAlgorithmSpecRsaesOaepSha256},
+	_, err = c.Decrypt(ctxT(t), &kms.DecryptInput{KeyId: aws.String(arn), CiphertextBlob: b, EncryptionAlgorithm: types.EncryptionAlgorithmSpecRsaesOaepSha256},
 		func(o *kms.Options) { o.RetryMaxAttempts = 1 })
 	if errorCode(err) != "ThrottlingException" || time.Since(began) < lat {
 		t.Errorf("Decrypt = %v after %s, want ThrottlingException after %s", err, time.Since(began), lat)

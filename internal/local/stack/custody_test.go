@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -12,6 +13,7 @@ import (
 	"github.com/flowkey/flowkey/internal/custody"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/local/kmsproxy"
+	"github.com/flowkey/flowkey/internal/local/secretsemu"
 	"github.com/flowkey/flowkey/internal/local/stack"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
@@ -75,4 +77,74 @@ func TestKMSCustodyCleanRotation(t *testing.T) {
 	}
 	t.Logf("the rotator's KMS calls: %v", calls.List())
 	e.checkInvariants(t, token)
+}
+
+// crashDuring holds the rotator's first call of op at the proxy, kills the
+// bootstrap while it waits (a Lambda crash or timeout), and lets Secrets
+// Manager's next attempt of the rotation finish: the version must end
+// with exactly one KMS key, and the rotation must succeed.
+func crashDuring(t *testing.T, op string, scans bool) {
+	t.Helper()
+	e := start(t, setup{custody: secretdoc.CustodyKMS, attempts: 2})
+	e.rotateOK(t)
+	id, err := e.KMSProxy.AddFault(kmsproxy.Fault{Op: op, Caller: stack.RotatorAccessKeyID, Latency: time.Minute, Times: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	token, err := e.Rotate(ctx, e.arn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.KMSProxy.WaitFault(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.KillBootstrap(); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := e.WaitRotation(ctx, e.arn, token)
+	if err != nil || ev.Type != secretsemu.RotationSucceeded {
+		t.Fatalf("rotation after the crash: %v %+v", err, ev)
+	}
+	var crashed bool
+	for _, x := range e.Secrets.Events(e.arn) {
+		crashed = crashed || (x.Token == token && x.Type == secretsemu.StepFailed && x.Step == "createSecret" && x.Attempt == 1)
+	}
+	if !crashed {
+		t.Error("no failed createSecret in attempt 1: the crash did not land in createSecret")
+	}
+	var mine []custodyKey
+	for _, k := range e.custodyKeys(t) {
+		if k.Token == token {
+			mine = append(mine, k)
+		}
+	}
+	if len(mine) != 1 || mine[0].State != kmstypes.KeyStateEnabled || mine[0].ARN != e.kmsKeyOf(t, "AWSCURRENT") {
+		t.Errorf("keys of version %s: %+v; want one, enabled, AWSCURRENT's", token, mine)
+	}
+	calls := e.KMSProxy.Calls()
+	if n := calls.Count(kmsproxy.Call{Op: "CreateKey", Result: kmsproxy.ResultOK}); n != 2 {
+		t.Errorf("%d keys created in two rotations, want 2", n)
+	}
+	// Only the orphan of a crash before CreateAlias is looked for by its
+	// tags (ListKeys, ListResourceTags: the rare path).
+	if scanned := calls.Count(kmsproxy.Call{Caller: stack.RotatorAccessKeyID, Op: "ListKeys"}) > 0; scanned != scans {
+		t.Errorf("the next attempt listed the keys: %v, want %v", scanned, scans)
+	}
+	e.assertAllHold(t, e.doc(t, "AWSCURRENT").Key.FingerprintSHA256)
+	e.checkInvariants(t, token)
+}
+
+// A crash between CreateKey and CreateAlias: the key exists, tagged, with
+// no alias; the next attempt finds it by its tags (the secret's creation
+// record names the version) and aliases it.
+func TestKMSCustodyCrashBetweenCreateKeyAndCreateAlias(t *testing.T) {
+	crashDuring(t, "CreateAlias", true)
+}
+
+// A crash between CreateAlias and PutSecretValue (while the public key is
+// read): the next attempt finds the key by its alias.
+func TestKMSCustodyCrashBetweenCreateAliasAndPutSecretValue(t *testing.T) {
+	crashDuring(t, "GetPublicKey", false)
 }
