@@ -148,3 +148,62 @@ func TestKMSCustodyCrashBetweenCreateKeyAndCreateAlias(t *testing.T) {
 func TestKMSCustodyCrashBetweenCreateAliasAndPutSecretValue(t *testing.T) {
 	crashDuring(t, "GetPublicKey", false)
 }
+
+// The key that leaves AWSPREVIOUS is retired at finishSecret: disabled,
+// then scheduled for deletion after CUSTODY_KEY_DELETION_DAYS; status
+// lists it, unlabelled, with its deletion date; a later rotation leaves
+// it as it is.
+func TestKMSCustodyRetiresTheKeyThatLeavesAWSPREVIOUS(t *testing.T) {
+	s := kmsSetup()
+	s.fnEnv = map[string]string{"CUSTODY_KEY_DELETION_DAYS": "7"}
+	e := start(t, s)
+	e.rotateOK(t)
+	first := e.kmsKeyOf(t, "AWSCURRENT")
+	e.rotateOK(t)
+	if e.kmsKeyOf(t, "AWSPREVIOUS") != first {
+		t.Fatal("the first key is not AWSPREVIOUS after the second rotation")
+	}
+	ctx := context.Background()
+	state := func() *kms.DescribeKeyOutput {
+		t.Helper()
+		d, err := e.KMS.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(first)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if st := state().KeyMetadata.KeyState; st != kmstypes.KeyStateEnabled {
+		t.Fatalf("the AWSPREVIOUS key is %s, want Enabled: clients may still encrypt to it", st)
+	}
+	began := time.Now()
+	e.rotateOK(t)
+	d := state().KeyMetadata
+	if d.KeyState != kmstypes.KeyStatePendingDeletion || d.DeletionDate == nil {
+		t.Fatalf("the key that left AWSPREVIOUS is %s, want PendingDeletion", d.KeyState)
+	}
+	if days := d.DeletionDate.Sub(began).Hours() / 24; days < 6.99 || days > 7.01 {
+		t.Errorf("deletion in %.2f days, want 7 (CUSTODY_KEY_DELETION_DAYS)", days)
+	}
+	calls := e.KMSProxy.Calls()
+	if calls.Count(kmsproxy.Call{Op: "DisableKey", Key: first, Result: kmsproxy.ResultOK}) != 1 || calls.Count(kmsproxy.Call{Op: "ScheduleKeyDeletion", Key: first, Result: kmsproxy.ResultOK}) != 1 {
+		t.Errorf("retirement calls: %v", calls.List())
+	}
+	var listed bool
+	for _, k := range e.status(t).KMSKeys {
+		if k.KeyARN == first {
+			listed = true
+			if len(k.Labels) != 0 || k.State != string(kmstypes.KeyStatePendingDeletion) || k.DeletionDate == nil {
+				t.Errorf("status lists the retired key as %+v", k)
+			}
+		}
+	}
+	if !listed {
+		t.Error("status does not list the retired key")
+	}
+	before := e.KMSProxy.Calls()
+	e.rotateOK(t)
+	if n := e.KMSProxy.Calls().Sub(before).Count(kmsproxy.Call{Key: first}); n > 1 {
+		t.Errorf("a later rotation made %d calls on the retired key, want at most a DescribeKey", n)
+	}
+	e.checkInvariants(t, "")
+}
