@@ -35,7 +35,7 @@ const (
 // across the four rotation scenarios, and its table. It fails when a
 // scenario did not go as planned or when any user saw a failure.
 func runTraffic(ctx context.Context, out io.Writer, lst *stack.Stack, arn string, clock *traffic.Clock) error {
-	d, err := newDemoDriver(lst)
+	d, err := newDemoDriver(lst, 1)
 	if err != nil {
 		return err
 	}
@@ -86,9 +86,9 @@ func runTraffic(ctx context.Context, out io.Writer, lst *stack.Stack, arn string
 }
 
 // newDemoDriver is the demo's client population on lst's endpoint.
-func newDemoDriver(lst *stack.Stack) (*traffic.Driver, error) {
+func newDemoDriver(lst *stack.Stack, seed uint64) (*traffic.Driver, error) {
 	d, err := traffic.New(lst, waclient.Options{
-		Clients: demoClients, Seed: 1, MinKeyTTL: demoMinKeyTTL, MaxKeyTTL: demoMaxKeyTTL, Rate: demoRate,
+		Clients: demoClients, Seed: seed, MinKeyTTL: demoMinKeyTTL, MaxKeyTTL: demoMaxKeyTTL, Rate: demoRate,
 	})
 	if err != nil {
 		return nil, err
