@@ -190,21 +190,6 @@ func (e *env) statusNames(t *testing.T, key, state string) {
 	}
 }
 
-// rotationFailsWith is a rotation that fails in step mentioning want.
-func (e *env) rotationFailsWith(t *testing.T, step string, want ...string) string {
-	t.Helper()
-	token, ev := e.rotate(t)
-	if ev.Type != secretsemu.RotationFailed || !strings.Contains(ev.Error, step) {
-		t.Fatalf("rotation %s ended with %s %q, want it to fail in %s", token, ev.Type, ev.Error, step)
-	}
-	for _, w := range want {
-		if !strings.Contains(ev.Error, w) {
-			t.Errorf("failure %q does not mention %q", ev.Error, w)
-		}
-	}
-	return token
-}
-
 // putCurrent stores key under AWSCURRENT with AWSCURRENT's configuration,
 // as a hand edit of the secret would, and returns the new version's ID.
 func (e *env) putCurrent(t *testing.T, key *secretdoc.Key) string {
