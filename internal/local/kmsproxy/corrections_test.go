@@ -163,4 +163,3 @@ func mustNewWithAdmin(t *testing.T, px *proxied) *kmsproxy.Proxy {
 	px.url = serve(t, p)
 	return p
 }
-
