@@ -108,7 +108,7 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy -diff, and the import boundary 
 test: lint ## every test: unit, emulator, integration (real bootstrap under the RIE) and infra
 	$(GO) test -race -count=1 ./...
 
-.PHONY: bench
+.PHONY: bench bench-custody
 bench: ## speed and memory benchmarks
 	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
 
@@ -127,6 +127,11 @@ $(SOAK_BIN): $(GO_SRC)
 .PHONY: soak
 soak: $(SOAK_BIN) ## rotations on the local stack against random faults, recovered by flowkey's own commands; prints the table (SOAK_SEED, SOAK_ATTEMPTS)
 	@SOAK_SEED='$(SOAK_SEED)' SOAK_ATTEMPTS='$(SOAK_ATTEMPTS)' SOAK_TIMEOUT='$(SOAK_TIMEOUT)' $(SOAK_BIN) $(SOAK_FLAGS)
+
+# The custody benchmarks start local stacks (a few seconds each); make bench
+# runs them too, once, at the default benchtime.
+bench-custody: ## on the local stack: rotation time and endpoint requests/s, PEM custody beside KMS custody
+	$(GO) test -run='^$$' -bench=Custody -benchtime=3s ./internal/local/stack
 
 # --- deploy: CDK (infra/) and SAM (template.yaml, events/) ---
 CDK_DIR := infra

@@ -62,15 +62,18 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 	// metrics' one dimension and goes into the commands reports advise.
 	fn := os.Getenv("AWS_LAMBDA_FUNCTION_NAME")
 	emf := metrics.New(os.Stdout, fn, nil)
-	// One KMS client for GenerateDataKeyPair (KMS_KEY_ID) and for the
-	// custody keys of secrets in KMS custody; it makes no request until a
+	// KMS clients for GenerateDataKeyPair (KMS_KEY_ID) and for the custody
+	// keys of secrets in KMS custody; neither makes a request until a
 	// secret needs one, so a PEM-only deploy calls KMS only for KMS_KEY_ID.
 	kc := kms.NewFromConfig(awsCfg)
 	var keys rotation.KeyGenerator = keypair.LocalGenerator{}
 	if cfg.KMSKeyID != "" {
 		keys = keypair.NewKMSGenerator(kc, cfg.KMSKeyID)
 	}
-	cust, err := custody.New(kc, custody.Options{
+	// custody retries throttling itself, with backoff inside the step's
+	// budget: the SDK's own retries under it would multiply the requests
+	// against a request quota that is already exhausted.
+	cust, err := custody.New(kms.NewFromConfig(awsCfg, func(o *kms.Options) { o.RetryMaxAttempts = 1 }), custody.Options{
 		RotatorRoleARN:  cfg.CustodyKeyRotatorRoleARN,
 		DecryptRoleARNs: cfg.CustodyKeyDecryptRoleARNs,
 		DeletionDays:    cfg.CustodyKeyDeletionDays,

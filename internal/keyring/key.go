@@ -2,6 +2,10 @@ package keyring
 
 import (
 	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/smithy-go"
 
 	"github.com/flowkey/flowkey/internal/keypair"
 )
@@ -12,8 +16,9 @@ import (
 // chosen where a version is read, by the document's key custody.
 type PrivateKey interface {
 	// DecryptOAEP recovers the plaintext of an RSA-OAEP block made with
-	// SHA-256 for the hash and MGF1 and an empty label. Any error counts
-	// as "this key does not decrypt the block": the ring tries the next
+	// SHA-256 for the hash and MGF1 and an empty label. An error counts as
+	// "this key does not decrypt the block" unless it wraps ErrUnavailable
+	// ("this key could not be asked"); either way the ring tries the next
 	// key, and refreshes when none does.
 	DecryptOAEP(ctx context.Context, block []byte) ([]byte, error)
 }
@@ -44,13 +49,33 @@ type kmsKey struct {
 }
 
 // KMSKey is the PrivateKey of a version whose private key is KMS key keyARN.
-// Every error (a block for another key, a disabled key, throttling) counts
-// as "this key does not decrypt the block", as for any key: the ring tries
-// the next one.
+// A transient failure (throttling, KMS's own errors, no answer) wraps
+// ErrUnavailable: the block may well be this key's. Any other refusal (a
+// block for another key, a key disabled or pending deletion, as retired
+// keys are) says this key will not decrypt it.
 func KMSKey(d KMSDecrypter, keyARN string) PrivateKey { return kmsKey{kms: d, keyARN: keyARN} }
 
 func (k kmsKey) DecryptOAEP(ctx context.Context, block []byte) ([]byte, error) {
-	return k.kms.Decrypt(ctx, k.keyARN, block)
+	out, err := k.kms.Decrypt(ctx, k.keyARN, block)
+	if err != nil && transient(err) {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return out, err
+}
+
+// transient reports a KMS failure that another try could get past. By the
+// error code, as KMS names it: the SDK gives a typed error only for the
+// codes its model lists, and a proxy or emulator may send a generic one.
+func transient(err error) bool {
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return true // no answer from KMS at all
+	}
+	switch apiErr.ErrorCode() {
+	case "ThrottlingException", "KMSInternalException", "DependencyTimeoutException", "KeyUnavailableException":
+		return true
+	}
+	return false
 }
 
 func (k kmsKey) String() string { return "keyring.KMSKey(" + k.keyARN + ")" }

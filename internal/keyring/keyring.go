@@ -72,9 +72,20 @@ const (
 	LabelPrevious = "AWSPREVIOUS"
 )
 
-// reasonMiss is the refresh of a block no loaded key decrypts: the one kind
-// that waits out the floor.
-const reasonMiss = "miss"
+// The refreshes of a block no loaded key decrypts. Only reasonMiss, where
+// every key said the block is not its own, waits out the floor;
+// reasonUnavailable, where a key could not be used, does not.
+const (
+	reasonMiss        = "miss"
+	reasonUnavailable = "unavailable"
+)
+
+// ErrUnavailable marks a PrivateKey error that says nothing about the
+// block: the key could not be asked (KMS throttled the request, or did not
+// answer). The ring then tries the next key, and does not wait out its
+// floor for a refresh. A disabled or deleted key is not unavailable: it
+// will never decrypt again, and a refresh may bring its successor.
+var ErrUnavailable = errors.New("keyring: the key could not be used")
 
 // Labels are the labels whose versions the ring loads.
 var labels = [...]string{LabelCurrent, LabelPending, LabelPrevious}
@@ -215,10 +226,20 @@ func (r *Ring) Decrypt(ctx context.Context, block []byte) (Result, error) {
 		res.Refreshed = r.refresh(ctx, "ttl", gen)
 		keys, gen, _ = r.snapshot()
 	}
-	if r.try(ctx, keys, block, &res) {
+	ok, unavailable := r.try(ctx, keys, block, &res)
+	if ok {
 		return res, nil
 	}
-	if r.refresh(ctx, reasonMiss, gen) {
+	// A block every key refused may be for a key that has just appeared:
+	// that miss waits out the floor if it must. When a key could not be
+	// asked (KMS throttling), the block may well be that key's, and waiting
+	// would only hold the user: refresh if the floor allows, else answer at
+	// once.
+	reason := reasonMiss
+	if unavailable > 0 {
+		reason = reasonUnavailable
+	}
+	if r.refresh(ctx, reason, gen) {
 		res.Refreshed = true
 	}
 	after, _, _ := r.snapshot()
@@ -229,7 +250,7 @@ func (r *Ring) Decrypt(ctx context.Context, block []byte) (Result, error) {
 			fresh = append(fresh, e)
 		}
 	}
-	if r.try(ctx, fresh, block, &res) {
+	if ok, _ := r.try(ctx, fresh, block, &res); ok {
 		return res, nil
 	}
 	if len(after) == 0 {
@@ -255,19 +276,24 @@ func (r *Ring) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// try attempts each key in order and records the one that decrypts.
-func (r *Ring) try(ctx context.Context, keys []*entry, block []byte, res *Result) bool {
+// try attempts each key in order and records the one that decrypts. When
+// none does, unavailable counts the keys that could not be used at all
+// (ErrUnavailable), as opposed to keys that said the block is not theirs.
+func (r *Ring) try(ctx context.Context, keys []*entry, block []byte, res *Result) (ok bool, unavailable int) {
 	for _, e := range keys {
 		res.RSAOps++
 		out, err := e.key.DecryptOAEP(ctx, block)
 		if err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				unavailable++
+			}
 			continue
 		}
 		res.Plaintext, res.Label, res.VersionID = out, e.label, e.version
 		r.credit(e.version)
-		return true
+		return true, 0
 	}
-	return false
+	return false, unavailable
 }
 
 // decay weighs the last ~32 successes: the score of a key is about the share

@@ -56,7 +56,11 @@ func (f *fixture) withKMS(t *testing.T) (*kmsfake.Fake, *kmsfake.Key) {
 	k := fk.AddKey(kmsfake.KeyOptions{Private: kmsKeys()[0]})
 	r, err := keyring.New(f.sm, keyring.Options{SecretID: secretName, TTL: ttl, Floor: floor, Now: f.clock.Now,
 		Logger: slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Sleep:  func(ctx context.Context, d time.Duration) error { f.clock.Advance(d); return ctx.Err() },
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			f.clock.Advance(d)
+			f.slept.Add(int64(d))
+			return ctx.Err()
+		},
 		KMS: custody.NewDecrypter(fk, custody.DecrypterOptions{Logger: slog.New(slog.NewJSONHandler(f.logs, nil)),
 			Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() }})})
 	if err != nil {
@@ -157,5 +161,35 @@ func TestKMSHeldVersionsThatCannotBeUsedAreSkipped(t *testing.T) {
 	res := f.mustDecrypt(block(t, pairs()[0]), keyring.LabelPrevious)
 	if res.RSAOps != 1 || !strings.Contains(f.logs.String(), "names a KMS key in account 444455556666") {
 		t.Errorf("RSAOps %d; logs %s", res.RSAOps, f.logs.String())
+	}
+}
+
+// TestAnUnavailableKMSKeyNeverHoldsTheUser: when a key could not be used
+// (throttled, disabled), the block may be that key's: a refresh cannot help
+// within the floor, so the ring answers at once instead of waiting it out.
+// A block that every key refuses still waits, since a new key may have
+// just appeared.
+func TestAnUnavailableKMSKeyNeverHoldsTheUser(t *testing.T) {
+	f := newFixture(t)
+	fk, k := f.withKMS(t)
+	f.sm.Put(f.s, "v2", kmsDoc(t, k), secretsfake.StageCurrent)
+	f.put("v1", pairs()[0], secretsfake.StagePrevious)
+	f.mustDecrypt(kmsBlock(t, k), keyring.LabelCurrent)
+	fk.FailAlways(kmsfake.OpDecrypt, kmsfake.ThrottlingException())
+	for range 5 {
+		if _, err := f.decrypt(kmsBlock(t, k)); !errors.Is(err, keyring.ErrNoKey) {
+			t.Fatalf("err = %v, want ErrNoKey", err)
+		}
+	}
+	if got := time.Duration(f.slept.Load()); got != 0 {
+		t.Fatalf("throttled requests waited %s for the floor, want none", got)
+	}
+	fk.FailAlways(kmsfake.OpDecrypt, nil)
+	// A block for no key at all, with every key answering: that one waits.
+	if _, err := f.decrypt(block(t, pairs()[3])); !errors.Is(err, keyring.ErrNoKey) {
+		t.Fatalf("junk: %v", err)
+	}
+	if f.slept.Load() == 0 {
+		t.Error("a block every key refused did not wait out the floor")
 	}
 }

@@ -34,6 +34,8 @@ import (
 func (r *Ring) refresh(ctx context.Context, reason string, gen uint64) bool {
 	ran, wait := r.refreshOnce(ctx, reason, gen, false)
 	if wait <= 0 || reason != reasonMiss || !r.affords(ctx, wait) {
+		// A TTL or start-up refresh, and a miss where every key was
+		// unavailable, never wait.
 		return ran
 	}
 	if r.opts.Sleep(ctx, wait) != nil {

@@ -81,7 +81,7 @@ func checkStopped(t *testing.T, lst *stack.Stack) {
 	if kids := leftovers(t); len(kids) > 0 {
 		t.Errorf("processes still running after Run returned: %v", kids)
 	}
-	for name, u := range map[string]string{"local-kms": lst.KMSURL, "Graph simulator": lst.GraphURL, "Secrets Manager": lst.SecretsURL,
+	for name, u := range map[string]string{"local-kms": lst.KMSURL, "KMS proxy": lst.KMSProxyURL, "Graph simulator": lst.GraphURL, "Secrets Manager": lst.SecretsURL,
 		"Flows endpoint": lst.EndpointURL, "sample backend": lst.BackendURL, "endpoint RIE": lst.EndpointInvoker.BaseURL} {
 		if c, err := net.DialTimeout("tcp", strings.TrimPrefix(u, "http://"), time.Second); err == nil {
 			c.Close()
@@ -102,7 +102,7 @@ func checkNoSecrets(t *testing.T, where, text string) {
 func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 	var out bytes.Buffer
 	logs := &logbuf.Buffer{}
-	var lst *stack.Stack
+	var lst, custodyStack *stack.Stack
 	// What Meta holds when the tables are printed, before the traffic's
 	// rotations.
 	var keys map[string][]byte
@@ -110,12 +110,14 @@ func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 		Binaries: binaries, Dir: t.TempDir(), Out: &out, Logs: logs,
 		Prepare:       func(_ context.Context, s *stack.Stack) error { lst = s; return nil },
 		BeforeTraffic: func(_ context.Context, s *stack.Stack) error { keys = s.Graph.Keys(); return nil },
+		BeforeCustody: func(_ context.Context, s *stack.Stack) error { custodyStack = s; return nil },
 	})
 	report := out.String()
 	if err != nil {
 		t.Fatalf("Run: %v\nreport:\n%s", err, report)
 	}
 	checkStopped(t, lst)
+	checkStopped(t, custodyStack)
 	checkNoSecrets(t, "the report", report)
 	checkNoSecrets(t, "the logs", logs.String())
 	if !strings.Contains(logs.String(), `"step":"createSecret"`) && !strings.Contains(logs.String(), `createSecret`) {
@@ -172,7 +174,8 @@ func TestRunRotatesTwiceAndReportsWhoHoldsWhichKey(t *testing.T) {
 		t.Errorf("the versions table does not list AWSCURRENT, AWSPREVIOUS, then the configuration-only first version:\n%s", report)
 	}
 	checkTrafficPart(t, report)
-	if strings.Contains(logs.String(), lst.AppSecret) {
+	checkCustodyPart(t, report)
+	if strings.Contains(logs.String(), lst.AppSecret) || strings.Contains(logs.String(), custodyStack.AppSecret) {
 		t.Error("the logs contain the app secret")
 	}
 }
@@ -204,6 +207,45 @@ func checkTrafficPart(t *testing.T, report string) {
 	}
 	if !regexp.MustCompile(`(?m)^ok: \d+ requests through the endpoint across 5 more rotations, one of them failed and rolled back; 0 user-visible failures$`).MatchString(part) {
 		t.Errorf("the traffic part does not end with its ok line:\n%s", part)
+	}
+}
+
+// checkCustodyPart checks the fourth part: a row per phase with the KMS
+// column, none with a user-visible failure, kms:Decrypt in the phases of
+// KMS custody and none in PEM custody's, the secret's three KMS keys with
+// the first one retired, and its ok line.
+func checkCustodyPart(t *testing.T, report string) {
+	t.Helper()
+	i := strings.Index(report, "\nKMS custody: the private key never leaves KMS")
+	if i < 0 {
+		t.Fatalf("the report has no KMS custody part:\n%s", report)
+	}
+	part := report[i:]
+	if !regexp.MustCompile(`(?m)^  PHASE +REQUESTS +421s .* RSA OPS/REQUEST +KMS DECRYPTS/REQUEST +DECRYPTED WITH$`).MatchString(part) {
+		t.Fatalf("the KMS custody part has no table with KMS DECRYPTS/REQUEST:\n%s", part)
+	}
+	for name, kms := range map[string]string{
+		"steady state, PEM custody": "0.00", "PEM custody to KMS custody, then a rotation": "", "KMS throttles 1 in 2 kms:Decrypt, 30 times": "",
+		"steady state, KMS custody (24 new clients)": "", "clean rotation, retiring the first KMS key": "",
+	} {
+		m := regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(name) + ` +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+\.\d\d) +(\d+\.\d\d) +\S`).FindStringSubmatch(part)
+		switch {
+		case m == nil:
+			t.Errorf("no row for %q:\n%s", name, part)
+		case m[1] == "0" || m[4] != "0":
+			t.Errorf("%s: %s requests, %s user-visible failures; want some requests and no failure", name, m[1], m[4])
+		case kms != "" && m[8] != kms, kms == "" && m[8] == "0.00":
+			t.Errorf("%s: %s kms:Decrypt per request", name, m[8])
+		}
+	}
+	if got := len(regexp.MustCompile(`(?m)^  [0-9a-f]{8} +[0-9a-f]{8} +Enabled +AWS`).FindAllString(part, -1)); got != 2 {
+		t.Errorf("%d enabled, labelled KMS keys listed, want 2:\n%s", got, part)
+	}
+	if !regexp.MustCompile(`(?m)^  [0-9a-f]{8} +[0-9a-f]{8} +PendingDeletion, deleted on \d{4}-\d\d-\d\d +no label: retired$`).MatchString(part) {
+		t.Errorf("no retired KMS key listed:\n%s", part)
+	}
+	if !regexp.MustCompile(`(?m)^ok: \d+ requests through the endpoint from PEM custody into KMS custody across 3 rotations and KMS throttling; 0 user-visible failures$`).MatchString(part) {
+		t.Errorf("the KMS custody part does not end with its ok line:\n%s", part)
 	}
 }
 

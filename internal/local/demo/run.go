@@ -1,7 +1,8 @@
 // Package demo shows flowkey at work on the local stack (internal/local/stack),
 // with no AWS account: Run is `make demo`, two rotations told step by step,
 // then traffic from simulated WhatsApp clients through the Flows endpoint
-// across four more rotation scenarios;
+// across four more rotation scenarios, then the move of a secret into KMS
+// custody and its rotations there, with traffic;
 // Serve is the stack `make local-up` leaves running for hands-on use, Detach
 // starts it in the background and returns once it is ready, and Stop is
 // `make local-down`.
@@ -45,12 +46,15 @@ type Options struct {
 	// Prepare, when set, runs once the stack is up and both secrets exist,
 	// before the first rotation: tests use it to script Graph faults.
 	Prepare func(context.Context, *stack.Stack) error
-	// NoTraffic leaves out the third part, the traffic through the Flows
-	// endpoint across more rotations.
+	// NoTraffic leaves out the third and fourth parts, the traffic through
+	// the Flows endpoint across more rotations in either custody.
 	NoTraffic bool
 	// BeforeTraffic, when set, runs after the second part, before the
 	// third: tests use it to see the end state the tables report.
 	BeforeTraffic func(context.Context, *stack.Stack) error
+	// BeforeCustody, when set, runs once the fourth part's stack is up,
+	// before anything else: tests use it to script faults.
+	BeforeCustody func(context.Context, *stack.Stack) error
 }
 
 // RotationError reports a rotation that did not succeed.
@@ -71,11 +75,12 @@ func (e *RotationError) Error() string {
 // Run starts the local stack, creates the Graph token secret and a
 // configuration-only key secret, rotates the key Rotations times through
 // RotateSecret and reports each rotation's timeline, then which key Meta
-// holds for every number and which version of the secret holds it. It
-// stops everything it started before it returns, also when ctx ends.
-// It fails when a rotation fails or when, at the end, a number does not
-// hold the AWSCURRENT key with status VALID.
-func Run(ctx context.Context, opts Options) (err error) {
+// holds for every number and which version of the secret holds it; then
+// (unless NoTraffic) the traffic parts, in PEM custody and into KMS
+// custody. It stops everything it started before it returns, also when
+// ctx ends. It fails when a rotation fails or when, at the end, a number
+// does not hold the AWSCURRENT key with status VALID.
+func Run(ctx context.Context, opts Options) error {
 	if opts.Out == nil || opts.Dir == "" {
 		return errors.New("demo: Options.Out and Options.Dir are required")
 	}
@@ -88,6 +93,14 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if opts.Logs == nil {
 		opts.Logs = io.Discard
 	}
+	if err := runFirstParts(ctx, opts); err != nil || opts.NoTraffic {
+		return err
+	}
+	return runCustody(ctx, opts)
+}
+
+// runFirstParts is the demo's first three parts, on one stack.
+func runFirstParts(ctx context.Context, opts Options) (err error) {
 	out := opts.Out
 
 	began := time.Now()

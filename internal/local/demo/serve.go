@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/flowkey/flowkey/internal/local/kmsproxy"
 	"github.com/flowkey/flowkey/internal/local/secretsemu"
 	"github.com/flowkey/flowkey/internal/local/stack"
 	"github.com/flowkey/flowkey/internal/secretdoc"
@@ -42,8 +43,11 @@ type Endpoints struct {
 	EventsURL         string    `json:"events_url"`
 	KMSURL            string    `json:"kms_url"`
 	KMSKeyARN         string    `json:"kms_key_arn"`
-	GraphURL          string    `json:"graph_url"`
-	GraphStateURL     string    `json:"graph_state_url"`
+	// KMSProxyURL is the functions' KMS endpoint: the fault-injecting
+	// proxy in front of local-kms, with its controls under /_kms/.
+	KMSProxyURL   string `json:"kms_proxy_url"`
+	GraphURL      string `json:"graph_url"`
+	GraphStateURL string `json:"graph_state_url"`
 	// InvokeURL takes a rotation event, as the RIE does, but queues it so
 	// that concurrent invocations cannot crash the RIE.
 	InvokeURL      string   `json:"invoke_url"`
@@ -172,7 +176,7 @@ func deploy(ctx context.Context, lst *stack.Stack) (Endpoints, error) {
 	return Endpoints{
 		PID: os.Getpid(), StartedAt: time.Now().UTC().Truncate(time.Second), Region: stack.Region,
 		SecretsManagerURL: lst.SecretsURL, EventsURL: lst.SecretsURL + "/_emulator/events",
-		KMSURL: lst.KMSURL, KMSKeyARN: lst.KMSKeyARN,
+		KMSURL: lst.KMSURL, KMSKeyARN: lst.KMSKeyARN, KMSProxyURL: lst.KMSProxyURL,
 		GraphURL: lst.GraphURL, GraphStateURL: lst.GraphURL + "/_sim/state",
 		InvokeURL: lst.FunctionURL + invocationsPath, FunctionARN: stack.FunctionARN,
 		KeySecretName: stack.KeySecretName, KeySecretARN: keyARN, TokenSecretARN: tokenARN,
@@ -362,6 +366,7 @@ func Commands(e Endpoints) string {
 	w("  Secrets Manager (AWS JSON 1.1)   %s", e.SecretsManagerURL)
 	w("  rotation timeline                %s", e.EventsURL)
 	w("  KMS (local-kms)                  %s   key %s", e.KMSURL, e.KMSKeyARN)
+	w("  KMS proxy (the functions' KMS)   %s   calls %s/_kms/calls", e.KMSProxyURL, e.KMSProxyURL)
 	w("  Graph API simulator              %s   state %s", e.GraphURL, e.GraphStateURL)
 	w("  rotation function (Lambda RIE)   %s", e.InvokeURL)
 	w("  function ARN                     %s", e.FunctionARN)
@@ -387,6 +392,8 @@ func Commands(e Endpoints) string {
 	w("  curl -s %s", e.GraphStateURL)
 	w("Make Meta fail the next two uploads with 131000 (the rotator retries), then rotate again:")
 	w(`  curl -s %s/_sim/faults -d '{"op":"upload","kind":"graph_error","code":131000,"times":2}'`, e.GraphURL)
+	w("Make KMS throttle the endpoint's next 20 kms:Decrypt calls (KMS custody; the routes: %s):", kmsproxy.ControlRoutes)
+	w(`  curl -s %s/_kms/faults -d '{"op":"Decrypt","caller":"%s","error":"ThrottlingException","times":20}'`, e.KMSProxyURL, stack.EndpointAccessKeyID)
 	w("Invoke one step directly, as Secrets Manager does; on the configuration-only version the rotator's guards refuse it and say why:")
 	w("  curl -s %s -d '%s'", e.InvokeURL, invokeBody(e))
 	w("Without the AWS CLI: the same RotateSecret and DescribeSecret with curl:")

@@ -35,13 +35,10 @@ const (
 // across the four rotation scenarios, and its table. It fails when a
 // scenario did not go as planned or when any user saw a failure.
 func runTraffic(ctx context.Context, out io.Writer, lst *stack.Stack, arn string, clock *traffic.Clock) error {
-	d, err := traffic.New(lst, waclient.Options{
-		Clients: demoClients, Seed: 1, MinKeyTTL: demoMinKeyTTL, MaxKeyTTL: demoMaxKeyTTL, Rate: demoRate,
-	})
+	d, err := newDemoDriver(lst, 1)
 	if err != nil {
 		return err
 	}
-	d.Tail = demoTailRounds
 	fmt.Fprintf(out, "\nTraffic through the Flows endpoint %s (sample backend %s) while the key rotates:\n", lst.EndpointURL, lst.BackendURL)
 	fmt.Fprintf(out, "%d simulated WhatsApp clients on %d numbers at a steady %d requests/s, each caching the key it fetched\n", demoClients, len(lst.PhoneNumberIDs()), demoRate)
 	fmt.Fprintf(out, "from Meta for a random %s to %s. On HTTP 421 a client fetches the key again and retries once, as WhatsApp\n", human(demoMinKeyTTL), human(demoMaxKeyTTL))
@@ -86,6 +83,18 @@ func runTraffic(ctx context.Context, out io.Writer, lst *stack.Stack, arn string
 	fmt.Fprintf(out, "ok: %d requests through the endpoint across %d more rotations, one of them failed and rolled back; %d user-visible failures\n",
 		requests, rotationsOf(lst, arn)-rotationsBefore, failures)
 	return nil
+}
+
+// newDemoDriver is the demo's client population on lst's endpoint.
+func newDemoDriver(lst *stack.Stack, seed uint64) (*traffic.Driver, error) {
+	d, err := traffic.New(lst, waclient.Options{
+		Clients: demoClients, Seed: seed, MinKeyTTL: demoMinKeyTTL, MaxKeyTTL: demoMaxKeyTTL, Rate: demoRate,
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.Tail = demoTailRounds
+	return d, nil
 }
 
 // human drops a duration's zero units: "1h", not "1h0m0s".

@@ -66,12 +66,13 @@ func (s *Stack) startEndpoint(ctx context.Context) error {
 	env := map[string]string{
 		// As for the rotator: nothing of the host's AWS set-up leaks in.
 		"AWS_REGION":                       Region,
-		"AWS_ACCESS_KEY_ID":                "local",
+		"AWS_ACCESS_KEY_ID":                EndpointAccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":            "local",
 		"AWS_CONFIG_FILE":                  os.DevNull,
 		"AWS_SHARED_CREDENTIALS_FILE":      os.DevNull,
 		"AWS_EC2_METADATA_DISABLED":        "true",
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.SecretsURL,
+		"AWS_ENDPOINT_URL_KMS":             s.KMSProxyURL,
 		"AWS_LAMBDA_FUNCTION_NAME":         EndpointFunctionName,
 		// Meta gives up after 10 s.
 		"AWS_LAMBDA_FUNCTION_TIMEOUT": "10",

@@ -10,6 +10,12 @@
 // internal/local/flowbackend behind it at BackendURL and the Meta app
 // secret it checks in the AppSecretName secret. Its JSON log lines are
 // counted in EndpointLog.
+//
+// Both functions reach KMS through KMSProxy (internal/local/kmsproxy), in
+// front of local-kms: it counts their calls apart (each signs with its own
+// access key ID), injects the faults tests script, and answers as AWS does
+// where local-kms does not. The stack's own KMS client goes to local-kms
+// directly, unfaulted and uncounted.
 package stack
 
 import (
@@ -37,6 +43,7 @@ import (
 	"github.com/flowkey/flowkey/internal/local/flowbackend"
 	"github.com/flowkey/flowkey/internal/local/funcurl"
 	"github.com/flowkey/flowkey/internal/local/graphsim"
+	"github.com/flowkey/flowkey/internal/local/kmsproxy"
 	"github.com/flowkey/flowkey/internal/local/secretsemu"
 	"github.com/flowkey/flowkey/internal/secretdoc"
 )
@@ -99,10 +106,15 @@ type Options struct {
 // Stack is a running local stack.
 type Stack struct {
 	SecretsURL, KMSURL, GraphURL, FunctionURL string
+	// KMSProxyURL is the functions' KMS endpoint (AWS_ENDPOINT_URL_KMS):
+	// KMSProxy in front of local-kms at KMSURL.
+	KMSProxyURL string
+	KMSProxy    *kmsproxy.Proxy
 	// Secrets and Graph are the in-process emulators, for controls and checks.
 	Secrets *secretsemu.Server
 	Graph   *graphsim.Sim
-	// SM and KMS are real SDK clients pointed at the emulators.
+	// SM and KMS are real SDK clients pointed at the emulators (KMS at
+	// local-kms itself, not through the proxy).
 	SM        *secretsmanager.Client
 	KMS       *kms.Client
 	KMSKeyARN string
@@ -124,13 +136,11 @@ type Stack struct {
 	LambdaURL   string
 	backendProc *process
 
-	opts    Options
-	servers []*http.Server
-	kmsProc *process
-	rieProc *process
-	procs   []*process // every process started, local-kms restarts included
-	kmsEnv  []string
-	kmsPort int
+	opts     Options
+	servers  []*http.Server
+	localKMS *LocalKMS
+	rieProc  *process
+	procs    []*process // every process started but local-kms's
 	// smListener is opened before the function starts, because the
 	// function's environment names its URL; Start serves it last.
 	smListener net.Listener
@@ -177,6 +187,9 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		return nil, err
 	}
 	if err = s.startKMS(ctx); err != nil {
+		return nil, err
+	}
+	if err = s.startKMSProxy(); err != nil {
 		return nil, err
 	}
 	if err = s.startFunction(ctx); err != nil {
@@ -239,20 +252,11 @@ func (s *Stack) serveOn(l net.Listener, h http.Handler) error {
 }
 
 func (s *Stack) startKMS(ctx context.Context) error {
-	port, err := freePort()
+	k, err := StartLocalKMS(ctx, s.opts.Binaries.LocalKMS, filepath.Join(s.opts.Dir, "kms"), s.opts.Output)
 	if err != nil {
 		return err
 	}
-	s.kmsPort = port
-	s.KMSURL = "http://127.0.0.1:" + strconv.Itoa(port)
-	data := filepath.Join(s.opts.Dir, "kms")
-	if err := os.MkdirAll(data, 0o700); err != nil {
-		return err
-	}
-	s.kmsEnv = []string{"PORT=" + strconv.Itoa(port), "KMS_REGION=" + Region, "KMS_ACCOUNT_ID=" + AccountID, "KMS_DATA_PATH=" + data}
-	if err := s.StartKMS(ctx); err != nil {
-		return err
-	}
+	s.localKMS, s.KMSURL = k, k.URL
 	s.KMS = kms.New(kms.Options{Region: Region, BaseEndpoint: aws.String(s.KMSURL), Credentials: localCredentials()})
 	out, err := s.KMS.CreateKey(ctx, &kms.CreateKeyInput{
 		Description: aws.String("flowkey local stack"),
@@ -265,19 +269,11 @@ func (s *Stack) startKMS(ctx context.Context) error {
 	return nil
 }
 
-// StartKMS starts local-kms (again, after StopKMS) on the stack's KMS port.
-func (s *Stack) StartKMS(ctx context.Context) error {
-	p, err := startProcess("local-kms", s.opts.Output, s.kmsEnv, s.opts.Binaries.LocalKMS)
-	if err != nil {
-		return err
-	}
-	s.kmsProc = p
-	s.procs = append(s.procs, p)
-	return waitListening(ctx, p, "127.0.0.1:"+strconv.Itoa(s.kmsPort))
-}
+// StartKMS starts local-kms again after StopKMS, on the same port.
+func (s *Stack) StartKMS(ctx context.Context) error { return s.localKMS.Start(ctx) }
 
 // StopKMS stops local-kms, so that KMS calls fail as when KMS is unreachable.
-func (s *Stack) StopKMS() { s.kmsProc.stop(5 * time.Second) }
+func (s *Stack) StopKMS() { s.localKMS.Stop() }
 
 func (s *Stack) rieURL() string { return "http://" + s.rieAddr }
 
@@ -302,19 +298,21 @@ func (s *Stack) startFunction(ctx context.Context) error {
 		// Only what the function needs: nothing of the host's AWS set-up
 		// may leak in.
 		"AWS_REGION":                       Region,
-		"AWS_ACCESS_KEY_ID":                "local",
+		"AWS_ACCESS_KEY_ID":                RotatorAccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":            "local",
 		"AWS_CONFIG_FILE":                  os.DevNull,
 		"AWS_SHARED_CREDENTIALS_FILE":      os.DevNull,
 		"AWS_EC2_METADATA_DISABLED":        "true",
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER": s.SecretsURL,
-		"AWS_ENDPOINT_URL_KMS":             s.KMSURL,
+		"AWS_ENDPOINT_URL_KMS":             s.KMSProxyURL,
 		"AWS_LAMBDA_FUNCTION_NAME":         "flowkey-rotator",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT":      strconv.Itoa(int(s.opts.FunctionTimeout.Seconds())),
 		config.EnvFunctionTimeout:          s.opts.FunctionTimeout.String(),
 		config.EnvGraphBaseURL:             s.GraphURL,
 		config.EnvAccessTokenSecretID:      TokenSecretName,
 		config.EnvSecretID:                 KeySecretName,
+		envCustodyRotatorRole:              RotatorRoleARN,
+		envCustodyDecryptRoles:             EndpointRoleARN,
 		"PATH":                             os.Getenv("PATH"),
 	}
 	if !s.opts.NoKMS {
@@ -347,6 +345,9 @@ func (s *Stack) OutputErr() error {
 	var errs []error
 	for _, p := range s.procs {
 		errs = append(errs, p.outputErr())
+	}
+	if s.localKMS != nil {
+		errs = append(errs, s.localKMS.OutputErr())
 	}
 	return errors.Join(errs...)
 }
@@ -384,7 +385,7 @@ func (s *Stack) Close() {
 	if s.smListener != nil {
 		s.smListener.Close()
 	}
-	s.kmsProc.stop(5 * time.Second)
+	s.localKMS.Stop()
 }
 
 // CreateTokenSecret stores the simulator's token as the Graph token secret.

@@ -8,13 +8,27 @@ import (
 )
 
 // WriteTable prints one row per phase: what the users saw, and what the
-// endpoint did for them.
+// endpoint did for them. A KMS DECRYPTS/REQUEST column appears when the
+// endpoint called kms:Decrypt in some phase (KMS custody); PEM custody's
+// table is as it always was.
 func WriteTable(out io.Writer, phases []Phase) {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  PHASE\tREQUESTS\t421s\tRETRIES\tUSER-VISIBLE FAILURES\tKEY FETCHES\tREFRESHES\tRSA OPS/REQUEST\tDECRYPTED WITH")
+	withKMS := false
 	for _, p := range phases {
-		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f\t%s\n", p.Name, p.Clients.Requests, p.Clients.Status421, p.Clients.Retries,
-			p.Clients.Failures, p.Clients.KeyFetches, p.Endpoint.Refreshes, p.Endpoint.RSAOpsPerRequest(), labels(p.Endpoint.ByLabel))
+		withKMS = withKMS || p.KMSDecrypts() > 0
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	head := "  PHASE\tREQUESTS\t421s\tRETRIES\tUSER-VISIBLE FAILURES\tKEY FETCHES\tREFRESHES\tRSA OPS/REQUEST"
+	if withKMS {
+		head += "\tKMS DECRYPTS/REQUEST"
+	}
+	fmt.Fprintln(tw, head+"\tDECRYPTED WITH")
+	for _, p := range phases {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%.2f", p.Name, p.Clients.Requests, p.Clients.Status421, p.Clients.Retries,
+			p.Clients.Failures, p.Clients.KeyFetches, p.Endpoint.Refreshes, p.Endpoint.RSAOpsPerRequest())
+		if withKMS {
+			fmt.Fprintf(tw, "\t%.2f", p.KMSDecryptsPerRequest())
+		}
+		fmt.Fprintf(tw, "\t%s\n", labels(p.Endpoint.ByLabel))
 	}
 	tw.Flush()
 }

@@ -4,7 +4,8 @@
 // measures each phase from both sides: what the users saw (requests, 421s,
 // retries, user-visible failures) and what the endpoint logged (key-ring
 // refreshes, RSA operations per request, the labels of the keys that
-// decrypted).
+// decrypted), and what KMS did for it (the endpoint's kms:Decrypt calls,
+// counted by the stack's KMS proxy).
 //
 // Phases are driven in rounds (every client sends one request per round):
 // During runs rounds until its event (a scenario) returns, then one more
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/flowkey/flowkey/internal/local/endpointlog"
+	"github.com/flowkey/flowkey/internal/local/kmsproxy"
 	"github.com/flowkey/flowkey/internal/local/stack"
 	"github.com/flowkey/flowkey/internal/local/waclient"
 )
@@ -39,6 +41,26 @@ type Phase struct {
 	Endpoint endpointlog.Totals
 	// Invocations is how many requests reached the endpoint function.
 	Invocations int
+	// KMS is the endpoint's KMS calls during the phase (the rotator's are
+	// its own and not counted), every attempt of the SDK's retries
+	// included: each one is a request KMS bills and counts against the
+	// account's quota.
+	KMS kmsproxy.Calls
+}
+
+// KMSDecrypts is the endpoint's kms:Decrypt calls, whatever their result.
+func (p Phase) KMSDecrypts() int {
+	return p.KMS.Count(kmsproxy.Call{Caller: stack.EndpointAccessKeyID, Op: "Decrypt"})
+}
+
+// KMSDecryptsPerRequest is KMSDecrypts over the requests the endpoint
+// logged (0 without requests): in KMS custody the cost of a Flows request
+// in KMS requests, as RSAOpsPerRequest is in PEM custody.
+func (p Phase) KMSDecryptsPerRequest() float64 {
+	if p.Endpoint.Requests == 0 {
+		return 0
+	}
+	return float64(p.KMSDecrypts()) / float64(p.Endpoint.Requests)
 }
 
 // Check is nil when the phase proves something and nobody saw a failure:
@@ -137,15 +159,29 @@ func (d *Driver) measure(ctx context.Context, name string, run func(context.Cont
 	if err != nil {
 		return Phase{Name: name}, err
 	}
-	before := d.pop.Stats()
+	before, kmsBefore := d.pop.Stats(), d.endpointKMS()
 	rounds, runErr := run(ctx)
 	inv := d.lst.Endpoint.Invocations()
 	logAfter, err := d.flushed(ctx, inv)
 	p := Phase{
 		Name: name, Rounds: rounds, Clients: d.pop.Stats().Sub(before),
 		Endpoint: logAfter.Sub(logBefore), Invocations: int(inv - invBefore),
+		KMS: d.endpointKMS().Sub(kmsBefore),
 	}
 	return p, errors.Join(runErr, err)
+}
+
+// endpointKMS is the endpoint's KMS calls so far. Every KMS call of a
+// request is made before its answer, so the count taken after the phase's
+// answers holds all of them.
+func (d *Driver) endpointKMS() kmsproxy.Calls {
+	all := d.lst.KMSProxy.Calls()
+	for c := range all {
+		if c.Caller != stack.EndpointAccessKeyID {
+			delete(all, c)
+		}
+	}
+	return all
 }
 
 // flushed waits until the endpoint has logged as many requests as it got.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/flowkey/flowkey/internal/local/endpointlog"
+	"github.com/flowkey/flowkey/internal/local/kmsproxy"
+	"github.com/flowkey/flowkey/internal/local/stack"
 	"github.com/flowkey/flowkey/internal/local/waclient"
 )
 
@@ -68,5 +70,33 @@ func TestClockSkipsForward(t *testing.T) {
 	c.Skip(rotationGap)
 	if got := c.Now().Sub(before); got < rotationGap {
 		t.Errorf("after Skip the clock is %s ahead, want at least %s", got, rotationGap)
+	}
+}
+
+// In KMS custody the table gains the endpoint's kms:Decrypt calls per
+// request; the rotator's calls are not the endpoint's.
+func TestWriteTableAddsKMSDecryptsPerRequestInKMSCustody(t *testing.T) {
+	kms := kmsproxy.Calls{
+		{Caller: stack.EndpointAccessKeyID, Op: "Decrypt", Key: "k1", Result: kmsproxy.ResultOK}:            100,
+		{Caller: stack.EndpointAccessKeyID, Op: "Decrypt", Key: "k1", Result: kmsproxy.ThrottlingException}: 4,
+		{Caller: stack.EndpointAccessKeyID, Op: "Decrypt", Key: "k0", Result: "InvalidCiphertextException"}: 6,
+		{Caller: stack.EndpointAccessKeyID, Op: "GetPublicKey", Key: "k1", Result: kmsproxy.ResultOK}:       1,
+	}
+	p := Phase{Name: "clean rotation", Clients: waclient.Stats{Requests: 100}, KMS: kms,
+		Endpoint: endpointlog.Totals{Requests: 100, ByLabel: map[string]int{"AWSCURRENT": 100}}}
+	if got := p.KMSDecryptsPerRequest(); got != 1.1 {
+		t.Errorf("KMSDecryptsPerRequest = %v, want 1.1", got)
+	}
+	var b bytes.Buffer
+	WriteTable(&b, []Phase{p, {Name: "idle"}})
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if !strings.Contains(lines[0], "RSA OPS/REQUEST  KMS DECRYPTS/REQUEST  DECRYPTED WITH") {
+		t.Fatalf("header = %q", lines[0])
+	}
+	if f := strings.Fields(strings.TrimPrefix(lines[1], "  clean rotation")); strings.Join(f, " ") != "100 0 0 0 0 0 0.00 1.10 current 100" {
+		t.Errorf("row = %q", f)
+	}
+	if f := strings.Fields(lines[2]); strings.Join(f[len(f)-3:], " ") != "0.00 0.00 -" {
+		t.Errorf("an empty phase's row = %q", lines[2])
 	}
 }

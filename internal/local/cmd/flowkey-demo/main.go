@@ -1,7 +1,8 @@
 // Command flowkey-demo is `make demo`: it builds both functions and the local
 // stack's tools, then rotates a WhatsApp Flows key twice with no AWS account
 // and reports what happened, then runs simulated WhatsApp traffic through the
-// Flows endpoint across four more rotation scenarios (internal/local/demo).
+// Flows endpoint across four more rotation scenarios, then moves a secret into
+// KMS custody and rotates it there with traffic (internal/local/demo).
 package main
 
 import (
@@ -55,7 +56,7 @@ func rotate(ctx context.Context, verbose bool, phones int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("flowkey demo: two rotations of the WhatsApp Flows key on a local stack, no AWS account, then Flows traffic across four rotation scenarios")
+	fmt.Println("flowkey demo: two rotations of the WhatsApp Flows key on a local stack, no AWS account, then Flows traffic across four rotation scenarios, then KMS custody")
 	binDir := filepath.Join(root, ".build", "demo-bin")
 	t := time.Now()
 	bins, err := stack.Build(ctx, root, binDir)
