@@ -32,12 +32,12 @@ import (
 
 // The SDK clients must satisfy the interfaces the packages declare.
 var (
-	_ keystate.SecretsAPI = (*secretsmanager.Client)(nil)
-	_ keystate.GraphAPI   = (*graph.Client)(nil)
-	_ rotation.SecretsAPI = (*secretsmanager.Client)(nil)
-	_ keypair.KMSAPI      = (*kms.Client)(nil)
-	_ custody.KMSAPI      = (*kms.Client)(nil)
-	_ rotation.GraphAPI   = (*graph.Client)(nil)
+	_ keystate.SecretsAPI   = (*secretsmanager.Client)(nil)
+	_ keystate.GraphAPI     = (*graph.Client)(nil)
+	_ rotation.SecretsAPI   = (*secretsmanager.Client)(nil)
+	_ keypair.KMSAPI        = (*kms.Client)(nil)
+	_ custody.KMSAPI        = (*kms.Client)(nil)
+	_ rotation.GraphAPI     = (*graph.Client)(nil)
 	_ operator.SecretsAPI   = (*secretsmanager.Client)(nil)
 	_ operator.GraphAPI     = (*graph.Client)(nil)
 	_ operator.LambdaAPI    = (*lambdasdk.Client)(nil)
