@@ -43,7 +43,7 @@ const (
 	DefaultFleetStatusConcurrency = 8
 	DefaultEndpointRingCache      = 256
 	// MaxEndpointRingCache bounds the memory the rings may take (about
-	// 10 KiB each; functions/endpoint/README.md).
+	// 20 KiB each; internal/tenants).
 	MaxEndpointRingCache = 100_000
 )
 
