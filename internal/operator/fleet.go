@@ -207,6 +207,15 @@ func (o *Operator) checkTenantConfig(cfg secretdoc.Config) error {
 	return errors.Join(errs...)
 }
 
+// checkTenantConfigRaw is checkTenantConfig of a command's configuration.
+func (o *Operator) checkTenantConfigRaw(raw string) error {
+	cfg, err := parseConfig(raw)
+	if err != nil {
+		return err
+	}
+	return o.checkTenantConfig(cfg)
+}
+
 // functionARN is this function's unqualified ARN: the one enroll names as
 // the rotation function, and the one a fleet status invokes to continue.
 func (o *Operator) functionARN(ctx context.Context) (string, error) {

@@ -190,6 +190,13 @@ func (o *Operator) fleetStatus(ctx context.Context, log *slog.Logger, cmd Comman
 		r.Overall = "unhealthy"
 	}
 	r.Complete = done
+	return o.endFleetRun(ctx, log, r, cur, cmd, progressed)
+}
+
+// endFleetRun says where the run stands and, where it must go on and can,
+// continues it in another invocation.
+func (o *Operator) endFleetRun(ctx context.Context, log *slog.Logger, r *FleetStatusReport, cur cursor, cmd Command, progressed bool) (*FleetStatusReport, error) {
+	f, done := o.opts.Fleet, r.Complete
 	log.Info("fleet status", "complete", done, "invocation", r.Invocation, "read_now", r.ReadNow.Tenants, "unhealthy_now", r.ReadNow.Unhealthy,
 		"run_tenants", r.Run.Tenants, "run_unhealthy", r.Run.Unhealthy, "drifted_numbers", r.ReadNow.DriftedNumbers)
 	if done {

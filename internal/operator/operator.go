@@ -312,8 +312,14 @@ func (o *Operator) runSecret(ctx context.Context, log *slog.Logger, cmd Command,
 			report, ok = r, r.OK
 		}
 	case CommandSetConfig:
+		if cmd.Tenant != "" {
+			// A tenant's secrets must stay where the fleet's IAM reaches.
+			if err = o.checkTenantConfigRaw(cmd.Config); err != nil {
+				break
+			}
+		}
 		var r *SetConfigReport
-		if r, err = o.setConfig(ctx, log, secretID, cmd.Config, cmd.DryRun, cmd.Tenant != ""); r != nil {
+		if r, err = o.setConfig(ctx, log, secretID, cmd.Config, cmd.DryRun); r != nil {
 			report, ok = r, r.OK
 		}
 	default:

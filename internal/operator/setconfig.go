@@ -62,18 +62,12 @@ type SetConfigReport struct {
 	custodyChange string // a sentence for Message when key_custody changes
 }
 
-func (o *Operator) setConfig(ctx context.Context, log *slog.Logger, secretID, raw string, dryRun, tenant bool) (*SetConfigReport, error) {
+func (o *Operator) setConfig(ctx context.Context, log *slog.Logger, secretID, raw string, dryRun bool) (*SetConfigReport, error) {
 	// ParseCommand validated it; a caller that built the Command by hand
 	// gets the same errors.
 	newCfg, err := parseConfig(raw)
 	if err != nil {
 		return nil, err
-	}
-	if tenant {
-		// A tenant's secrets must stay where the fleet's IAM reaches.
-		if err := o.checkTenantConfig(newCfg); err != nil {
-			return nil, err
-		}
 	}
 	sec, err := o.describe(ctx, secretID)
 	if err != nil {
