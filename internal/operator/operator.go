@@ -1,5 +1,6 @@
 // Package operator runs the commands an on-call engineer sends to the
-// rotator function: rotate, status, resync and set-config.
+// rotator function: rotate, status, resync and set-config, and with the
+// fleet on enroll, unenroll and the fleet status (see "Fleet mode").
 //
 // # rotate does not wait
 //
