@@ -142,3 +142,35 @@ func TestCursorsRoundTripAndRefuseForgeries(t *testing.T) {
 		t.Error("an oversized token is accepted")
 	}
 }
+
+// FuzzFleetParse: with the fleet's syntax any bytes give a valid command
+// or an error with a fix; never a panic, never a command the shapes do
+// not allow.
+func FuzzFleetParse(f *testing.F) {
+	for _, seed := range []string{
+		`{"command":"enroll","tenant":"acme","config":{"waba_id":"1"}}`, `{"command":"unenroll","tenant":"acme","dry_run":true}`,
+		`{"command":"status","next_token":"x"}`, `{"command":"rotate","tenant":"a","secret_id":"b"}`, `{"command":"status","tenant":"A"}`,
+		`{"command":"enroll","tenant":"acme"}`, `{"command":"status","fleet_cursor":"eyJ2IjoxfQ"}`, `{}`, `[]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cmd, err := fleetSyntax.Parse(raw)
+		if err != nil {
+			if !strings.Contains(err.Error(), "fix:") {
+				t.Fatalf("error without a fix: %v", err)
+			}
+			return
+		}
+		switch {
+		case (cmd.Name == CommandEnroll || cmd.Name == CommandUnenroll) && (cmd.Tenant == "" || cmd.SecretID != ""):
+			t.Fatalf("%s without its tenant: %+v", cmd.Name, cmd)
+		case cmd.Tenant != "" && cmd.SecretID != "":
+			t.Fatalf("both a tenant and a secret: %+v", cmd)
+		case (cmd.Config != "") != (cmd.Name == CommandSetConfig || cmd.Name == CommandEnroll):
+			t.Fatalf("config %q with %q", cmd.Config, cmd.Name)
+		case (cmd.NextToken != "" || cmd.FleetCursor != "") && (cmd.Name != CommandStatus || cmd.Tenant != "" || cmd.SecretID != ""):
+			t.Fatalf("a page token outside a fleet status: %+v", cmd)
+		}
+	})
+}
