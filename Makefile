@@ -58,7 +58,8 @@ local-up: $(LOCAL_BIN) ## leave the local stack running in the background and pr
 local-down: $(LOCAL_BIN) ## stop the stack make local-up started and wait until it has exited
 	@$(LOCAL_BIN) -state $(LOCAL_DIR) -down
 
-# --- operator commands: make status | rotate-now | resync [DRY_RUN=1] | set-config CONFIG='{...}' [DRY_RUN=1] ---
+# --- operator commands: make status | rotate-now | resync [DRY_RUN=1] | set-config CONFIG='{...}' [DRY_RUN=1]
+# | enroll TENANT=<id> CONFIG='{...}' [DRY_RUN=1] | unenroll TENANT=<id> [DRY_RUN=1] ---
 # On AWS they invoke FUNCTION (the RotatorFunctionName output) with the AWS CLI;
 # LOCAL=1 sends them to the stack that make local-up started.
 FUNCTION ?=
@@ -72,15 +73,28 @@ resync:     PAYLOAD := $(if $(DRY_RUN),$(RESYNC_DRY_RUN),$(RESYNC_REPAIR))
 SET_CONFIG_DRY_RUN := {"command":"set-config","dry_run":true,"config":$(CONFIG)}
 SET_CONFIG_WRITE   := {"command":"set-config","config":$(CONFIG)}
 set-config: PAYLOAD = $(if $(DRY_RUN),$(SET_CONFIG_DRY_RUN),$(SET_CONFIG_WRITE))
-.PHONY: rotate-now status resync set-config
+# A fleet's (FLEET_NAME set): TENANT=<id>, and enroll's CONFIG.
+TENANT ?=
+ENROLL_DRY_RUN   := {"command":"enroll","tenant":"$(TENANT)","dry_run":true,"config":$(CONFIG)}
+ENROLL_WRITE     := {"command":"enroll","tenant":"$(TENANT)","config":$(CONFIG)}
+enroll:     PAYLOAD = $(if $(DRY_RUN),$(ENROLL_DRY_RUN),$(ENROLL_WRITE))
+UNENROLL_DRY_RUN := {"command":"unenroll","tenant":"$(TENANT)","dry_run":true}
+UNENROLL_WRITE   := {"command":"unenroll","tenant":"$(TENANT)"}
+unenroll:   PAYLOAD = $(if $(DRY_RUN),$(UNENROLL_DRY_RUN),$(UNENROLL_WRITE))
+.PHONY: rotate-now status resync set-config enroll unenroll
 rotate-now: ## start an emergency rotation now, or resume the incomplete one (returns at once)
 status: ## per phone number: the key Meta holds, which secret version it matches, drift
 resync: ## re-upload AWSCURRENT to drifted numbers and verify them (DRY_RUN=1: only report)
 set-config: ## CONFIG='{"phone_number_ids":[...]}': new configuration, same key (DRY_RUN=1: only report)
-rotate-now status resync set-config:
+enroll: ## fleet: TENANT=<id> CONFIG='{"waba_id":"<id>",...}': add a tenant and turn its rotation on (DRY_RUN=1)
+unenroll: ## fleet: TENANT=<id>: turn a tenant's rotation off, keeping every key (DRY_RUN=1)
+rotate-now status resync set-config enroll unenroll:
 	@mkdir -p $(BUILD)
-	@if [ '$@' = set-config ] && [ -z '$(CONFIG)' ]; then \
+	@if { [ '$@' = set-config ] || [ '$@' = enroll ]; } && [ -z '$(CONFIG)' ]; then \
 	  echo "set CONFIG='{\"phone_number_ids\":[\"<id>\",...]}' (or '{\"waba_id\":\"<id>\"}'): the new config object of the secret" >&2; exit 2; \
+	fi
+	@if { [ '$@' = enroll ] || [ '$@' = unenroll ]; } && [ -z '$(TENANT)' ]; then \
+	  echo "set TENANT=<id>: the tenant's ID (lower-case letters, digits and hyphens)" >&2; exit 2; \
 	fi
 	@if [ -n "$(LOCAL)" ]; then \
 	  url=$$(sed -n 's/.*"invoke_url": *"\([^"]*\)".*/\1/p' $(LOCAL_DIR)/stack.json 2>/dev/null); \

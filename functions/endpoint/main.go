@@ -26,6 +26,7 @@ import (
 	"github.com/flowkey/flowkey/internal/gateway"
 	"github.com/flowkey/flowkey/internal/keyring"
 	"github.com/flowkey/flowkey/internal/metrics"
+	"github.com/flowkey/flowkey/internal/tenants"
 )
 
 // The SDK clients and the packages' types must satisfy the interfaces the
@@ -40,6 +41,8 @@ var (
 	_ gateway.Metrics      = (*metrics.Endpoint)(nil)
 	_ custody.DecryptAPI   = (*kms.Client)(nil)
 	_ keyring.KMSDecrypter = (*custody.Decrypter)(nil)
+	_ tenants.SecretsAPI   = (*secretsmanager.Client)(nil)
+	_ gateway.Tenants      = (*tenants.Cache)(nil)
 )
 
 // warmTimeout bounds the start-up loads: a slow Secrets Manager must not
@@ -72,8 +75,11 @@ func build(ctx context.Context, cfg config.Endpoint, log *slog.Logger) (*gateway
 	// at an emulator). No SDK retries: the Decrypter retries a throttled
 	// request once itself, within the request's time.
 	kc := kms.NewFromConfig(awsCfg, func(o *kms.Options) { o.RetryMaxAttempts = 1 })
-	ring, err := keyring.New(sm, keyring.Options{SecretID: cfg.KeySecretID, TTL: cfg.KeyringTTL, Floor: cfg.KeyringRefreshFloor, Logger: log,
-		KMS: custody.NewDecrypter(kc, custody.DecrypterOptions{Logger: log})})
+	ringOpts := keyring.Options{TTL: cfg.KeyringTTL, Floor: cfg.KeyringRefreshFloor, Logger: log,
+		KMS: custody.NewDecrypter(kc, custody.DecrypterOptions{Logger: log})}
+	single := ringOpts
+	single.SecretID = cfg.KeySecretID
+	ring, err := keyring.New(sm, single)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -86,6 +92,15 @@ func build(ctx context.Context, cfg config.Endpoint, log *slog.Logger) (*gateway
 		// The Lambda runtime (and the RIE) sets the function's name: the
 		// metrics' one dimension.
 		Metrics: metrics.NewEndpoint(os.Stdout, os.Getenv("AWS_LAMBDA_FUNCTION_NAME"), nil),
+	}
+	if f := cfg.Fleet; f.On() {
+		// The tenants' rings, each loaded on its first request (no warm-up:
+		// which tenants have traffic is not known at start-up).
+		opts.Tenants, err = tenants.New(sm, tenants.Options{FleetName: f.Name, SecretPrefix: f.SecretPrefix, AppSecretPrefix: f.AppSecretPrefix,
+			Capacity: f.RingCache, Ring: ringOpts, AppSecret: appsecret.Options{TTL: cfg.KeyringTTL, Logger: log}})
+		if err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	var store *appsecret.Store
 	var signer backend.Signer

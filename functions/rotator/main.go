@@ -8,10 +8,15 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	lambdasdk "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/flowkey/flowkey/internal/config"
@@ -27,14 +32,17 @@ import (
 
 // The SDK clients must satisfy the interfaces the packages declare.
 var (
-	_ keystate.SecretsAPI = (*secretsmanager.Client)(nil)
-	_ keystate.GraphAPI   = (*graph.Client)(nil)
-	_ rotation.SecretsAPI = (*secretsmanager.Client)(nil)
-	_ keypair.KMSAPI      = (*kms.Client)(nil)
-	_ custody.KMSAPI      = (*kms.Client)(nil)
-	_ rotation.GraphAPI   = (*graph.Client)(nil)
-	_ operator.SecretsAPI = (*secretsmanager.Client)(nil)
-	_ operator.GraphAPI   = (*graph.Client)(nil)
+	_ keystate.SecretsAPI   = (*secretsmanager.Client)(nil)
+	_ keystate.GraphAPI     = (*graph.Client)(nil)
+	_ rotation.SecretsAPI   = (*secretsmanager.Client)(nil)
+	_ keypair.KMSAPI        = (*kms.Client)(nil)
+	_ custody.KMSAPI        = (*kms.Client)(nil)
+	_ rotation.GraphAPI     = (*graph.Client)(nil)
+	_ operator.SecretsAPI   = (*secretsmanager.Client)(nil)
+	_ operator.GraphAPI     = (*graph.Client)(nil)
+	_ operator.LambdaAPI    = (*lambdasdk.Client)(nil)
+	_ operator.Metrics      = (*metrics.EMF)(nil)
+	_ operator.FleetMetrics = (*metrics.EMF)(nil)
 	// The runtime passes a lambda.Handler the raw payload: dispatch reads
 	// it strictly, not the runtime's first-value decoder.
 	_ lambda.Handler = (*dispatch.Handler)(nil)
@@ -65,7 +73,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 	// KMS clients for GenerateDataKeyPair (KMS_KEY_ID) and for the custody
 	// keys of secrets in KMS custody; neither makes a request until a
 	// secret needs one, so a PEM-only deploy calls KMS only for KMS_KEY_ID.
-	kc := kms.NewFromConfig(awsCfg)
+	kc := kms.NewFromConfig(awsCfg, func(o *kms.Options) { o.Retryer = stepRetryer() })
 	var keys rotation.KeyGenerator = keypair.LocalGenerator{}
 	if cfg.KMSKeyID != "" {
 		keys = keypair.NewKMSGenerator(kc, cfg.KMSKeyID)
@@ -93,7 +101,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 	if err != nil {
 		return nil, err
 	}
-	sm := secretsmanager.NewFromConfig(awsCfg)
+	sm := secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.Retryer = stepRetryer() })
 	// One Reader for the steps and the commands: a status judges a number
 	// exactly as testSecret does.
 	state, err := keystate.New(sm, gc, keystate.Options{
@@ -117,19 +125,55 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger) (*dispatch.
 	if err != nil {
 		return nil, err
 	}
-	op, err := operator.New(sm, gc, state, rot, operator.Options{
+	opts := operator.Options{
 		SecretID:     cfg.SecretID,
 		FunctionName: fn,
 		Concurrency:  cfg.GraphConcurrency,
 		Logger:       log,
 		Metrics:      emf,
 		Custody:      cust,
-	})
+	}
+	if f := cfg.Fleet; f.On() {
+		opts.Fleet = operator.FleetOptions{
+			Name: f.Name, SecretPrefix: f.SecretPrefix, TokenPrefix: f.TokenPrefix, AppSecretPrefix: f.AppSecretPrefix,
+			KMSKeyID: f.KMSKeyID, Window: f.RotationWindow, Concurrency: f.StatusConcurrency,
+			// A third of the invocation at most, so that a fleet status
+			// always has time to read some tenants and continue.
+			TenantTimeout:        min(time.Minute, cfg.FunctionTimeout/3),
+			DefaultTokenSecretID: cfg.AccessTokenSecretID,
+		}
+		// The continuation of a fleet status: this function, invoked
+		// asynchronously (the SDK's default retries: an Event invocation
+		// is accepted or refused as a whole).
+		opts.Lambda = lambdasdk.NewFromConfig(awsCfg)
+		opts.FleetMetrics = emf
+	}
+	op, err := operator.New(sm, gc, state, rot, opts)
 	if err != nil {
 		return nil, err
 	}
-	return dispatch.New(rot, op, emf), nil
+	return dispatch.New(rot, op, emf, dispatch.WithSyntax(operator.Syntax{Fleet: cfg.Fleet.On()})), nil
 }
+
+// stepRetryer is the Secrets Manager and KMS clients' retryer: the SDK's
+// standard one (exponential backoff with full jitter, from a 1 s base for
+// throttling, at most 20 s) with 8 attempts instead of 3 and no retry
+// quota. A fleet rotates many secrets, and KMS allows about one
+// GenerateDataKeyPair (RSA_2048) a second: three attempts give a
+// throttled request about 1.5 s, eight about half a minute. The time each
+// step gives its requests (internal/rotation, awsCtx) bounds the retries,
+// since the SDK waits with the request's context: the retry quota (500
+// tokens per client, 5 a throttled retry) would instead stop every retry
+// of a warm instance for the rest of its life once a burst had emptied it.
+func stepRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = stepMaxAttempts
+		o.RateLimiter = ratelimit.None
+	})
+}
+
+// stepMaxAttempts is the attempts of one Secrets Manager or KMS request.
+const stepMaxAttempts = 8
 
 // fail reports a start-up error and exits, so Lambda records an init
 // failure that names the problem instead of failing each step later.

@@ -77,6 +77,9 @@ type Metadata struct {
 	ReceivedAt time.Time `json:"received_at"`
 	Deadline   time.Time `json:"deadline"`
 	KeyLabel   string    `json:"key_label"`
+	// Tenant is the fleet tenant the request's path named (/t/<tenant>);
+	// absent for the single-secret path.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Response is a backend's valid answer.

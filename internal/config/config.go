@@ -88,6 +88,9 @@ type Config struct {
 	CustodyKeyDecryptRoleARNs []string
 	// CustodyKeyDeletionDays is the waiting period of a retired custody key.
 	CustodyKeyDeletionDays int
+	// Fleet is the fleet's configuration (FleetNames); the zero value, the
+	// fleet off, when FLEET_NAME is empty.
+	Fleet Fleet
 }
 
 // Defaults.
@@ -195,6 +198,9 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	errs = append(errs, c.loadCustodyRoles(getenv)...)
+	var fleetErrs []error
+	c.Fleet, fleetErrs = loadFleet(getenv)
+	errs = append(errs, fleetErrs...)
 	if len(errs) == 0 {
 		errs = c.checkTimePlan(getenv)
 	}

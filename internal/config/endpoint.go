@@ -62,6 +62,9 @@ type Endpoint struct {
 	KeyringRefreshFloor time.Duration
 	MaxBodyBytes        int
 	LogLevel            slog.Level
+	// Fleet is the fleet's configuration (EndpointFleetNames); the zero
+	// value, the fleet off, when FLEET_NAME is empty.
+	Fleet EndpointFleet
 }
 
 // LoadEndpoint reads the endpoint's configuration through getenv and
@@ -141,6 +144,9 @@ func LoadEndpoint(getenv func(string) string) (Endpoint, error) {
 			add(EnvLogLevel, v, "is not a log level", "use DEBUG, INFO, WARN or ERROR")
 		}
 	}
+	var fleetErrs []error
+	c.Fleet, fleetErrs = loadEndpointFleet(getenv)
+	errs = append(errs, fleetErrs...)
 	if err := errors.Join(errs...); err != nil {
 		return Endpoint{}, err
 	}

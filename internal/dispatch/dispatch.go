@@ -35,12 +35,26 @@ type Handler struct {
 	rotation Rotation
 	operator Operator
 	metrics  Flusher
+	syntax   operator.Syntax
 }
+
+// Option changes a Handler.
+type Option func(*Handler)
+
+// WithSyntax parses commands with s: operator.Syntax{Fleet: true} accepts
+// the fleet's commands (enroll, unenroll, "tenant", a fleet status's
+// "next_token"), and every error lists the fleet's shapes. Without it the
+// Handler parses as it always has.
+func WithSyntax(s operator.Syntax) Option { return func(h *Handler) { h.syntax = s } }
 
 // New returns a Handler. op and metrics may be nil: without an operator,
 // commands are rejected; without metrics, nothing is flushed.
-func New(rot Rotation, op Operator, metrics Flusher) *Handler {
-	return &Handler{rotation: rot, operator: op, metrics: metrics}
+func New(rot Rotation, op Operator, metrics Flusher, opts ...Option) *Handler {
+	h := &Handler{rotation: rot, operator: op, metrics: metrics}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 // stepEvent is Secrets Manager's rotation event. Unknown fields are
@@ -53,8 +67,10 @@ type stepEvent struct {
 }
 
 // acceptedShapes is quoted in every error about an unrecognised event.
-const acceptedShapes = `accepted events: an operator command ` + operator.Shapes +
-	`, or a Secrets Manager rotation event {"Step":"createSecret|setSecret|testSecret|finishSecret","SecretId":"<arn>","ClientRequestToken":"<version id>","RotationToken":"<token>"}`
+func (h *Handler) acceptedShapes() string {
+	return `accepted events: an operator command ` + h.syntax.Shapes() +
+		`, or a Secrets Manager rotation event {"Step":"createSecret|setSecret|testSecret|finishSecret","SecretId":"<arn>","ClientRequestToken":"<version id>","RotationToken":"<token>"}`
+}
 
 // Handle decodes the event and runs it: a member "command" makes it an
 // operator command, decoded strictly; a member "Step" makes it a rotation
@@ -65,34 +81,34 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (any, error) 
 	}
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, fmt.Errorf("event is not a JSON object; %s", acceptedShapes)
+		return nil, fmt.Errorf("event is not a JSON object; %s", h.acceptedShapes())
 	}
 	var members map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	if err := dec.Decode(&members); err != nil {
-		return nil, fmt.Errorf("event is not valid JSON (%v); %s", err, acceptedShapes)
+		return nil, fmt.Errorf("event is not valid JSON (%v); %s", err, h.acceptedShapes())
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		// Two commands in one payload must not run the first of them.
-		return nil, fmt.Errorf("event has data after its JSON object; send exactly one event; %s", acceptedShapes)
+		return nil, fmt.Errorf("event has data after its JSON object; send exactly one event; %s", h.acceptedShapes())
 	}
 	_, isCommand := members["command"]
 	_, isStep := members["Step"]
 	switch {
 	case isCommand && isStep:
-		return nil, fmt.Errorf(`event has both "command" and "Step"; send one or the other; %s`, acceptedShapes)
+		return nil, fmt.Errorf(`event has both "command" and "Step"; send one or the other; %s`, h.acceptedShapes())
 	case isCommand:
 		return h.command(ctx, trimmed)
 	case !isStep:
-		return nil, fmt.Errorf(`event has no "command" and no "Step"; %s`, acceptedShapes)
+		return nil, fmt.Errorf(`event has no "command" and no "Step"; %s`, h.acceptedShapes())
 	}
 	var ev stepEvent
 	if err := json.Unmarshal(trimmed, &ev); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, fmt.Errorf("event field %s must be a %s, not a JSON %s; %s", te.Field, te.Type, te.Value, acceptedShapes)
+			return nil, fmt.Errorf("event field %s must be a %s, not a JSON %s; %s", te.Field, te.Type, te.Value, h.acceptedShapes())
 		}
-		return nil, fmt.Errorf("event is not valid JSON (%v); %s", err, acceptedShapes)
+		return nil, fmt.Errorf("event is not valid JSON (%v); %s", err, h.acceptedShapes())
 	}
 	return nil, h.rotation.Handle(ctx, rotation.Event{
 		Step:               deref(ev.Step),
@@ -125,9 +141,9 @@ func (h *Handler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 }
 
 func (h *Handler) command(ctx context.Context, raw []byte) (any, error) {
-	cmd, err := operator.ParseCommand(raw)
+	cmd, err := h.syntax.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("operator command: %w; %s", err, acceptedShapes)
+		return nil, fmt.Errorf("operator command: %w; %s", err, h.acceptedShapes())
 	}
 	if h.operator == nil {
 		return nil, errors.New("operator commands are not enabled in this function; send a Secrets Manager rotation event")

@@ -41,6 +41,31 @@
 //     427 is answered HTTP 427 with {"error_msg": ...} as JSON, unencrypted;
 //     a backend failure is 500, a backend timeout 504.
 //
+// # Fleet
+//
+// With Options.Tenants, the Function URL's path picks the keys: "/" is the
+// single secret's ring (Options.Keys) as before, /t/<tenant> the tenant's
+// (internal/tenants), and any other path is 404. The signature is checked
+// before a tenant is looked up whenever it can be: with the fleet's app
+// secret (Options.Verifier), and for every request when tenants may not
+// name their own app secret, so that unauthenticated traffic costs no
+// Secrets Manager call and learns nothing of which tenants exist. Then:
+//
+//   - a tenant the fleet does not have (no secret, one scheduled for
+//     deletion, or one of another fleet) is 404 to a request the fleet's
+//     app secret signs: there is no key to re-fetch and nothing Meta can
+//     fix; to any other request it is 432, as a bad signature;
+//   - a tenant whose configuration names app_secret_id is checked with
+//     that app secret (under the fleet's app secret prefix), whatever the
+//     fleet's app secret said; one that names none with the fleet's;
+//   - a tenant whose ring cannot be read is 421 (no_keys) to a request the
+//     fleet signs, as on "/", and 500 (signature_unverifiable) when its
+//     own app secret is what would have checked it.
+//
+// The request's log line carries the tenant; the metrics do not (a
+// dimension per tenant would bill a metric per tenant). The backend gets
+// it in metadata.tenant.
+//
 // # Logs and metrics
 //
 // Each request writes one slog event, "request", with request_id, action,
@@ -106,6 +131,9 @@ type Options struct {
 	Logger             *slog.Logger  // slog.Default()
 	Metrics            Metrics       // none when nil
 	Now                func() time.Time
+	// Tenants serves a fleet's tenants on /t/<tenant> (see "Fleet"); nil:
+	// every path is the single secret's, as without a fleet.
+	Tenants Tenants
 }
 
 // Handler serves the Function URL. It is safe for concurrent use.

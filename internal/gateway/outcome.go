@@ -32,6 +32,9 @@ type outcome struct {
 	backendCalled  bool
 	backendDur     time.Duration
 	backendErr     bool
+	// tenant is the fleet tenant the path named; "" for the single
+	// secret's path (and for a path that names no valid tenant ID).
+	tenant string
 }
 
 // sealed makes o a 200 with answer encrypted for the client.
@@ -89,6 +92,11 @@ func (h *Handler) record(ctx context.Context, ev events.LambdaFunctionURLRequest
 	}
 	if o.errorKey != "" {
 		attrs = append(attrs, slog.String("error_key", o.errorKey))
+	}
+	if o.tenant != "" {
+		// In the log line only: a metric dimension per tenant would bill a
+		// metric per tenant.
+		attrs = append(attrs, slog.String("tenant", o.tenant))
 	}
 	level := slog.LevelInfo
 	if o.status >= 400 && o.status != 427 {

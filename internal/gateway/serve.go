@@ -37,25 +37,20 @@ func (h *Handler) serve(ctx context.Context, ev events.LambdaFunctionURLRequest,
 	if !ok {
 		return o
 	}
-	if !h.opts.SkipSignatureCheck {
-		if err := h.opts.Verifier.Verify(ctx, body, header(ev.Headers, signatureHeader)); err != nil {
-			var ue *appsecret.UnavailableError
-			if errors.As(err, &ue) {
-				return outcome{status: http.StatusInternalServerError, name: "signature_unverifiable", reason: "the app secret cannot be read"}
-			}
-			return outcome{status: 432, name: "bad_signature", reason: signatureReason(err)}
-		}
+	keys, who, ok := h.keysFor(ctx, ev, body)
+	if !ok {
+		return who
 	}
 	sum := sha256.Sum256(body)
 	if h.replay.seenRecently(sum, start) {
-		return outcome{status: 421, name: "replay", reason: "this instance has already decrypted this body"}
+		return outcome{status: 421, name: "replay", reason: "this instance has already decrypted this body", tenant: who.tenant}
 	}
 	env, err := flowcrypto.ParseEnvelope(body)
 	if err != nil {
-		return outcome{status: 421, name: "bad_envelope", reason: err.Error()}
+		return outcome{status: 421, name: "bad_envelope", reason: err.Error(), tenant: who.tenant}
 	}
-	res, err := h.opts.Keys.Decrypt(ctx, env.EncryptedAESKey)
-	o = outcome{status: 421, keyLabel: res.Label, rsaOps: res.RSAOps, refreshed: res.Refreshed}
+	res, err := keys.Decrypt(ctx, env.EncryptedAESKey)
+	o = outcome{status: 421, keyLabel: res.Label, rsaOps: res.RSAOps, refreshed: res.Refreshed, tenant: who.tenant}
 	switch {
 	case errors.Is(err, keyring.ErrEmpty):
 		o.name, o.reason = "no_keys", "the key ring holds no key"
@@ -135,6 +130,7 @@ func (h *Handler) route(ctx context.Context, ev events.LambdaFunctionURLRequest,
 		ReceivedAt: start,
 		Deadline:   deadline,
 		KeyLabel:   o.keyLabel,
+		Tenant:     o.tenant,
 	}})
 	o.backendCalled, o.backendDur = true, h.opts.Now().Sub(called)
 	if err != nil {

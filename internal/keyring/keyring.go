@@ -58,6 +58,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -168,6 +169,7 @@ type Ring struct {
 	tried     time.Time     // start of the last refresh, for the floor
 	lastErr   error         // of the last refresh
 	inflight  chan struct{} // closed when the running refresh ends
+	info      Info          // what the last successful refresh read
 
 	// waitHook runs when a caller starts waiting for another's refresh
 	// (tests only: it lets a test release a gated refresh once every
@@ -183,6 +185,37 @@ type entry struct {
 	fingerprint string
 	key         PrivateKey // nil: the version holds no usable key
 	score       float64
+	// appSecretID is the document's config.app_secret_id; parsed is
+	// whether the version is a flowkey document at all.
+	appSecretID string
+	parsed      bool
+}
+
+// Info is what the ring knows about its secret from its last successful
+// refresh: its tags, whether it is scheduled for deletion, and what its
+// AWSCURRENT version's configuration names. A Flows endpoint serving a
+// fleet decides with it which tenant a secret belongs to and which Meta
+// app secret checks its requests.
+type Info struct {
+	// Loaded: a refresh has succeeded.
+	Loaded bool
+	// Tags are the secret's tags (a copy).
+	Tags map[string]string
+	// Deleted: the secret is scheduled for deletion.
+	Deleted bool
+	// CurrentRead: the AWSCURRENT version was read and parsed, so
+	// AppSecretID is its config.app_secret_id ("" when it names none).
+	CurrentRead bool
+	AppSecretID string
+}
+
+// Info returns what the last successful refresh read.
+func (r *Ring) Info() Info {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := r.info
+	i.Tags = maps.Clone(i.Tags)
+	return i
 }
 
 // New returns a Ring that has loaded nothing yet: the first Decrypt (or

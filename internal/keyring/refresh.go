@@ -87,16 +87,16 @@ func (r *Ring) refreshOnce(ctx context.Context, reason string, gen uint64, floor
 	// Detached: the callers waiting for this refresh must not see it fail
 	// because the caller that started it gave up.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.LoadTimeout)
-	seen, err := r.read(lctx, prev)
+	seen, info, err := r.read(lctx, prev)
 	cancel()
-	r.publish(reason, seen, err)
+	r.publish(reason, seen, info, err)
 	close(ch)
 	return true, 0
 }
 
 // publish installs what a refresh read (keeping each version's score) and
 // ends the refresh.
-func (r *Ring) publish(reason string, seen map[string]*entry, err error) {
+func (r *Ring) publish(reason string, seen map[string]*entry, info Info, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.gen++
@@ -123,7 +123,7 @@ func (r *Ring) publish(reason string, seen map[string]*entry, err error) {
 		return cmp.Compare(a.version, b.version)
 	})
 	changed := !sameKeys(r.keys, keys)
-	r.keys, r.seen = keys, seen
+	r.keys, r.seen, r.info = keys, seen, info
 	r.loaded, r.loadedAt = true, r.opts.Now()
 	level := slog.LevelDebug
 	if changed {
@@ -134,10 +134,14 @@ func (r *Ring) publish(reason string, seen map[string]*entry, err error) {
 
 // read is one refresh's calls: DescribeSecret, then GetSecretValue for each
 // labelled version not in prev.
-func (r *Ring) read(ctx context.Context, prev map[string]*entry) (map[string]*entry, error) {
+func (r *Ring) read(ctx context.Context, prev map[string]*entry) (map[string]*entry, Info, error) {
 	out, err := r.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(r.opts.SecretID)})
 	if err != nil {
-		return nil, fmt.Errorf("keyring: describe secret %s: %w", r.opts.SecretID, err)
+		return nil, Info{}, fmt.Errorf("keyring: describe secret %s: %w", r.opts.SecretID, err)
+	}
+	info := Info{Loaded: true, Deleted: out.DeletedDate != nil, Tags: map[string]string{}}
+	for _, t := range out.Tags {
+		info.Tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	seen := map[string]*entry{}
 	for _, version := range slices.Sorted(maps.Keys(out.VersionIdsToStages)) {
@@ -152,9 +156,12 @@ func (r *Ring) read(ctx context.Context, prev map[string]*entry) (map[string]*en
 			}
 		}
 		// A new entry, so that one already handed out never changes.
-		seen[version] = &entry{version: version, label: label, fingerprint: old.fingerprint, key: old.key}
+		seen[version] = &entry{version: version, label: label, fingerprint: old.fingerprint, key: old.key, appSecretID: old.appSecretID, parsed: old.parsed}
+		if slices.Contains(out.VersionIdsToStages[version], LabelCurrent) && old.parsed {
+			info.CurrentRead, info.AppSecretID = true, old.appSecretID
+		}
 	}
-	return seen, nil
+	return seen, info, nil
 }
 
 // readVersion reads and parses one version of secret arn. ok false means
@@ -184,13 +191,14 @@ func (r *Ring) readVersion(ctx context.Context, arn, version, label string) (_ *
 		log.Warn("keyring: skipping a version that is not a valid flowkey document", "fields", faultyFields(err))
 		return skip, true
 	}
+	skip.parsed, skip.appSecretID = true, doc.Config.AppSecretID
 	if doc.Key == nil {
 		log.Info("keyring: skipping a configuration-only version (no key)")
 		return skip, true
 	}
 	fp := keypair.FingerprintOf(doc.Key.PublicDER()).Short()
 	if !doc.Key.InKMS() {
-		return &entry{version: version, fingerprint: fp, key: LocalKey(doc.Key.Pair())}, true
+		return &entry{version: version, fingerprint: fp, key: LocalKey(doc.Key.Pair()), parsed: true, appSecretID: doc.Config.AppSecretID}, true
 	}
 	if arn == "" {
 		arn = r.opts.SecretID
@@ -203,7 +211,7 @@ func (r *Ring) readVersion(ctx context.Context, arn, version, label string) (_ *
 		log.Warn("keyring: skipping a version whose key is held by KMS: the ring has no KMS client", "kms_key_arn", doc.Key.KMSKeyARN)
 		return skip, true
 	}
-	return &entry{version: version, fingerprint: fp, key: KMSKey(r.opts.KMS, doc.Key.KMSKeyARN)}, true
+	return &entry{version: version, fingerprint: fp, key: KMSKey(r.opts.KMS, doc.Key.KMSKeyARN), parsed: true, appSecretID: doc.Config.AppSecretID}, true
 }
 
 // bestLabel is the first of labels that stages holds, or "".

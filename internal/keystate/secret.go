@@ -32,6 +32,15 @@ type Secret struct {
 	// Tags are the secret's tags (the rotation records a KMS key creation
 	// in one before the key exists); nil when it has none.
 	Tags map[string]string
+	// Name is the secret's name; "" when DescribeSecret reports none.
+	Name string
+	// RotationLambdaARN, Schedule and Window are the rotation
+	// configuration (RotationRules' ScheduleExpression and Duration); ""
+	// when none is set.
+	RotationLambdaARN, Schedule, Window string
+	// Deleted is when the secret was scheduled for deletion; zero when it
+	// is not.
+	Deleted time.Time
 }
 
 // VersionWith returns the version that holds label, or "". Should several
@@ -52,11 +61,17 @@ func (r *Reader) Describe(ctx context.Context, secretID string) (*Secret, error)
 		return nil, fmt.Errorf("describe secret %s: %w", secretID, err)
 	}
 	s := &Secret{
-		ARN:             aws.ToString(out.ARN),
-		RotationEnabled: aws.ToBool(out.RotationEnabled),
-		Stages:          out.VersionIdsToStages,
-		LastRotated:     aws.ToTime(out.LastRotatedDate),
-		Created:         aws.ToTime(out.CreatedDate),
+		ARN:               aws.ToString(out.ARN),
+		RotationEnabled:   aws.ToBool(out.RotationEnabled),
+		Stages:            out.VersionIdsToStages,
+		LastRotated:       aws.ToTime(out.LastRotatedDate),
+		Created:           aws.ToTime(out.CreatedDate),
+		Name:              aws.ToString(out.Name),
+		RotationLambdaARN: aws.ToString(out.RotationLambdaARN),
+		Deleted:           aws.ToTime(out.DeletedDate),
+	}
+	if r := out.RotationRules; r != nil {
+		s.Schedule, s.Window = aws.ToString(r.ScheduleExpression), aws.ToString(r.Duration)
 	}
 	if s.ARN == "" {
 		s.ARN = secretID

@@ -31,6 +31,12 @@
 //     command's duration and Graph counts are properties, not metrics;
 //   - status, dimensions (Function): DaysSinceLastRotation, in days with a
 //     fraction (unit None: CloudWatch has no day), on a line of its own.
+//   - a fleet status (internal/operator), dimensions (Function): the same
+//     two lines, with DriftedNumbers summed and DaysSinceLastRotation the
+//     maximum over the tenants it read, and TenantsChecked,
+//     TenantsUnhealthy, TenantsIncomplete and TenantsOverdue on a third
+//     (0 included): aggregates, so a fleet of any size costs these six
+//     metrics, never one per tenant.
 //
 // The Flows endpoint writes one line per request through Endpoint (see its
 // comment): Requests by Status, RSAOperations, KeyRefreshes, the backend's
@@ -137,6 +143,18 @@ func (e *EMF) Drift(numbers, drifted int) {
 func (e *EMF) RotationAge(age time.Duration) {
 	days := math.Round(max(age, 0).Hours()/24*1000) / 1000
 	e.write(nil, nil, []metric{{"DaysSinceLastRotation", unitNone, days}})
+}
+
+// Tenants records what a fleet status read: the tenants, and of them the
+// unhealthy, the rotation-incomplete and the overdue ones. It implements
+// operator.FleetMetrics.
+func (e *EMF) Tenants(checked, unhealthy, incomplete, overdue int) {
+	e.write(nil, nil, []metric{
+		{"TenantsChecked", unitCount, checked},
+		{"TenantsUnhealthy", unitCount, unhealthy},
+		{"TenantsIncomplete", unitCount, incomplete},
+		{"TenantsOverdue", unitCount, overdue},
+	})
 }
 
 // ObserveGraph counts one Graph HTTP attempt; pass it as

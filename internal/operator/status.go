@@ -201,7 +201,9 @@ func (in *inspection) judge(ns NumberStatus, noKey, keyOmitted bool) (state, mat
 	return StateDrifted, MatchNone, "Meta holds key " + short(ns.Fingerprint) + ", which matches no version of the secret (uploaded behind flowkey's back?)"
 }
 
-func (o *Operator) status(ctx context.Context, log *slog.Logger, secretID string) (*StatusReport, error) {
+// status reads one secret's state. publish sends its age to the metrics: a
+// fleet status does not, and publishes the fleet's aggregates instead.
+func (o *Operator) status(ctx context.Context, log *slog.Logger, secretID string, publish bool) (*StatusReport, error) {
 	sec, err := o.describe(ctx, secretID)
 	if err != nil {
 		return nil, err
@@ -209,7 +211,7 @@ func (o *Operator) status(ctx context.Context, log *slog.Logger, secretID string
 	// Published before anything can fail on Meta's side, so that the
 	// rotation-overdue alarm sees the age even when the token or Graph is
 	// what keeps the rotations from succeeding.
-	days := o.rotationAge(log, sec)
+	days := o.rotationAge(log, sec, publish)
 	in, err := o.inspectSecret(ctx, log, sec)
 	if err != nil {
 		return nil, err
@@ -228,7 +230,7 @@ func (o *Operator) status(ctx context.Context, log *slog.Logger, secretID string
 // rotationAge publishes how long ago sec last rotated (since it was
 // created, when it never was) and returns it in days, rounded to a
 // thousandth; nil when DescribeSecret reported neither date.
-func (o *Operator) rotationAge(log *slog.Logger, sec *keystate.Secret) *float64 {
+func (o *Operator) rotationAge(log *slog.Logger, sec *keystate.Secret, publish bool) *float64 {
 	since := sec.LastRotated
 	if since.IsZero() {
 		since = sec.Created
@@ -238,7 +240,7 @@ func (o *Operator) rotationAge(log *slog.Logger, sec *keystate.Secret) *float64 
 		return nil
 	}
 	age := max(o.opts.Now().Sub(since), 0)
-	if o.opts.Metrics != nil {
+	if o.opts.Metrics != nil && publish {
 		o.opts.Metrics.RotationAge(age)
 	}
 	days := math.Round(age.Hours()/24*1000) / 1000

@@ -28,6 +28,17 @@ func (r *Rotator) budget(ctx context.Context) budget {
 	return budget{work: end.Add(-r.opts.RollbackReserve), rollback: end}
 }
 
+// awsCtx bounds one of the step's own AWS requests (a version written, a
+// label moved, a key generated) by the end of the rollback's share: the SDK
+// retries a throttled request with backoff (functions/rotator sets how
+// many times), and no backoff may run into the time the step needs to
+// return its error. A step whose request is still throttled then fails
+// with that error (throttled), and Secrets Manager reattempts the whole
+// rotation later from what is stored: nothing is lost.
+func (r *Rotator) awsCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return until(ctx, r.budget(ctx).rollback)
+}
+
 // until bounds ctx by t; the zero t leaves it unbounded.
 func until(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
 	if t.IsZero() {

@@ -1,6 +1,33 @@
 package rotation
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/aws/smithy-go"
+)
+
+// throttleCodes are the AWS error codes of a throttled request that
+// Secrets Manager and KMS answer (the SDK's standard retryer retries the
+// same codes).
+var throttleCodes = map[string]bool{"ThrottlingException": true, "Throttling": true, "TooManyRequestsException": true, "RequestLimitExceeded": true}
+
+// IsThrottled reports whether err is, or wraps, an AWS throttling error.
+func IsThrottled(err error) bool {
+	var apiErr smithy.APIError
+	return errors.As(err, &apiErr) && throttleCodes[apiErr.ErrorCode()]
+}
+
+// awsError is a failed request of a step, "<what>: <err>"; a throttled one
+// also says that nothing is lost and what to change.
+func awsError(what string, err error) error {
+	if !IsThrottled(err) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w; throttled by AWS past the retries that fit in the step's time: nothing is lost, "+
+		"the step changed nothing it cannot resume and Secrets Manager reattempts the whole rotation later; fix: if it persists, "+
+		"start fewer rotations at once (a fleet's are spread by its schedules; see internal/fleet) or ask for a higher quota in Service Quotas", what, err)
+}
 
 // NumberResult is what one step did to one phone number.
 type NumberResult struct {

@@ -68,7 +68,12 @@
 // context's): uploads or verification first, then RollbackReserve for
 // putting the current key back, then ReportReserve for the report, so that
 // Secrets Manager always receives flowkey's own error rather than a Lambda
-// timeout. No request, backoff or wait runs into the next phase.
+// timeout. No request, backoff or wait runs into the next phase. The
+// step's own AWS requests (a version or label written, a key generated)
+// end where the report's share begins: the SDK retries a throttled
+// request with backoff inside that time, and one still throttled fails the
+// step with an error that says so. Nothing is lost: every step resumes
+// from what is stored, and Secrets Manager reattempts the whole rotation.
 //
 // # Reports
 //

@@ -56,7 +56,10 @@ func (r *Rotator) createSecret(ctx context.Context, inv *invocation) error {
 	if inv.ev.RotationToken != "" {
 		in.RotationToken = aws.String(inv.ev.RotationToken)
 	}
-	if _, err := r.sm.PutSecretValue(ctx, in); err != nil {
+	pctx, cancel := r.awsCtx(ctx)
+	_, err = r.sm.PutSecretValue(pctx, in)
+	cancel()
+	if err != nil {
 		var exists *types.ResourceExistsException
 		if errors.As(err, &exists) {
 			// A concurrent createSecret stored its own pair under this token
@@ -68,7 +71,7 @@ func (r *Rotator) createSecret(ctx context.Context, inv *invocation) error {
 				return rerr
 			}
 		}
-		return fmt.Errorf("store pending version: %w", err)
+		return awsError("store pending version", err)
 	}
 	inv.log.Info("pending key stored", "fingerprint", key.FingerprintSHA256[:16], "generated_by", key.GeneratedBy)
 	return nil
@@ -79,9 +82,11 @@ func (r *Rotator) newKey(ctx context.Context, inv *invocation, cfg secretdoc.Con
 	if cfg.Custody() == secretdoc.CustodyKMS {
 		return r.newKMSKey(ctx, inv)
 	}
-	gen, err := r.keys.Generate(ctx, inv.secret.ARN)
+	gctx, cancel := r.awsCtx(ctx)
+	gen, err := r.keys.Generate(gctx, inv.secret.ARN)
+	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("generate key pair: %w", err)
+		return nil, awsError("generate key pair", err)
 	}
 	return secretdoc.NewKey(gen, r.opts.Now().UTC()), nil
 }
@@ -290,8 +295,11 @@ func (r *Rotator) finishSecret(ctx context.Context, inv *invocation) error {
 	if cur := inv.secret.VersionWith(StageCurrent); cur != "" {
 		in.RemoveFromVersionId = aws.String(cur)
 	}
-	if _, err := r.sm.UpdateSecretVersionStage(ctx, in); err != nil {
-		return fmt.Errorf("move AWSCURRENT to version %s: %w", token, err)
+	sctx, cancel := r.awsCtx(ctx)
+	_, err := r.sm.UpdateSecretVersionStage(sctx, in)
+	cancel()
+	if err != nil {
+		return awsError("move AWSCURRENT to version "+token, err)
 	}
 	inv.log.Info("pending version promoted", "previous_version", aws.ToString(in.RemoveFromVersionId))
 	return r.afterPromotion(ctx, inv)
@@ -313,12 +321,14 @@ func (r *Rotator) afterPromotion(ctx context.Context, inv *invocation) error {
 // between the two.
 func (r *Rotator) dropPending(ctx context.Context, inv *invocation) error {
 	token := inv.ev.ClientRequestToken
-	if _, err := r.sm.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
+	sctx, cancel := r.awsCtx(ctx)
+	defer cancel()
+	if _, err := r.sm.UpdateSecretVersionStage(sctx, &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId:            aws.String(inv.secret.ARN),
 		VersionStage:        aws.String(StagePending),
 		RemoveFromVersionId: aws.String(token),
 	}); err != nil {
-		return fmt.Errorf("remove AWSPENDING from version %s, now AWSCURRENT: %w; fix: run finishSecret for this version again", token, err)
+		return awsError("remove AWSPENDING from version "+token+", now AWSCURRENT", fmt.Errorf("%w; fix: run finishSecret for this version again", err))
 	}
 	inv.log.Info("AWSPENDING removed from the current version")
 	return nil

@@ -29,8 +29,10 @@ func (r *Rotator) markVerified(ctx context.Context, inv *invocation) error {
 	if holder != "" {
 		in.RemoveFromVersionId = aws.String(holder)
 	}
-	if _, err := r.sm.UpdateSecretVersionStage(ctx, in); err != nil {
-		return fmt.Errorf("label version %s %s: %w", token, VerifiedStage, err)
+	sctx, cancel := r.awsCtx(ctx)
+	defer cancel()
+	if _, err := r.sm.UpdateSecretVersionStage(sctx, in); err != nil {
+		return awsError(fmt.Sprintf("label version %s %s", token, VerifiedStage), err)
 	}
 	return nil
 }
@@ -55,12 +57,14 @@ func (r *Rotator) Unverify(ctx context.Context, sec *keystate.Secret, version st
 	if !slices.Contains(sec.Stages[version], VerifiedStage) {
 		return nil
 	}
-	if _, err := r.sm.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
+	sctx, cancel := r.awsCtx(ctx)
+	defer cancel()
+	if _, err := r.sm.UpdateSecretVersionStage(sctx, &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId:            aws.String(sec.ARN),
 		VersionStage:        aws.String(VerifiedStage),
 		RemoveFromVersionId: aws.String(version),
 	}); err != nil {
-		return fmt.Errorf("remove %s from version %s before changing what Meta holds: %w", VerifiedStage, version, err)
+		return awsError(fmt.Sprintf("remove %s from version %s before changing what Meta holds", VerifiedStage, version), err)
 	}
 	return nil
 }

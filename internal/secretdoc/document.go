@@ -11,7 +11,8 @@
 //	    "exclude_phone_number_ids": [],              // only with waba_id
 //	    "access_token_secret_id": "flowkey/graph-token",  // optional
 //	    "graph_api_version": "v24.0",                 // optional
-//	    "key_custody": "secrets_manager" | "kms"      // optional; absent means "secrets_manager"
+//	    "key_custody": "secrets_manager" | "kms",     // optional; absent means "secrets_manager"
+//	    "app_secret_id": "flowkey/app-secrets/acme"   // optional; a fleet tenant's own Meta app secret
 //	  },
 //	  "key": {                                        // absent (never null) in a config-only first version
 //	    "private_key_pem": "<PEM>",                   // PKCS#8, unencrypted
@@ -86,6 +87,10 @@ type Config struct {
 	// KeyCustody is CustodySecretsManager, CustodyKMS, or "" (which means
 	// CustodySecretsManager): where the next rotation keeps the private key.
 	KeyCustody string `json:"key_custody,omitempty"`
+	// AppSecretID names the secret holding the Meta app secret of a fleet
+	// tenant whose app is not the fleet's: the Flows endpoint checks the
+	// tenant's X-Hub-Signature-256 with it. The rotation never reads it.
+	AppSecretID string `json:"app_secret_id,omitempty"`
 }
 
 // Key custodies: config.key_custody's values, and key.custody's.

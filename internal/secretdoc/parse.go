@@ -19,7 +19,7 @@ import (
 // standard decoder's case-insensitive matching would accept "Waba_ID".
 var (
 	documentFields = []string{"schema_version", "config", "key"}
-	configFields   = []string{"phone_number_ids", "waba_id", "include_phone_number_ids", "exclude_phone_number_ids", "access_token_secret_id", "graph_api_version", "key_custody"}
+	configFields   = []string{"phone_number_ids", "waba_id", "include_phone_number_ids", "exclude_phone_number_ids", "access_token_secret_id", "graph_api_version", "key_custody", "app_secret_id"}
 	keyFields      = []string{"custody", "kms_key_arn", "private_key_pem", "public_key_pem", "fingerprint_sha256", "created_at", "generated_by", "kms_key_id"}
 )
 
@@ -149,7 +149,7 @@ func checkObject(path string, raw json.RawMessage, known []string, types func(ma
 
 func checkConfigTypes(m map[string]json.RawMessage) []error {
 	var errs []error
-	for _, name := range []string{"waba_id", "access_token_secret_id", "graph_api_version", "key_custody"} {
+	for _, name := range []string{"waba_id", "access_token_secret_id", "graph_api_version", "key_custody", "app_secret_id"} {
 		errs = append(errs, checkString("config."+name, m[name])...)
 	}
 	for _, name := range []string{"phone_number_ids", "include_phone_number_ids", "exclude_phone_number_ids"} {

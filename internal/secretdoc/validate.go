@@ -91,6 +91,11 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.AppSecretID != "" {
+		if err := checkAppSecretID(c.AppSecretID); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	switch c.KeyCustody {
 	case "", CustodySecretsManager, CustodyKMS:
 	default:
@@ -310,6 +315,26 @@ func checkSecretID(id string) error {
 	}) {
 		return &Error{Field: field, Problem: fmt.Sprintf("is not a Secrets Manager secret name or ARN (%d characters; allowed: letters, digits and /_+=.@-:)", len(id)),
 			Fix: "give the name or ARN of the secret that holds the Graph system user token"}
+	}
+	return nil
+}
+
+// appSecretRE is the shape of a Meta app secret: 32 hex digits.
+var appSecretRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// checkAppSecretID accepts a secret name or ARN, as checkSecretID does, and
+// refuses what looks like the app secret itself. It never quotes the value.
+func checkAppSecretID(id string) error {
+	const field = "config.app_secret_id"
+	if appSecretRE.MatchString(id) {
+		return &Error{Field: field, Problem: "looks like a Meta app secret, not the ID of the secret that holds one",
+			Fix: "store the app secret in its own secret and put that secret's name or ARN here; then reset the exposed app secret in the Meta app dashboard"}
+	}
+	if len(id) > 2048 || strings.ContainsFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/_+=.@-:", r))
+	}) {
+		return &Error{Field: field, Problem: fmt.Sprintf("is not a Secrets Manager secret name or ARN (%d characters; allowed: letters, digits and /_+=.@-:)", len(id)),
+			Fix: "give the name or ARN of the secret that holds the tenant's Meta app secret"}
 	}
 	return nil
 }

@@ -47,6 +47,9 @@ const (
 	OpUpdateSecretVersionStage = "UpdateSecretVersionStage"
 	OpRotateSecret             = "RotateSecret"
 	OpTagResource              = "TagResource"
+	OpCreateSecret             = "CreateSecret"
+	OpListSecrets              = "ListSecrets"
+	OpCancelRotateSecret       = "CancelRotateSecret"
 )
 
 const arnPrefix = "arn:aws:secretsmanager:us-east-1:111122223333:secret:"
@@ -56,6 +59,8 @@ const arnPrefix = "arn:aws:secretsmanager:us-east-1:111122223333:secret:"
 // OnDescribe, BeforeRotate and AfterStage, which run under the Fake's lock.
 type Secret struct {
 	ARN string
+	// Name is the name it was added or created with.
+	Name string
 	// RotationEnabled is what DescribeSecret reports; nil means rotation
 	// was never configured.
 	RotationEnabled *bool
@@ -70,6 +75,15 @@ type Secret struct {
 	// Tags are the secret's tags, as DescribeSecret reports them and
 	// TagResource sets them.
 	Tags map[string]string
+	// RotationLambdaARN and RotationRules are the rotation configuration
+	// RotateSecret last set; DescribeSecret reports them.
+	RotationLambdaARN string
+	RotationRules     *types.RotationRulesType
+	// KmsKeyID is CreateSecret's KmsKeyId.
+	KmsKeyID string
+	// DeletedDate set: the secret is scheduled for deletion. ListSecrets
+	// leaves it out, and DescribeSecret reports the date.
+	DeletedDate *time.Time
 }
 
 // Holder is the version that holds label, or "".
@@ -137,7 +151,7 @@ func (f *Fake) Add(name string) *Secret {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	arn := arnPrefix + name + "-AbCdEf"
-	s := &Secret{ARN: arn, RotationEnabled: aws.Bool(true), Values: map[string]*string{}, Stages: map[string][]string{}, Tags: map[string]string{}}
+	s := &Secret{ARN: arn, Name: name, RotationEnabled: aws.Bool(true), Values: map[string]*string{}, Stages: map[string][]string{}, Tags: map[string]string{}}
 	f.secrets[arn] = s
 	f.byName[name] = arn
 	return s
@@ -242,7 +256,8 @@ func (f *Fake) Writes() []string {
 	defer f.mu.Unlock()
 	var w []string
 	for _, o := range f.ops {
-		if o == OpPutSecretValue || o == OpUpdateSecretVersionStage || o == OpRotateSecret || o == OpTagResource {
+		switch o {
+		case OpPutSecretValue, OpUpdateSecretVersionStage, OpRotateSecret, OpTagResource, OpCreateSecret, OpCancelRotateSecret:
 			w = append(w, o)
 		}
 	}
@@ -333,8 +348,18 @@ func (f *Fake) DescribeSecret(_ context.Context, in *secretsmanager.DescribeSecr
 	for _, k := range slices.Sorted(maps.Keys(s.Tags)) {
 		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(s.Tags[k])})
 	}
-	return &secretsmanager.DescribeSecretOutput{ARN: aws.String(s.ARN), RotationEnabled: s.RotationEnabled, VersionIdsToStages: stages,
-		LastRotatedDate: s.LastRotatedDate, CreatedDate: s.CreatedDate, Tags: tags}, nil
+	out := &secretsmanager.DescribeSecretOutput{ARN: aws.String(s.ARN), RotationEnabled: s.RotationEnabled, VersionIdsToStages: stages,
+		LastRotatedDate: s.LastRotatedDate, CreatedDate: s.CreatedDate, Tags: tags, RotationRules: s.RotationRules, DeletedDate: s.DeletedDate}
+	if s.Name != "" {
+		out.Name = aws.String(s.Name)
+	}
+	if s.RotationLambdaARN != "" {
+		out.RotationLambdaARN = aws.String(s.RotationLambdaARN)
+	}
+	if s.KmsKeyID != "" {
+		out.KmsKeyId = aws.String(s.KmsKeyID)
+	}
+	return out, nil
 }
 
 // GetSecretValue reads by VersionId, VersionStage or both (AWSCURRENT when
@@ -445,7 +470,9 @@ func (f *Fake) UpdateSecretVersionStage(_ context.Context, in *secretsmanager.Up
 // returns, as Secrets Manager does before it invokes the rotation function
 // (which this fake does not). While AWSPENDING is on a version other than
 // AWSCURRENT's it refuses, unless the request resumes that rotation (see
-// RefuseResume).
+// RefuseResume). Otherwise it first records RotationLambdaARN and
+// RotationRules and turns rotation on; with RotateImmediately false it
+// stages nothing, as after a passed configuration test.
 func (f *Fake) RotateSecret(_ context.Context, in *secretsmanager.RotateSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.RotateSecretOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -465,6 +492,12 @@ func (f *Fake) RotateSecret(_ context.Context, in *secretsmanager.RotateSecretIn
 			return &secretsmanager.RotateSecretOutput{ARN: aws.String(s.ARN), VersionId: aws.String(p)}, nil
 		}
 		return nil, &types.InvalidRequestException{Message: aws.String("A previous rotation isn't complete. That rotation will be reattempted.")}
+	}
+	f.configureRotation(s, in)
+	if in.RotateImmediately != nil && !*in.RotateImmediately {
+		// Only the configuration test (testSecret on a copy of AWSCURRENT),
+		// which this fake does not run: its end state is no new label.
+		return &secretsmanager.RotateSecretOutput{ARN: aws.String(s.ARN)}, nil
 	}
 	f.rotations++
 	tok := fmt.Sprintf("00000000-0000-4000-8000-%012d", f.rotations)
