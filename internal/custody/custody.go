@@ -76,6 +76,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/flowkey/flowkey/internal/config"
+	"github.com/flowkey/flowkey/internal/wait"
 )
 
 // Tags on each custody key, and the tag on the secret written before a
@@ -171,7 +172,7 @@ func New(client KMSAPI, opts Options) (*Manager, error) {
 		opts.MaxRetries = 8
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleepCtx
+		opts.Sleep = wait.Sleep
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -223,17 +224,6 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // jitter is a wait between d/2 and d: retries of many callers spread out.
 func jitter(d time.Duration) time.Duration {

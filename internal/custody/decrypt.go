@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/flowkey/flowkey/internal/wait"
 )
 
 // DecryptAPI is the one KMS call the Flows endpoint makes.
@@ -86,7 +88,7 @@ func NewDecrypter(client DecryptAPI, opts DecrypterOptions) *Decrypter {
 		opts.RetryWait = 50 * time.Millisecond
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleepCtx
+		opts.Sleep = wait.Sleep
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowkey/flowkey/internal/wait"
 )
 
 func okKeyBody(w http.ResponseWriter) {
@@ -492,10 +494,10 @@ func TestCanceledBeforeStart(t *testing.T) {
 func TestSleepCtx(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := sleepCtx(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+	if err := wait.Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
 		t.Errorf("sleepCtx(canceled, 1h) = %v", err)
 	}
-	if err := sleepCtx(t.Context(), time.Microsecond); err != nil {
+	if err := wait.Sleep(t.Context(), time.Microsecond); err != nil {
 		t.Errorf("sleepCtx(1µs) = %v", err)
 	}
 }

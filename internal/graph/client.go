@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowkey/flowkey/internal/wait"
 )
 
 // Option defaults. config.Load has its own copies for the variables it
@@ -83,7 +84,7 @@ func New(hc *http.Client, opts Options) (*Client, error) {
 	if opts.Jitter == nil {
 		opts.Jitter = rand.Float64
 	}
-	return &Client{hc: hc, opts: opts, base: base, sleep: sleepCtx}, nil
+	return &Client{hc: hc, opts: opts, base: base, sleep: wait.Sleep}, nil
 }
 
 func optionError(field, value, problem, fix string) error {
@@ -266,18 +267,4 @@ func portOf(u *url.URL) string {
 		return "80"
 	}
 	return "443"
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

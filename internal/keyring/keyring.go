@@ -64,6 +64,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/flowkey/flowkey/internal/wait"
 )
 
 // Secrets Manager's staging labels, in the order ties are broken.
@@ -243,7 +245,7 @@ func New(sm SecretsAPI, opts Options) (*Ring, error) {
 		opts.Now = time.Now
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleepCtx
+		opts.Sleep = wait.Sleep
 	}
 	return &Ring{sm: sm, opts: opts, seen: map[string]*entry{}}, nil
 }
@@ -373,15 +375,4 @@ func (r *Ring) snapshot() ([]*entry, uint64, bool) {
 	defer r.mu.Unlock()
 	stale := !r.loaded || r.opts.Now().Sub(r.loadedAt) >= r.opts.TTL
 	return r.keys, r.gen, stale
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

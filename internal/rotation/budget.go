@@ -46,18 +46,3 @@ func until(ctx context.Context, t time.Time) (context.Context, context.CancelFun
 	}
 	return context.WithDeadline(ctx, t)
 }
-
-// sleepCtx waits d or until ctx ends, whichever is first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

@@ -116,6 +116,7 @@ import (
 	"github.com/flowkey/flowkey/internal/graph"
 	"github.com/flowkey/flowkey/internal/keypair"
 	"github.com/flowkey/flowkey/internal/keystate"
+	"github.com/flowkey/flowkey/internal/wait"
 )
 
 // Secrets Manager staging labels.
@@ -245,7 +246,7 @@ func New(state *keystate.Reader, sm SecretsAPI, keys KeyGenerator, g GraphAPI, o
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Rotator{state: state, sm: sm, keys: keys, graph: g, opts: opts, sleep: sleepCtx}, nil
+	return &Rotator{state: state, sm: sm, keys: keys, graph: g, opts: opts, sleep: wait.Sleep}, nil
 }
 
 // Event is what Secrets Manager sends for each step.
