@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
@@ -323,9 +324,11 @@ func TestThrottlingIsRetriedWithBackoffThenReported(t *testing.T) {
 	}
 
 	// Within a deadline shorter than the next wait, it gives up at once.
-	f = newFixture(t)
+	// The wait is an hour and the deadline a minute, so a loaded machine
+	// cannot run the deadline out before the first request.
+	f = newFixture(t, func(o *Options) { o.Backoff, o.MaxBackoff = time.Hour, time.Hour })
 	f.kms.FailAlways(kmsfake.OpDescribeKey, kmsfake.ThrottlingException())
-	short, cancel := context.WithTimeout(ctx, 1e6)
+	short, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	_, err = f.m.Ensure(short, f.request("v1"))
 	if e := asError(t, err); e.Throttled != 1 || len(f.sleeps) != 0 {

@@ -168,11 +168,14 @@ func TestDecrypter(t *testing.T) {
 	if _, err := d.Decrypt(ctx, k.ARN, block); !IsThrottled(err) || asError(t, err).Throttled != 1 {
 		t.Fatalf("throttled twice: %v", err)
 	}
-	short, cancel := context.WithTimeout(ctx, time.Millisecond)
+	// A minute left and an hour's wait: no time for a retry, and no chance
+	// that a loaded machine runs the deadline out before the first request.
+	slow := NewDecrypter(f.kms, DecrypterOptions{Logger: f.m.opts.Logger, RetryWait: time.Hour, Sleep: func(_ context.Context, w time.Duration) error { waits = append(waits, w); return nil }})
+	short, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	f.kms.FailNext(kmsfake.OpDecrypt, kmsfake.ThrottlingException())
 	calls := f.kms.Calls(kmsfake.OpDecrypt)
-	if _, err := d.Decrypt(short, k.ARN, block); !IsThrottled(err) || f.kms.Calls(kmsfake.OpDecrypt) != calls+1 {
+	if _, err := slow.Decrypt(short, k.ARN, block); !IsThrottled(err) || f.kms.Calls(kmsfake.OpDecrypt) != calls+1 {
 		t.Errorf("no time for a retry: %v, %d calls", err, f.kms.Calls(kmsfake.OpDecrypt)-calls)
 	}
 

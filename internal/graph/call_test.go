@@ -435,7 +435,7 @@ func TestRetryNeverOverrunsDeadline(t *testing.T) {
 func TestCallerDeadlineDuringAttempt(t *testing.T) {
 	s := newServer(t, func(_ int, _ http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 	c := newClient(t, s)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	defer cancel()
 	_, err := c.GetPublicKey(ctx, testAuth(), phoneID)
 	var ge *Error
