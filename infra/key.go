@@ -98,7 +98,7 @@ func keyPolicy(stack awscdk.Stack, props *RotationStackProps, n stackNames) []aw
 			Conditions: &map[string]any{
 				"ArnEquals":    map[string]any{"aws:PrincipalArn": n.rotatorRoleARN},
 				"StringEquals": map[string]any{"kms:DataKeyPairSpec": "RSA_2048"},
-				"StringLike":   map[string]any{"kms:EncryptionContext:" + keypair.EncryptionContextKey: n.secretARNPatterns[0]},
+				"StringLike":   map[string]any{"kms:EncryptionContext:" + keypair.EncryptionContextKey: n.keyPairSecretARNCondition()},
 			},
 		}),
 	}

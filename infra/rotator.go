@@ -75,7 +75,7 @@ func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role,
 		Tracing:      awslambda.Tracing_ACTIVE,
 		// No ReservedConcurrentExecutions: the four steps are separate
 		// synchronous invocations, and a throttled one fails the rotation.
-		Environment: rotatorEnvironment(props, key.key.KeyArn(), s.arn, custody),
+		Environment: rotatorEnvironment(props, key.key.KeyArn(), s.arn, custody, n.fleet),
 	})
 	if network.enabled() {
 		network.place(stack, "Rotator", role, fn.Node().DefaultChild().(awslambda.CfnFunction))
@@ -103,7 +103,7 @@ func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role,
 }
 
 // rotatorEnvironment is the function's configuration (internal/config).
-func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string, custody custodyEnvironment) *map[string]*string {
+func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string, custody custodyEnvironment, fleet *fleetNames) *map[string]*string {
 	env := map[string]*string{
 		config.EnvKMSKeyID:            keyARN,
 		config.EnvAccessTokenSecretID: jsii.String(props.AccessTokenSecretARN),
@@ -118,6 +118,7 @@ func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string, cu
 		config.EnvLogLevel:            jsii.String(rotatorLogLevel),
 	}
 	maps.Copy(env, custody.variables())
+	maps.Copy(env, fleetVariables(props, fleet, keyARN))
 	return &env
 }
 
