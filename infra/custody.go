@@ -295,8 +295,8 @@ func grantKeyCustody(stack awscdk.Stack, role awsiam.IRole, fn awslambda.Functio
 			"the narrowest resource, and every statement on it requires aws:ResourceTag/" + custody.TagSecretARN + " = this secret (or, for tags " +
 			"at creation, which KMS authorizes on every key, aws:RequestTag and the two tag keys). The alias pattern has one ? per hex digit of the " +
 			"secret's alias prefix. kms:CreateKey, kms:ListAliases and kms:ListKeys support no resource-level permissions (Service Authorization " +
-			"Reference), so Resource must be *; CreateKey is limited by the request's tags, key spec and key usage."),
-		AppliesTo: &[]any{"Resource::*", &cdknag.RegexAppliesTo{Regex: jsii.String(custodyKeysRegex)}, &cdknag.RegexAppliesTo{Regex: jsii.String(custodyAliasesRegex)}},
+			"Reference), so Resource must be *; CreateKey is limited by the request's tags, key spec and key usage." + custodyFleetNagReason(fleetNames)),
+		AppliesTo: custodyNagAppliesTo(fleetNames),
 	}}, jsii.Bool(true))
 	fn.Node().AddDependency(policy)
 	return policy
@@ -339,4 +339,22 @@ func endpointCustodyStatement(stack awscdk.Stack, scope secretScope) *awsiam.Pol
 		Sid: jsii.String("DecryptWithCustodyKeysOfThisSecret"), Actions: jsii.Strings("kms:Decrypt"), Resources: &[]*string{custodyKeyARNs(stack)},
 		Conditions: scope.decryptConditions(),
 	}
+}
+
+// custodyNagAppliesTo are the custody policy's wildcard resources: *, the
+// keys, the aliases and, with the fleet on, the tenants' prefix (the
+// record written on a tenant's secret).
+func custodyNagAppliesTo(fleet *fleetNames) *[]any {
+	out := []any{"Resource::*", &cdknag.RegexAppliesTo{Regex: jsii.String(custodyKeysRegex)}, &cdknag.RegexAppliesTo{Regex: jsii.String(custodyAliasesRegex)}}
+	if fleet != nil {
+		out = append(out, fleet.nagRegexes()[0])
+	}
+	return &out
+}
+
+func custodyFleetNagReason(fleet *fleetNames) string {
+	if fleet == nil {
+		return ""
+	}
+	return " With the fleet on, the record tag goes on the tenants' secrets, under their name prefix (enrolled at run time) and tagged for this fleet."
 }
