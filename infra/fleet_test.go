@@ -55,6 +55,8 @@ func TestFleetRotatorPolicy(t *testing.T) {
 	id := cfnIDIn(t, v.stack, "RotatorFleetPolicy")
 	p := properties(resourceIn(t, v.template, id))
 	assertEqual(t, "fleet policy roles", p["Roles"], []any{ref(cfnIDIn(t, v.stack, "RotatorRole"))})
+	assertEqual(t, "fleet: rotator role description", properties(resourceIn(t, v.template, cfnIDIn(t, v.stack, "RotatorRole")))["Description"],
+		"flowkey rotator: rotates one secret and the tenants of its fleet, nothing else")
 	assertEqual(t, "fleet policy", p["PolicyDocument"], map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []any{

@@ -130,11 +130,11 @@ func newStatusAlarms(a alerts, props *RotationStackProps, fn awslambda.Function)
 	days := overdueDays(props.Schedule, props.RotationWindow)
 	description := "flowkey: " + props.SecretName + " has not rotated for more than " + strconv.FormatFloat(days, 'f', -1, 64) +
 		" days, its schedule (" + props.Schedule + ") plus its window (" + props.RotationWindow + ") and an hour: rotation is disabled, or every attempt failed; see describe-secret and the rotator's log group"
-	if fleetDays := fleetOverdueDays(props, days); a.n.fleet != nil {
+	if a.n.fleet != nil {
 		// The status publishes the maximum over the stack's secret and every
 		// tenant, whose monthly schedule may leave 31 days between two
 		// rotations (internal/fleet OverdueAfter).
-		days = fleetDays
+		days = fleetOverdueDays(props, days)
 		description = "flowkey: the stack's secret or a tenant of its fleet has not rotated for more than " + strconv.FormatFloat(days, 'f', -1, 64) +
 			" days, the longer of the secret's schedule (" + props.Schedule + ") plus its window and an hour, and a tenant's longest gap (31 days) plus its window (" +
 			props.Fleet.window() + ") and an hour: run {\"command\":\"status\"} for the overdue tenants, and see the rotator's log group"

@@ -76,7 +76,9 @@ func keyPolicy(stack awscdk.Stack, props *RotationStackProps, n stackNames) []aw
 		// Reading and writing this secret: the seed custom resource
 		// writing its first version, the rotator, and the consumers of
 		// the key. Each still needs secretsmanager and kms permissions
-		// in its own IAM policy.
+		// in its own IAM policy. With the fleet on, the tenants' secrets
+		// and their token secrets too (fleet.go): the Sid stays, so that
+		// turning the fleet on replaces no statement.
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:        jsii.String("UseThroughSecretsManagerForThisSecretOnly"),
 			Principals: &[]awsiam.IPrincipal{awsiam.NewAccountRootPrincipal()},

@@ -43,10 +43,14 @@ const (
 // (newRotator adds them). Its name is fixed (stackNames.rotatorRoleName)
 // so that key policies can name it before it exists.
 func newRotatorRole(stack awscdk.Stack, n stackNames) awsiam.Role {
+	description := "flowkey rotator: rotates one secret, nothing else"
+	if n.fleet != nil {
+		description = "flowkey rotator: rotates one secret and the tenants of its fleet, nothing else"
+	}
 	return awsiam.NewRole(stack, jsii.String("RotatorRole"), &awsiam.RoleProps{
 		RoleName:    jsii.String(n.rotatorRoleName),
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("flowkey rotator: rotates one secret, nothing else"),
+		Description: jsii.String(description),
 	})
 }
 
