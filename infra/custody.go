@@ -185,18 +185,51 @@ const (
 	custodyAliasesRegex = `/^Resource::arn:(aws[a-z-]*|<AWS::Partition>):kms:([a-z0-9-]+|<AWS::Region>):([0-9]{12}|<AWS::AccountId>):alias\/flowkey\/\?{16}\/\*$/g`
 )
 
-// taggedForSecret limits a statement to keys tagged for the secret.
-func taggedForSecret(secretARN *string) map[string]any {
-	return map[string]any{"aws:ResourceTag/" + custody.TagSecretARN: secretARN}
+// secretScope is the secrets whose custody keys a grant reaches: the
+// stack's, and with the fleet on the tenants' (their prefix pattern).
+type secretScope struct {
+	arn     *string
+	tenants *string // nil with the fleet off
+}
+
+// conditions requires key (a tag or request tag naming the secret) to name
+// a secret of the scope, besides the StringEquals of equals: StringEquals
+// on the stack's secret alone, StringLike on it and the tenants' pattern
+// with the fleet on (a secret name holds no wildcard character, so the
+// stack's ARN still matches only itself).
+func (s secretScope) conditions(key string, equals map[string]any) map[string]any {
+	if equals == nil {
+		equals = map[string]any{}
+	}
+	out := map[string]any{}
+	if s.tenants == nil {
+		equals[key] = s.arn
+	} else {
+		out["StringLike"] = map[string]any{key: []*string{s.arn, s.tenants}}
+	}
+	if len(equals) > 0 {
+		out["StringEquals"] = equals
+	}
+	return out
+}
+
+// taggedForSecret limits a statement to keys tagged for a secret of the scope.
+func (s secretScope) taggedForSecret() *map[string]any {
+	c := s.conditions("aws:ResourceTag/"+custody.TagSecretARN, nil)
+	return &c
 }
 
 // grantKeyCustody gives the rotator's role what internal/custody calls, in
 // a policy of its own, which the function waits for. No kms:*, and no
 // kms:PutKeyPolicy: the rotator cannot widen a key's policy once made.
-func grantKeyCustody(stack awscdk.Stack, role awsiam.IRole, fn awslambda.Function, secretARN *string) awsiam.Policy {
+func grantKeyCustody(stack awscdk.Stack, role awsiam.IRole, fn awslambda.Function, scope secretScope, fleetNames *fleetNames) awsiam.Policy {
 	keys, aliases := custodyKeyARNs(stack), custodyAliasARNs(stack)
 	tagKeys := map[string]any{"aws:TagKeys": jsii.Strings(custody.TagSecretARN, custody.TagRotationToken)}
-	requestTag := map[string]any{"aws:RequestTag/" + custody.TagSecretARN: secretARN}
+	secretARN := scope.arn
+	withTagKeys := func(c map[string]any) *map[string]any {
+		c["ForAllValues:StringEquals"] = tagKeys
+		return &c
+	}
 	statements := []*awsiam.PolicyStatementProps{
 		{
 			// CreateKey names no key: the request's tags, spec and usage
@@ -205,19 +238,13 @@ func grantKeyCustody(stack awscdk.Stack, role awsiam.IRole, fn awslambda.Functio
 			// kms:BypassPolicyLockoutSafetyCheck condition allows both
 			// values (an SCP denying it stops KMS custody: README).
 			Sid: jsii.String("CreateCustodyKeysForThisSecret"), Actions: jsii.Strings("kms:CreateKey"), Resources: jsii.Strings("*"),
-			Conditions: &map[string]any{
-				"StringEquals": map[string]any{
-					"aws:RequestTag/" + custody.TagSecretARN: secretARN,
-					"kms:KeySpec":                            "RSA_2048", "kms:KeyUsage": "ENCRYPT_DECRYPT",
-				},
-				"ForAllValues:StringEquals": tagKeys,
-			},
+			Conditions: withTagKeys(scope.conditions("aws:RequestTag/"+custody.TagSecretARN, map[string]any{"kms:KeySpec": "RSA_2048", "kms:KeyUsage": "ENCRYPT_DECRYPT"})),
 		},
 		{
 			// CreateKey's Tags: KMS wants kms:TagResource on every key of
 			// the account and region for tags at creation, hence key/*.
 			Sid: jsii.String("TagCustodyKeysAtCreation"), Actions: jsii.Strings("kms:TagResource"), Resources: &[]*string{keys},
-			Conditions: &map[string]any{"StringEquals": requestTag, "ForAllValues:StringEquals": tagKeys},
+			Conditions: withTagKeys(scope.conditions("aws:RequestTag/"+custody.TagSecretARN, nil)),
 		},
 		{
 			Sid: jsii.String("CreateCustodyKeyAliases"), Actions: jsii.Strings("kms:CreateAlias"), Resources: &[]*string{aliases},
@@ -225,18 +252,18 @@ func grantKeyCustody(stack awscdk.Stack, role awsiam.IRole, fn awslambda.Functio
 		{
 			// The key side of CreateAlias (aliases carry no tags).
 			Sid: jsii.String("AliasOnlyKeysOfThisSecret"), Actions: jsii.Strings("kms:CreateAlias"), Resources: &[]*string{keys},
-			Conditions: &map[string]any{"StringEquals": taggedForSecret(secretARN)},
+			Conditions: scope.taggedForSecret(),
 		},
 		{
 			Sid:        jsii.String("ManageKeysOfThisSecret"),
 			Actions:    jsii.Strings("kms:DescribeKey", "kms:GetPublicKey", "kms:ListResourceTags", "kms:DisableKey", "kms:ScheduleKeyDeletion"),
 			Resources:  &[]*string{keys},
-			Conditions: &map[string]any{"StringEquals": taggedForSecret(secretARN)},
+			Conditions: scope.taggedForSecret(),
 		},
 		{
 			// testSecret's proof.
 			Sid: jsii.String("ProveDecryptionWithKeysOfThisSecret"), Actions: jsii.Strings("kms:Decrypt"), Resources: &[]*string{keys},
-			Conditions: &map[string]any{"StringEquals": custodyDecryptCondition(secretARN)},
+			Conditions: scope.decryptConditions(),
 		},
 		{
 			// status and retirement list the aliases; the crash path of
@@ -254,6 +281,9 @@ func grantKeyCustody(stack awscdk.Stack, role awsiam.IRole, fn awslambda.Functio
 			},
 		},
 	}
+	if fleetNames != nil {
+		statements = append(statements, tenantRecordStatement(fleetNames, custody.SecretTagCreation))
+	}
 	statements = append(statements, neverTouchOtherKeys(keys)...)
 	policy := awsiam.NewPolicy(stack, jsii.String("RotatorKeyCustodyPolicy"), &awsiam.PolicyProps{Roles: &[]awsiam.IRole{role}})
 	for _, st := range statements {
@@ -265,8 +295,8 @@ func grantKeyCustody(stack awscdk.Stack, role awsiam.IRole, fn awslambda.Functio
 			"the narrowest resource, and every statement on it requires aws:ResourceTag/" + custody.TagSecretARN + " = this secret (or, for tags " +
 			"at creation, which KMS authorizes on every key, aws:RequestTag and the two tag keys). The alias pattern has one ? per hex digit of the " +
 			"secret's alias prefix. kms:CreateKey, kms:ListAliases and kms:ListKeys support no resource-level permissions (Service Authorization " +
-			"Reference), so Resource must be *; CreateKey is limited by the request's tags, key spec and key usage."),
-		AppliesTo: &[]any{"Resource::*", &cdknag.RegexAppliesTo{Regex: jsii.String(custodyKeysRegex)}, &cdknag.RegexAppliesTo{Regex: jsii.String(custodyAliasesRegex)}},
+			"Reference), so Resource must be *; CreateKey is limited by the request's tags, key spec and key usage." + custodyFleetNagReason(fleetNames)),
+		AppliesTo: custodyNagAppliesTo(fleetNames),
 	}}, jsii.Bool(true))
 	fn.Node().AddDependency(policy)
 	return policy
@@ -295,19 +325,36 @@ func neverTouchOtherKeys(keys *string) []*awsiam.PolicyStatementProps {
 	}
 }
 
-// custodyDecryptCondition is a Decrypt with a key tagged for the secret,
-// with the one algorithm flowkey decrypts with.
-func custodyDecryptCondition(secretARN *string) map[string]any {
-	c := taggedForSecret(secretARN)
-	c["kms:EncryptionAlgorithm"] = custody.EncryptionAlgorithm
-	return c
+// decryptConditions are a Decrypt with a key tagged for a secret of the
+// scope, with the one algorithm flowkey decrypts with.
+func (s secretScope) decryptConditions() *map[string]any {
+	c := s.conditions("aws:ResourceTag/"+custody.TagSecretARN, map[string]any{"kms:EncryptionAlgorithm": custody.EncryptionAlgorithm})
+	return &c
 }
 
 // endpointCustodyStatement lets the endpoint decrypt with the secret's
 // custody keys (the key ring's kms:Decrypt), and nothing else of KMS.
-func endpointCustodyStatement(stack awscdk.Stack, secretARN *string) *awsiam.PolicyStatementProps {
+func endpointCustodyStatement(stack awscdk.Stack, scope secretScope) *awsiam.PolicyStatementProps {
 	return &awsiam.PolicyStatementProps{
 		Sid: jsii.String("DecryptWithCustodyKeysOfThisSecret"), Actions: jsii.Strings("kms:Decrypt"), Resources: &[]*string{custodyKeyARNs(stack)},
-		Conditions: &map[string]any{"StringEquals": custodyDecryptCondition(secretARN)},
+		Conditions: scope.decryptConditions(),
 	}
+}
+
+// custodyNagAppliesTo are the custody policy's wildcard resources: *, the
+// keys, the aliases and, with the fleet on, the tenants' prefix (the
+// record written on a tenant's secret).
+func custodyNagAppliesTo(fleet *fleetNames) *[]any {
+	out := []any{"Resource::*", &cdknag.RegexAppliesTo{Regex: jsii.String(custodyKeysRegex)}, &cdknag.RegexAppliesTo{Regex: jsii.String(custodyAliasesRegex)}}
+	if fleet != nil {
+		out = append(out, fleet.nagRegexes()[0])
+	}
+	return &out
+}
+
+func custodyFleetNagReason(fleet *fleetNames) string {
+	if fleet == nil {
+		return ""
+	}
+	return " With the fleet on, the record tag goes on the tenants' secrets, under their name prefix (enrolled at run time) and tagged for this fleet."
 }

@@ -29,12 +29,13 @@ func allVariants() map[string]variant {
 		"main": {synthesized.stack, synthesized.template}, "off": {synthesized.offStack, synthesized.offTemplate},
 		"platform": synthesized.platform, "adopted": synthesized.adopted, "agnostic": synthesized.agnostic,
 		"endpoint": synthesized.endpoint, "kms": synthesized.kms, "kms+endpoint": synthesized.kmsEndpoint,
+		"fleet": synthesized.fleet, "fleet-agnostic": synthesized.fleetAgnostic,
 	}
 }
 
 // custodyVariants are the variants that grant KMS custody: a role could
 // decrypt. The others (no endpoint, no roles of the settings) grant none.
-var custodyVariants = []string{"platform", "agnostic", "endpoint", "kms", "kms+endpoint"}
+var custodyVariants = []string{"platform", "agnostic", "endpoint", "kms", "kms+endpoint", "fleet"}
 
 func rotatorVars(t *testing.T, v variant) map[string]any {
 	t.Helper()
@@ -54,7 +55,9 @@ func TestCustodyEnvironment(t *testing.T) {
 		"kms":      {rotator("kms"), testConsumerRoleARN + "," + testConsumerPathRoleARN, "7"},
 		// The endpoint's role by its Arn attribute: CloudFormation creates
 		// it before the rotator that names it in key policies.
-		"kms+endpoint": {rotator("kms+endpoint"), map[string]any{"Fn::Join": []any{",", []any{endpoint("kms+endpoint"), testConsumerRoleARN}}}, "30"},
+		"kms+endpoint":   {rotator("kms+endpoint"), map[string]any{"Fn::Join": []any{",", []any{endpoint("kms+endpoint"), testConsumerRoleARN}}}, "30"},
+		"fleet":          {rotator("fleet"), map[string]any{"Fn::Join": []any{",", []any{endpoint("fleet"), testConsumerRoleARN}}}, "30"},
+		"fleet-agnostic": {"", "", "30"},
 	}
 	assertEqual(t, "variants", slices.Sorted(maps.Keys(want)), slices.Sorted(maps.Keys(v)))
 	for name, w := range want {
@@ -234,7 +237,9 @@ func TestCustodyGrantsOnlyWhereSomeoneDecrypts(t *testing.T) {
 					if strings.HasPrefix(a, "kms:") && strings.ContainsAny(a, "*?") {
 						t.Errorf("%s: %s grants %s", name, id, a)
 					}
-					if !granted && slices.Contains([]string{"kms:CreateKey", "kms:ScheduleKeyDeletion", "secretsmanager:TagResource"}, a) {
+					// Enroll's own tags (fleet.go; TestFleetRotatorPolicy) are not custody's.
+					enrollTags := a == "secretsmanager:TagResource" && s.(map[string]any)["Sid"] == "CreateAndTagTenantSecretsOfThisFleet"
+					if !granted && !enrollTags && slices.Contains([]string{"kms:CreateKey", "kms:ScheduleKeyDeletion", "secretsmanager:TagResource"}, a) {
 						t.Errorf("%s: %s grants %s without KMS custody", name, id, a)
 					}
 				}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -62,7 +63,7 @@ func newEndpointRole(stack awscdk.Stack, n stackNames) awsiam.Role {
 // secret, and calls the one backend of the settings.
 func newEndpoint(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role, key stackKey, s secret, n stackNames, logSettings logSettings, network network) endpoint {
 	logs := logSettings.logGroup(stack, "EndpointLogs")
-	grantEndpoint(stack, role, props.Endpoint, key.key, s.arn, logs, n.viaSecretsManager)
+	grantEndpoint(stack, role, props.Endpoint, key.key, n.secretScope(s.arn), logs, n)
 
 	fn := awslambda.NewFunction(stack, jsii.String("Endpoint"), &awslambda.FunctionProps{
 		Description:  jsii.String("flowkey Flows endpoint for " + props.SecretName),
@@ -75,7 +76,7 @@ func newEndpoint(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role
 		Role:         role,
 		LogGroup:     logs,
 		Tracing:      awslambda.Tracing_ACTIVE,
-		Environment:  endpointEnvironment(props.Endpoint, s.arn),
+		Environment:  endpointEnvironment(props, s.arn, n.fleet),
 	})
 	if network.enabled() {
 		network.place(stack, "Endpoint", role, fn.Node().DefaultChild().(awslambda.CfnFunction))
@@ -101,8 +102,8 @@ func newEndpoint(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role
 		Reason: jsii.String("xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions " +
 			"(Service Authorization Reference), so Resource must be *. KMS custody keys are created by rotations, so no key ARN " +
 			"exists at synthesis: kms:Decrypt is on key/* of this account and region, limited to keys tagged for this secret " +
-			"(aws:ResourceTag) and to RSAES_OAEP_SHA_256. Every other statement names its resource."),
-		AppliesTo: &[]any{"Resource::*", &cdknag.RegexAppliesTo{Regex: jsii.String(custodyKeysRegex)}},
+			"(aws:ResourceTag) and to RSAES_OAEP_SHA_256. Every other statement names its resource" + endpointFleetNagReason(n.fleet) + "."),
+		AppliesTo: endpointNagAppliesTo(n.fleet),
 	}}, jsii.Bool(true))
 	return endpoint{fn: fn, url: url, logs: logs, role: role}
 }
@@ -111,7 +112,8 @@ func newEndpoint(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role
 // (config.LoadEndpoint): the two secrets, the one backend, and the
 // defaults written out, so that the console shows what runs. Never
 // INSECURE_SKIP_SIGNATURE_CHECK: that is for local tests only.
-func endpointEnvironment(e FlowsEndpoint, secretARN *string) *map[string]*string {
+func endpointEnvironment(props *RotationStackProps, secretARN *string, fleet *fleetNames) *map[string]*string {
+	e := props.Endpoint
 	env := map[string]*string{
 		config.EnvKeySecretID:         secretARN,
 		config.EnvAppSecretID:         jsii.String(e.AppSecretARN),
@@ -126,12 +128,14 @@ func endpointEnvironment(e FlowsEndpoint, secretARN *string) *map[string]*string
 	} else {
 		env[config.EnvBackendURL] = jsii.String(e.BackendURL)
 	}
+	maps.Copy(env, endpointFleetVariables(props, fleet))
 	return &env
 }
 
 // grantEndpoint gives role what the endpoint needs, one statement per need,
 // in the role's default policy (CDK adds the X-Ray statement to it).
-func grantEndpoint(stack awscdk.Stack, role awsiam.Role, e FlowsEndpoint, key awskms.IKey, secretARN *string, logs awslogs.LogGroup, viaSecretsManager *string) {
+func grantEndpoint(stack awscdk.Stack, role awsiam.Role, e FlowsEndpoint, key awskms.IKey, scope secretScope, logs awslogs.LogGroup, n stackNames) {
+	secretARN, viaSecretsManager := scope.arn, n.viaSecretsManager
 	statements := []*awsiam.PolicyStatementProps{
 		{
 			// The key ring: DescribeSecret for the labels, GetSecretValue by
@@ -153,7 +157,7 @@ func grantEndpoint(stack awscdk.Stack, role awsiam.Role, e FlowsEndpoint, key aw
 			}},
 		},
 		// The key ring's kms:Decrypt for versions whose key is in KMS.
-		endpointCustodyStatement(stack, secretARN),
+		endpointCustodyStatement(stack, scope),
 		{
 			Sid:       jsii.String("ReadAppSecret"),
 			Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
@@ -180,6 +184,9 @@ func grantEndpoint(stack awscdk.Stack, role awsiam.Role, e FlowsEndpoint, key aw
 			Resources: jsii.Strings(e.BackendFunctionARN),
 		})
 	}
+	if n.fleet != nil {
+		statements = append(statements, endpointFleetStatements(n.fleet, key.KeyArn(), viaSecretsManager)...)
+	}
 	statements = append(statements, &awsiam.PolicyStatementProps{
 		Sid:       jsii.String("WriteOwnLogs"),
 		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
@@ -200,4 +207,24 @@ func endpointOutputs(stack awscdk.Stack, e endpoint) {
 	out("EndpointFunctionName", "The Flows endpoint Lambda; its logs are in EndpointLogGroupName", e.fn.FunctionName())
 	out("EndpointLogGroupName", "The Flows endpoint's log group: one line per request, never a payload field", e.logs.LogGroupName())
 	out("EndpointRoleArn", "The endpoint's execution role, for key policies and backend resource policies outside this stack", e.role.RoleArn())
+}
+
+// endpointNagAppliesTo are the wildcard resources of the endpoint's role:
+// X-Ray's *, the custody keys and, with the fleet on, its prefixes.
+func endpointNagAppliesTo(fleet *fleetNames) *[]any {
+	out := []any{"Resource::*", &cdknag.RegexAppliesTo{Regex: jsii.String(custodyKeysRegex)}}
+	if fleet != nil {
+		out = append(out, fleet.nagRegexes()...)
+	}
+	return &out
+}
+
+// endpointFleetNagReason extends the suppression's reason with the fleet's
+// prefixes.
+func endpointFleetNagReason(fleet *fleetNames) string {
+	if fleet == nil {
+		return ""
+	}
+	return "; tenants are enrolled at run time, so the tenants' (and their app secrets') name prefixes are the narrowest resources, " +
+		"and reading a tenant's key secret also requires secretsmanager:ResourceTag/flowkey:fleet = this stack"
 }

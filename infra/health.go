@@ -128,10 +128,20 @@ func newStatusAlarms(a alerts, props *RotationStackProps, fn awslambda.Function)
 	a.publish(heartbeat, a.n.alarms.heartbeat, "StatusHeartbeatAlarmPublishes", "StatusHeartbeatAlarmPublishesToAlertTopic")
 
 	days := overdueDays(props.Schedule, props.RotationWindow)
+	description := "flowkey: " + props.SecretName + " has not rotated for more than " + strconv.FormatFloat(days, 'f', -1, 64) +
+		" days, its schedule (" + props.Schedule + ") plus its window (" + props.RotationWindow + ") and an hour: rotation is disabled, or every attempt failed; see describe-secret and the rotator's log group"
+	if a.n.fleet != nil {
+		// The status publishes the maximum over the stack's secret and every
+		// tenant, whose monthly schedule may leave 31 days between two
+		// rotations (internal/fleet OverdueAfter).
+		days = fleetOverdueDays(props, days)
+		description = "flowkey: the stack's secret or a tenant of its fleet has not rotated for more than " + strconv.FormatFloat(days, 'f', -1, 64) +
+			" days, the longer of the secret's schedule (" + props.Schedule + ") plus its window and an hour, and a tenant's longest gap (31 days) plus its window (" +
+			props.Fleet.window() + ") and an hour: run {\"command\":\"status\"} for the overdue tenants, and see the rotator's log group"
+	}
 	overdue := awscloudwatch.NewAlarm(a.stack, jsii.String("RotationOverdueAlarm"), &awscloudwatch.AlarmProps{
-		AlarmName: jsii.String(a.n.alarms.overdue),
-		AlarmDescription: jsii.String("flowkey: " + props.SecretName + " has not rotated for more than " + strconv.FormatFloat(days, 'f', -1, 64) +
-			" days, its schedule (" + props.Schedule + ") plus its window (" + props.RotationWindow + ") and an hour: rotation is disabled, or every attempt failed; see describe-secret and the rotator's log group"),
+		AlarmName:          jsii.String(a.n.alarms.overdue),
+		AlarmDescription:   jsii.String(description),
 		Metric:             statusMetric(fn, rotationAgeMetric, "Maximum"),
 		Threshold:          jsii.Number(days),
 		EvaluationPeriods:  jsii.Number(1),
@@ -140,6 +150,9 @@ func newStatusAlarms(a alerts, props *RotationStackProps, fn awslambda.Function)
 		TreatMissingData: awscloudwatch.TreatMissingData_IGNORE,
 	})
 	a.publish(overdue, a.n.alarms.overdue, "RotationOverdueAlarmPublishes", "RotationOverdueAlarmPublishesToAlertTopic")
+	if a.n.fleet != nil {
+		newTenantsAlarm(a, fn)
+	}
 }
 
 // heartbeatPeriods is the number of hourly periods without a status after
@@ -160,3 +173,39 @@ func overdueDays(schedule, window string) float64 {
 	w, _ := strconv.Atoi(strings.TrimSuffix(window, "h"))
 	return math.Ceil(float64(gap+w+1)/24*1000) / 1000
 }
+
+// tenantsAlarmName is the fleet's alarm on unhealthy tenants; the fleet's
+// other alarms are the stack's, on the status's aggregates.
+func tenantsAlarmName(stackName string) string { return stackName + "-tenants-unhealthy" }
+
+// tenantsUnhealthyHours is how long the fleet status must keep finding an
+// unhealthy tenant before the alarm fires: longer than a rotation that
+// Secrets Manager retries, so that only a tenant that stays broken (a
+// revoked token, a rotation stuck incomplete, an unreadable secret) wakes
+// anyone. Drift and overdue rotations have their own alarms.
+const tenantsUnhealthyHours = 3
+
+// newTenantsAlarm alarms when every fleet status of tenantsUnhealthyHours
+// consecutive hours found an unhealthy tenant. Sum: each invocation of a
+// status run publishes the tenants it read, so an hour's sum is the run's
+// count. Missing hours (a slower schedule) are ignored; the heartbeat
+// watches those.
+func newTenantsAlarm(a alerts, fn awslambda.Function) {
+	name := tenantsAlarmName(*a.stack.StackName())
+	alarm := awscloudwatch.NewAlarm(a.stack, jsii.String("TenantsUnhealthyAlarm"), &awscloudwatch.AlarmProps{
+		AlarmName: jsii.String(name),
+		AlarmDescription: jsii.String("flowkey: for " + strconv.Itoa(tenantsUnhealthyHours) + " hours every fleet status found unhealthy tenants (drifted, " +
+			"rotation incomplete or overdue, or unreadable); run {\"command\":\"status\"} for the list and each tenant's reason"),
+		Metric:             statusMetric(fn, tenantsUnhealthyMetric, "Sum"),
+		Threshold:          jsii.Number(0),
+		EvaluationPeriods:  jsii.Number(tenantsUnhealthyHours),
+		DatapointsToAlarm:  jsii.Number(tenantsUnhealthyHours),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_IGNORE,
+	})
+	a.publish(alarm, name, "TenantsUnhealthyAlarmPublishes", "TenantsUnhealthyAlarmPublishesToAlertTopic")
+}
+
+// tenantsUnhealthyMetric is what a fleet status publishes (internal/metrics
+// EMF.Tenants): the tenants of the invocation that are not healthy.
+const tenantsUnhealthyMetric = "TenantsUnhealthy"

@@ -76,7 +76,9 @@ func keyPolicy(stack awscdk.Stack, props *RotationStackProps, n stackNames) []aw
 		// Reading and writing this secret: the seed custom resource
 		// writing its first version, the rotator, and the consumers of
 		// the key. Each still needs secretsmanager and kms permissions
-		// in its own IAM policy.
+		// in its own IAM policy. With the fleet on, the tenants' secrets
+		// and their token secrets too (fleet.go): the Sid stays, so that
+		// turning the fleet on replaces no statement.
 		awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:        jsii.String("UseThroughSecretsManagerForThisSecretOnly"),
 			Principals: &[]awsiam.IPrincipal{awsiam.NewAccountRootPrincipal()},
@@ -98,7 +100,7 @@ func keyPolicy(stack awscdk.Stack, props *RotationStackProps, n stackNames) []aw
 			Conditions: &map[string]any{
 				"ArnEquals":    map[string]any{"aws:PrincipalArn": n.rotatorRoleARN},
 				"StringEquals": map[string]any{"kms:DataKeyPairSpec": "RSA_2048"},
-				"StringLike":   map[string]any{"kms:EncryptionContext:" + keypair.EncryptionContextKey: n.secretARNPatterns[0]},
+				"StringLike":   map[string]any{"kms:EncryptionContext:" + keypair.EncryptionContextKey: n.keyPairSecretARNCondition()},
 			},
 		}),
 	}

@@ -84,6 +84,7 @@ func TestTerminationProtection(t *testing.T) {
 	assertEqual(t, "termination protection by stack", synthesized.terminationProtection, map[string]bool{
 		testStackName: false, testOffStackName: false, testPlatformStackName: true, testAdoptedStackName: false, testAgnosticStackName: true,
 		testEndpointStackName: false, testKMSStackName: false, testKMSEndpointStackName: false,
+		testFleetStackName: false, testFleetAgnosticStackName: false,
 	})
 }
 

@@ -87,6 +87,8 @@ type RotationStackProps struct {
 	// Custody is where the secret keeps its Flows private keys, and who may
 	// decrypt with the keys held in KMS (custody.go).
 	Custody KeyCustody
+	// Fleet is fleet mode (fleet.go): off (zero) by default.
+	Fleet Fleet
 }
 
 // KeyCustody is the key custody of the stack's secret. Zero is today's
@@ -225,6 +227,14 @@ func propsFromSettings(s settings) (*RotationStackProps, error) {
 			Mode:            get(settingKeyCustody, secretdoc.CustodySecretsManager),
 			DecryptRoleARNs: list(settingCustodyDecryptRoles),
 		},
+		// Unset stays "": Validate refuses a prefix without the fleet, and
+		// the Fleet methods apply the defaults.
+		Fleet: Fleet{
+			SecretPrefix:    get(settingFleetSecretPrefix, ""),
+			TokenPrefix:     get(settingFleetTokenPrefix, ""),
+			AppSecretPrefix: get(settingFleetAppSecretPrefix, ""),
+			RotationWindow:  get(settingFleetWindow, ""),
+		},
 	}
 	var err error
 	p.TerminationProtection, err = s.boolean(settingTerminationProtection, false)
@@ -236,6 +246,8 @@ func propsFromSettings(s settings) (*RotationStackProps, error) {
 	p.Tags, err = s.stringMap(settingTags)
 	collect(err)
 	p.Custody.DeletionDays, err = s.integer(settingCustodyDeletionDays, DefaultCustodyKeyDeletionDays)
+	collect(err)
+	p.Fleet.Enabled, err = s.boolean(settingFleet, false)
 	collect(err)
 	// An adopted secret names itself; the name setting may only agree.
 	if p.ExistingSecretARN != "" && !s.isSet(settingSecretName) {

@@ -126,3 +126,36 @@ func readREADME(t *testing.T) string {
 	}
 	return string(b)
 }
+
+// "Fleet mode" names every statement the fleet adds, the tenants'
+// invoke permission, its alarm and commands, and prices the quotas the
+// scale table must cover.
+func TestREADMEDocumentsFleetMode(t *testing.T) {
+	readme := readREADME(t)
+	i := strings.Index(readme, "## Fleet mode")
+	if i < 0 {
+		t.Fatal("README.md has no Fleet mode section")
+	}
+	section := readme[i:]
+	section = section[:strings.Index(section[1:], "\n## ")+1]
+	v := synthesized.fleet
+	want := []string{"`SecretsManagerInvokesRotatorForTenants`", "`" + tenantsAlarmName("<stack>") + "`", "make enroll", "make unenroll", "10,000 tenants",
+		"`InvokeThisFunctionForRotateSecret`", "`RecordKeyCreationOnTenantSecrets`"}
+	for _, id := range []string{cfnIDIn(t, v.stack, "RotatorFleetPolicy"), cfnIDIn(t, v.stack, "EndpointRole", "DefaultPolicy")} {
+		for _, s := range properties(resourceIn(t, v.template, id))["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			if sid, _ := s.(map[string]any)["Sid"].(string); strings.Contains(sid, "Tenant") || id == cfnIDIn(t, v.stack, "RotatorFleetPolicy") {
+				want = append(want, "`"+sid+"`")
+			}
+		}
+	}
+	want = append(want, "GenerateDataKeyPair", "CreateKey", "RSA `Decrypt`", "PutSecretValue", "UpdateSecretVersionStage", "RotateSecret", "CreateSecret",
+		"TagResource", "ListSecrets", "GetSecretValue", "DescribeSecret", "Meta, per app per WABA", "Lambda concurrency", "per tenant-month")
+	for _, s := range want {
+		if !strings.Contains(section, s) {
+			t.Errorf("README.md's Fleet mode does not mention %s", s)
+		}
+	}
+	if n := strings.Count(section, "\n"); n > 120 {
+		t.Errorf("README.md's Fleet mode has %d lines; keep it to 120", n)
+	}
+}

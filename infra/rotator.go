@@ -43,10 +43,14 @@ const (
 // (newRotator adds them). Its name is fixed (stackNames.rotatorRoleName)
 // so that key policies can name it before it exists.
 func newRotatorRole(stack awscdk.Stack, n stackNames) awsiam.Role {
+	description := "flowkey rotator: rotates one secret, nothing else"
+	if n.fleet != nil {
+		description = "flowkey rotator: rotates one secret and the tenants of its fleet, nothing else"
+	}
 	return awsiam.NewRole(stack, jsii.String("RotatorRole"), &awsiam.RoleProps{
 		RoleName:    jsii.String(n.rotatorRoleName),
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("flowkey rotator: rotates one secret, nothing else"),
+		Description: jsii.String(description),
 	})
 }
 
@@ -75,7 +79,7 @@ func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role,
 		Tracing:      awslambda.Tracing_ACTIVE,
 		// No ReservedConcurrentExecutions: the four steps are separate
 		// synchronous invocations, and a throttled one fails the rotation.
-		Environment: rotatorEnvironment(props, key.key.KeyArn(), s.arn, custody),
+		Environment: rotatorEnvironment(props, key.key.KeyArn(), s.arn, custody, n.fleet),
 	})
 	if network.enabled() {
 		network.place(stack, "Rotator", role, fn.Node().DefaultChild().(awslambda.CfnFunction))
@@ -103,7 +107,7 @@ func newRotator(stack awscdk.Stack, props *RotationStackProps, role awsiam.Role,
 }
 
 // rotatorEnvironment is the function's configuration (internal/config).
-func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string, custody custodyEnvironment) *map[string]*string {
+func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string, custody custodyEnvironment, fleet *fleetNames) *map[string]*string {
 	env := map[string]*string{
 		config.EnvKMSKeyID:            keyARN,
 		config.EnvAccessTokenSecretID: jsii.String(props.AccessTokenSecretARN),
@@ -118,6 +122,7 @@ func rotatorEnvironment(props *RotationStackProps, keyARN, secretARN *string, cu
 		config.EnvLogLevel:            jsii.String(rotatorLogLevel),
 	}
 	maps.Copy(env, custody.variables())
+	maps.Copy(env, fleetVariables(props, fleet, keyARN))
 	return &env
 }
 

@@ -4,10 +4,12 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowkey/flowkey/internal/config"
+	"github.com/flowkey/flowkey/internal/fleet"
 	"github.com/flowkey/flowkey/internal/keypair"
 )
 
@@ -214,5 +216,88 @@ func TestInvokePermissionAndSchedule(t *testing.T) {
 	// Creating the schedule runs testSecret on AWSCURRENT: the seed first.
 	if !slices.Contains(deps, any(l.seed)) {
 		t.Errorf("schedule DependsOn = %v, want it to include the seed %s", schedule["DependsOn"], l.seed)
+	}
+}
+
+// The fleet's variables are exactly config.FleetNames on the rotator and
+// config.EndpointFleetNames on the endpoint, besides the stack's; the
+// optional app prefix only when set; and each function's configuration
+// loads with them.
+func TestFleetEnvironment(t *testing.T) {
+	for name, tc := range map[string]struct {
+		v                 variant
+		fleetName, prefix string
+		app               bool
+		token, window     string
+	}{
+		"fleet":          {synthesized.fleet, testFleetStackName, testFleetSecretPrefix, true, testFleetTokenPrefix, testFleetWindow},
+		"fleet-agnostic": {synthesized.fleetAgnostic, testFleetAgnosticStackName, fleet.DefaultSecretPrefix, false, fleet.DefaultTokenPrefix, "2h"},
+	} {
+		vars := rotatorVars(t, tc.v)
+		want := append(config.Names(), config.FleetNames()...)
+		if !tc.app {
+			want = slices.DeleteFunc(want, func(n string) bool { return n == config.EnvFleetAppSecretPrefix })
+		}
+		assertEqual(t, name+": rotator variable names", slices.Sorted(maps.Keys(vars)), sorted(want))
+		wantFleet := map[string]any{
+			config.EnvFleetName: tc.fleetName, config.EnvFleetSecretPrefix: tc.prefix, config.EnvFleetTokenPrefix: tc.token,
+			config.EnvFleetKMSKeyID: vars[config.EnvKMSKeyID], config.EnvFleetRotationWindow: tc.window, config.EnvFleetStatusConcurrency: "8",
+		}
+		if tc.app {
+			wantFleet[config.EnvFleetAppSecretPrefix] = testFleetAppPrefix
+		}
+		got := map[string]any{}
+		for _, n := range config.FleetNames() {
+			if v, ok := vars[n]; ok {
+				got[n] = v
+			}
+		}
+		assertEqual(t, name+": fleet variables", got, wantFleet)
+		cfg, err := config.Load(literalEnv(vars))
+		if err != nil {
+			t.Fatalf("%s: config.Load: %v", name, err)
+		}
+		w, _ := time.ParseDuration(tc.window)
+		if f := cfg.Fleet; f.Name != tc.fleetName || f.SecretPrefix != tc.prefix || f.TokenPrefix != tc.token || f.RotationWindow != w || f.StatusConcurrency != 8 {
+			t.Errorf("%s: loaded fleet %+v", name, f)
+		}
+	}
+
+	v := synthesized.fleet
+	e := properties(resourceIn(t, v.template, cfnIDIn(t, v.stack, "Endpoint")))["Environment"].(map[string]any)["Variables"].(map[string]any)
+	var want []string
+	for _, n := range append(config.EndpointNames(), config.EndpointFleetNames()...) {
+		if n != config.EnvSkipSignatureCheck && n != config.EnvBackendURL {
+			want = append(want, n)
+		}
+	}
+	assertEqual(t, "fleet: endpoint variable names", slices.Sorted(maps.Keys(e)), sorted(want))
+	for n, w := range map[string]string{config.EnvFleetName: testFleetStackName, config.EnvFleetSecretPrefix: testFleetSecretPrefix,
+		config.EnvFleetAppSecretPrefix: testFleetAppPrefix, config.EnvEndpointRingCache: "256"} {
+		assertEqual(t, "fleet: endpoint "+n, e[n], w)
+	}
+	cfg, err := config.LoadEndpoint(literalEnv(e))
+	if err != nil {
+		t.Fatalf("fleet: config.LoadEndpoint: %v", err)
+	}
+	if f := cfg.Fleet; f.Name != testFleetStackName || f.SecretPrefix != testFleetSecretPrefix || f.AppSecretPrefix != testFleetAppPrefix || f.RingCache != 256 {
+		t.Errorf("fleet: loaded endpoint fleet %+v", f)
+	}
+}
+
+// literalEnv is a function's environment with each Ref or GetAtt as a
+// stand-in ARN, as the variables are at deploy time.
+func literalEnv(vars map[string]any) func(string) string {
+	return func(k string) string {
+		switch v := vars[k].(type) {
+		case nil:
+			return ""
+		case string:
+			return v
+		}
+		if strings.HasSuffix(k, "ROLE_ARN") || strings.HasSuffix(k, "ROLE_ARNS") {
+			return "arn:aws:iam::111122223333:role/resolved-at-deploy"
+		}
+		return "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000"
 	}
 }

@@ -200,6 +200,25 @@ func TestSAMTemplateMatchesStack(t *testing.T) {
 	}
 }
 
+// Fleet mode deploys with infra/ only (README.md, "Fleet mode"):
+// template.yaml and events/env.json declare none of its variables, so that
+// a SAM deployment stays the single-secret stack it always was.
+func TestSAMHasNoFleetMode(t *testing.T) {
+	fleetVars := append(config.FleetNames(), config.EndpointFleetNames()...)
+	for id, props := range samFunctions(t, readSAMTemplate(t)) {
+		vars := props["Environment"].(map[string]any)["Variables"].(map[string]any)
+		for _, n := range fleetVars {
+			if _, ok := vars[n]; ok {
+				t.Errorf("template.yaml %s declares %s: fleet mode is infra/'s only", id, n)
+			}
+		}
+	}
+	readme := readREADME(t)
+	if i := strings.Index(readme, "## Fleet mode"); i < 0 || !strings.Contains(readme[i:], "CDK only") {
+		t.Error("README.md's Fleet mode does not say that it deploys with the CDK only")
+	}
+}
+
 // The custody roles of template.yaml and events/env.json are the roles
 // infra/ creates for a stack of the default name in the placeholders'
 // account and region, as the stack's rotator names them (its

@@ -63,6 +63,15 @@ var (
 	settingKeyCustody          = setting{"flowkey:keyCustody", "FLOWKEY_KEY_CUSTODY"}
 	settingCustodyDecryptRoles = setting{"flowkey:custodyKeyDecryptRoleArns", "FLOWKEY_CUSTODY_KEY_DECRYPT_ROLE_ARNS"}
 	settingCustodyDeletionDays = setting{"flowkey:custodyKeyDeletionDays", "FLOWKEY_CUSTODY_KEY_DELETION_DAYS"}
+
+	// Fleet mode (issue 13, fleet.go): one stack rotates the keys of
+	// tenants enrolled at run time. Off by default; the other four only
+	// with it on.
+	settingFleet                = setting{"flowkey:fleet", "FLOWKEY_FLEET"}
+	settingFleetSecretPrefix    = setting{"flowkey:fleetSecretPrefix", "FLOWKEY_FLEET_SECRET_PREFIX"}
+	settingFleetTokenPrefix     = setting{"flowkey:fleetTokenPrefix", "FLOWKEY_FLEET_TOKEN_PREFIX"}
+	settingFleetAppSecretPrefix = setting{"flowkey:fleetAppSecretPrefix", "FLOWKEY_FLEET_APP_SECRET_PREFIX"}
+	settingFleetWindow          = setting{"flowkey:fleetRotationWindow", "FLOWKEY_FLEET_ROTATION_WINDOW"}
 )
 
 func (s setting) String() string {

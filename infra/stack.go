@@ -66,9 +66,13 @@ func NewRotationStack(scope constructs.Construct, id string, props *RotationStac
 	secret := newSecret(stack, props, key, names, logs, network, documents.initial)
 	rotator := newRotator(stack, props, role, key, secret, names, logs, network, newCustodyEnvironment(props, role, endpointRole))
 	if props.custodyOn() {
-		grantKeyCustody(stack, role, rotator.fn, secret.arn)
+		grantKeyCustody(stack, role, rotator.fn, names.secretScope(secret.arn), names.fleet)
 	}
 	newRotationSchedule(stack, props, rotator.fn, secret, network)
+	if names.fleet != nil {
+		grantFleet(stack, role, names.fleet, key.key.KeyArn(), names.viaSecretsManager)
+		allowSecretsManagerForTenants(stack, rotator.fn, names.fleet)
+	}
 	alerts := newAlerts(stack, props, names, key, secret.arn, rotator.fn)
 	newOutputs(stack, stackOutputs{
 		secretARN: secret.arn, key: key.key, rotator: rotator, role: role, topicARN: alerts.topic.TopicArn(),
@@ -151,6 +155,8 @@ type stackNames struct {
 	// viaSecretsManager is the kms:ViaService of calls Secrets Manager
 	// makes on a caller's behalf.
 	viaSecretsManager *string
+	// fleet is the fleet's names and patterns; nil with the fleet off.
+	fleet *fleetNames
 }
 
 func newStackNames(stack awscdk.Stack, props *RotationStackProps) stackNames {
@@ -163,6 +169,7 @@ func newStackNames(stack awscdk.Stack, props *RotationStackProps) stackNames {
 		endpointRoleName:  roleName(props.RoleNamePrefix, stackName, endpointRoleSuffix, *stack.Region()),
 		endpointAlarms:    newEndpointAlarmNames(stackName),
 		viaSecretsManager: jsii.String("secretsmanager." + *stack.Region() + ".amazonaws.com"),
+		fleet:             newFleetNames(stack, props.Fleet),
 	}
 	n.topicARN = stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("sns"), Resource: jsii.String(n.topicName)})
 	n.rotatorRoleARN = stack.FormatArn(&awscdk.ArnComponents{
@@ -186,12 +193,34 @@ func alarmARN(stack awscdk.Stack, name string) *string {
 }
 
 // secretARNCondition is the StringLike value for the secret's ARN: one
-// pattern, or a list once the secret has been renamed.
+// pattern, or a list once the secret has been renamed; with the fleet on,
+// the tenants' and their token secrets' patterns too.
 func (n stackNames) secretARNCondition() any {
+	if n.fleet != nil {
+		return append(slices.Clone(n.secretARNPatterns), n.fleet.tenants, n.fleet.tokens)
+	}
 	if len(n.secretARNPatterns) == 1 {
 		return n.secretARNPatterns[0]
 	}
 	return n.secretARNPatterns
+}
+
+// keyPairSecretARNCondition is the StringLike value of the key pairs'
+// encryption context: the secret, and with the fleet on the tenants.
+func (n stackNames) keyPairSecretARNCondition() any {
+	if n.fleet != nil {
+		return []*string{n.secretARNPatterns[0], n.fleet.tenants}
+	}
+	return n.secretARNPatterns[0]
+}
+
+// secretScope is what the custody grants reach.
+func (n stackNames) secretScope(secretARN *string) secretScope {
+	s := secretScope{arn: secretARN}
+	if n.fleet != nil {
+		s.tenants = n.fleet.tenants
+	}
+	return s
 }
 
 // logSettings apply to every log group: the rotator's, the seed's and the

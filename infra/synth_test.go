@@ -47,6 +47,20 @@ const (
 	// and one of the settings.
 	testKMSStackName         = "FlowkeyTestKms"
 	testKMSEndpointStackName = "FlowkeyTestKmsEndpoint"
+	// The ninth and tenth are fleet mode (issue 13): the KMS custody
+	// variant with the endpoint and every fleet setting; and, without
+	// account and region, the main stack's settings with the fleet's
+	// defaults (no endpoint, so no custody).
+	testFleetStackName         = "FlowkeyTestFleet"
+	testFleetAgnosticStackName = "FlowkeyTestFleetAgnostic"
+)
+
+// The fleet variant's settings.
+const (
+	testFleetSecretPrefix = "partner/tenants/"
+	testFleetTokenPrefix  = "partner/tokens/"
+	testFleetAppPrefix    = "partner/app-secrets/"
+	testFleetWindow       = "4h"
 )
 
 // The KMS custody variants' settings: roles of the test account, one with
@@ -107,6 +121,8 @@ var synthesized struct {
 	platform, adopted, agnostic, endpoint variant
 	// The KMS custody variants.
 	kms, kmsEndpoint variant
+	// The fleet variants.
+	fleet, fleetAgnostic variant
 	// terminationProtection and the tags of each stack's artifact, by
 	// stack name: they are properties of the deployment, not of the
 	// template.
@@ -198,6 +214,14 @@ func synthesize(tmp string) (err error) {
 	kmsEndpoint := endpointProps(props(testStatusSchedule))
 	kmsEndpoint.Custody = KeyCustody{Mode: "kms", DecryptRoleARNs: []string{testConsumerRoleARN}}
 	kmsEndpointStack := NewRotationStack(app, testKMSEndpointStackName, kmsEndpoint)
+	fleetProps := endpointProps(props(testStatusSchedule))
+	fleetProps.Custody = KeyCustody{Mode: "kms", DecryptRoleARNs: []string{testConsumerRoleARN}}
+	fleetProps.Fleet = Fleet{Enabled: true, SecretPrefix: testFleetSecretPrefix, TokenPrefix: testFleetTokenPrefix, AppSecretPrefix: testFleetAppPrefix, RotationWindow: testFleetWindow}
+	fleetStack := NewRotationStack(app, testFleetStackName, fleetProps)
+	fleetAgnostic := props(testStatusSchedule)
+	fleetAgnostic.StackProps = awscdk.StackProps{}
+	fleetAgnostic.Fleet = Fleet{Enabled: true}
+	fleetAgnosticStack := NewRotationStack(app, testFleetAgnosticStackName, fleetAgnostic)
 	addNagChecks(app)
 	assembly := app.Synth(nil)
 	template := func(s awscdk.Stack) (map[string]any, error) {
@@ -236,9 +260,16 @@ func synthesize(tmp string) (err error) {
 	if synthesized.kmsEndpoint.template, err = template(kmsEndpointStack); err != nil {
 		return err
 	}
+	synthesized.fleet.stack, synthesized.fleetAgnostic.stack = fleetStack, fleetAgnosticStack
+	if synthesized.fleet.template, err = template(fleetStack); err != nil {
+		return err
+	}
+	if synthesized.fleetAgnostic.template, err = template(fleetAgnosticStack); err != nil {
+		return err
+	}
 	synthesized.terminationProtection = map[string]bool{}
 	synthesized.stackTags = map[string]map[string]string{}
-	for _, s := range []awscdk.Stack{stack, offStack, platformStack, adoptedStack, agnosticStack, endpointStack, kmsStack, kmsEndpointStack} {
+	for _, s := range []awscdk.Stack{stack, offStack, platformStack, adoptedStack, agnosticStack, endpointStack, kmsStack, kmsEndpointStack, fleetStack, fleetAgnosticStack} {
 		artifact := assembly.GetStackArtifact(s.ArtifactId())
 		tp := artifact.TerminationProtection()
 		synthesized.terminationProtection[*s.StackName()] = tp != nil && *tp

@@ -121,6 +121,7 @@ func (p *RotationStackProps) Validate() error {
 	errs = append(errs, p.Network.validate()...)
 	errs = append(errs, p.Endpoint.validate()...)
 	errs = append(errs, p.validateCustody()...)
+	errs = append(errs, p.validateFleet()...)
 	return errors.Join(errs...)
 }
 
