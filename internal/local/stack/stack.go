@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -101,6 +102,10 @@ type Options struct {
 	// own RIE (BACKEND_FUNCTION, reached through LambdaURL) instead of over
 	// HTTP (BACKEND_URL).
 	LambdaBackend bool
+	// Fleet, when set, runs both functions as a fleet (see FleetOptions);
+	// nil leaves the fleet off, as deployed by default. FunctionEnv and
+	// EndpointEnv override its variables.
+	Fleet *FleetOptions
 }
 
 // Stack is a running local stack.
@@ -137,6 +142,8 @@ type Stack struct {
 	backendProc *process
 
 	opts     Options
+	fleet    *fleetState // nil: the fleet is off
+	async    *asyncRuns  // the Event invocations of the Lambda APIs
 	servers  []*http.Server
 	localKMS *LocalKMS
 	rieProc  *process
@@ -144,7 +151,10 @@ type Stack struct {
 	// smListener is opened before the function starts, because the
 	// function's environment names its URL; Start serves it last.
 	smListener net.Listener
-	rieAddr    string
+	// lambdaListener serves the rotator's Lambda API (fleet only), opened
+	// before the function starts for the same reason.
+	lambdaListener net.Listener
+	rieAddr        string
 }
 
 // Start brings the stack up. On error everything already started is stopped.
@@ -170,7 +180,14 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if opts.Output == nil {
 		opts.Output = io.Discard
 	}
-	s = &Stack{opts: opts}
+	s = &Stack{opts: opts, async: newAsyncRuns()}
+	if opts.Fleet != nil {
+		f := *opts.Fleet
+		if err := f.defaults(); err != nil {
+			return nil, err
+		}
+		s.fleet = &fleetState{opts: f, byID: map[string]int{}, tokens: map[string]int{}}
+	}
 	// The error returns below set s to nil: close what the stack started
 	// through a copy.
 	started := s
@@ -227,6 +244,11 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	})
 	if err = s.createAppSecret(ctx); err != nil {
 		return nil, err
+	}
+	if s.fleet != nil {
+		if err = s.startFleet(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -318,6 +340,13 @@ func (s *Stack) startFunction(ctx context.Context) error {
 	if !s.opts.NoKMS {
 		env[config.EnvKMSKeyID] = s.KMSKeyARN
 	}
+	if s.fleet != nil {
+		lambdaURL, err := s.listenLambda()
+		if err != nil {
+			return err
+		}
+		maps.Copy(env, fleetFunctionEnv(s.fleet.opts, s.KMSKeyARN, lambdaURL))
+	}
 	for k, v := range s.opts.FunctionEnv {
 		env[k] = v
 	}
@@ -374,6 +403,8 @@ func (s *Stack) Close() {
 	if s.Secrets != nil {
 		_ = s.Secrets.Close()
 	}
+	// A queued continuation is dropped, one running cut short.
+	s.async.cancel()
 	s.rieProc.stop(5 * time.Second)
 	s.endpointProc.stop(5 * time.Second)
 	s.backendProc.stop(5 * time.Second)
@@ -385,6 +416,10 @@ func (s *Stack) Close() {
 	if s.smListener != nil {
 		s.smListener.Close()
 	}
+	if s.lambdaListener != nil {
+		s.lambdaListener.Close()
+	}
+	s.async.close()
 	s.localKMS.Stop()
 }
 
