@@ -31,6 +31,15 @@ import (
 // otherwise: the local stack's name.
 const DefaultFleetName = "flowkey-local"
 
+// RIEFunctionARN is the rotator's ARN as the pinned RIE puts it in the
+// Lambda context, and so the ARN enroll turns a tenant's rotation on with
+// and a fleet status continues with. That RIE
+// (internal/lambda/rie/handlers.go) writes region us-east-1 and account
+// 012345678912 whatever the environment says (AWS_REGION and
+// AWS_ACCOUNT_ID are read only by its managed-instances variant), so it is
+// not FunctionARN. The rotation driver and the Lambda API accept both.
+const RIEFunctionARN = "arn:aws:lambda:us-east-1:012345678912:function:flowkey-rotator"
+
 // FleetOptions configure a fleet on the local stack. Zero values take the
 // defaults noted.
 type FleetOptions struct {
@@ -107,8 +116,7 @@ func (o *FleetOptions) defaults() error {
 
 // fleetFunctionEnv is the rotator's fleet environment: every variable of
 // config.FleetNames() but FLEET_APP_SECRET_PREFIX (one app secret for the
-// fleet), the Lambda API for the continuation, and the account the RIE
-// builds the function's ARN from, so that it is FunctionARN.
+// fleet), and the Lambda API for the continuation.
 func fleetFunctionEnv(o FleetOptions, kmsKeyARN, lambdaURL string) map[string]string {
 	return map[string]string{
 		config.EnvFleetName:              o.Name,
@@ -118,7 +126,6 @@ func fleetFunctionEnv(o FleetOptions, kmsKeyARN, lambdaURL string) map[string]st
 		config.EnvFleetRotationWindow:    fleet.DefaultWindow.String(),
 		config.EnvFleetStatusConcurrency: strconv.Itoa(o.StatusConcurrency),
 		"AWS_ENDPOINT_URL_LAMBDA":        lambdaURL,
-		"AWS_ACCOUNT_ID":                 AccountID,
 	}
 }
 
@@ -146,7 +153,7 @@ func (s *Stack) listenLambda() (string, error) {
 // startFleet serves the rotator's Lambda API and creates the tenants'
 // WABAs, tokens and token secrets.
 func (s *Stack) startFleet(ctx context.Context) error {
-	if err := s.serveOn(s.lambdaListener, s.newInvokeAPI(s.Invoker, "flowkey-rotator", FunctionARN)); err != nil {
+	if err := s.serveOn(s.lambdaListener, s.newInvokeAPI(s.Invoker, "flowkey-rotator", FunctionARN, RIEFunctionARN)); err != nil {
 		return err
 	}
 	f := s.fleet

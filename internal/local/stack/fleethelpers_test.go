@@ -36,6 +36,12 @@ func startFleet(t *testing.T, n int, s setup) *fleetEnv {
 	if s.fleet == nil {
 		s.fleet = &stack.FleetOptions{}
 	}
+	return startFleetN(t, n, n, s)
+}
+
+// startFleetN is startFleet with only the first enroll tenants enrolled.
+func startFleetN(t *testing.T, n, enroll int, s setup) *fleetEnv {
+	t.Helper()
 	s.fleet.Tenants = n
 	e := &fleetEnv{env: start(t, s), arns: map[string]string{}, stuckOnPurpose: map[string]bool{}}
 	e.rotateOK(t)
@@ -47,7 +53,7 @@ func startFleet(t *testing.T, n int, s setup) *fleetEnv {
 		}
 	})
 	ctx := ctxFor(t, 2*time.Minute)
-	for _, tn := range e.Tenants() {
+	for _, tn := range e.Tenants()[:enroll] {
 		r, err := e.EnrollTenant(ctx, tn.ID, false)
 		if err != nil {
 			t.Fatal(err)
@@ -59,8 +65,10 @@ func startFleet(t *testing.T, n int, s setup) *fleetEnv {
 	}
 	// Enroll's configuration test (testSecret alone) runs after the
 	// command returns: every one has ended before the tests start.
-	for _, tn := range e.Tenants() {
-		e.waitTestRun(t, e.arns[tn.ID])
+	for _, tn := range e.Tenants()[:enroll] {
+		if ev := e.waitTestRun(t, e.arns[tn.ID]); ev.Type != secretsemu.RotationSucceeded {
+			t.Fatalf("the configuration test of %s: %s: %s", tn.ID, ev.Type, ev.Error)
+		}
 	}
 	return e
 }
