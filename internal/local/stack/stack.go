@@ -16,6 +16,22 @@
 // access key ID), injects the faults tests script, and answers as AWS does
 // where local-kms does not. The stack's own KMS client goes to local-kms
 // directly, unfaulted and uncounted.
+//
+// With Options.Fleet the stack is a fleet (issue 13): both functions get
+// the fleet's variables (FLEET_NAME and the rest of config.FleetNames and
+// config.EndpointFleetNames, ENDPOINT_RING_CACHE at least the tenant
+// count); the Graph simulator holds one WABA per tenant (TenantWABAID) with
+// numbers of its own and a token that reaches only that WABA, stored in
+// the tenant's token secret under flowkey/tokens/; and the rotator's
+// AWS_ENDPOINT_URL_LAMBDA is Lambda's Invoke API, whose Event invocations
+// (a fleet status's continuation) answer 202 at once and run after the
+// invocation in progress (AsyncInvocations waits for them). Tenants are
+// enrolled, rotated, unenrolled and read through the real function
+// (EnrollTenant, RotateTenant, UnenrollTenant, FleetStatus), and reached
+// at EndpointURL + "/t/<tenant>". The pinned RIE puts its own account in
+// the function's ARN (RIEFunctionARN, not FunctionARN): that is the ARN
+// enroll turns rotation on with. Without Options.Fleet nothing of this is
+// set up, and the functions' environments are as before.
 package stack
 
 import (
