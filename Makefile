@@ -122,9 +122,9 @@ lint: ## gofmt, go vet, staticcheck, go mod tidy -diff, and the import boundary 
 test: lint ## every test: unit, emulator, integration (real bootstrap under the RIE) and infra
 	$(GO) test -race -count=1 ./...
 
-.PHONY: bench bench-custody
-bench: ## speed and memory benchmarks
-	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+.PHONY: bench bench-custody bench-fleet
+bench: ## speed and memory benchmarks (not the fleet's: make bench-fleet)
+	$(GO) test -run='^$$' -bench=. -skip='^BenchmarkFleet$$' -benchmem ./internal/...
 
 # The chaos soak (internal/local/soak): SOAK_SEED (9), SOAK_ATTEMPTS (300),
 # SOAK_TIMEOUT (10m); SOAK_FLAGS=-trace prints what each attempt did, -v the
@@ -146,6 +146,12 @@ soak: $(SOAK_BIN) ## rotations on the local stack against random faults, recover
 # runs them too, once, at the default benchtime.
 bench-custody: ## on the local stack: rotation time and endpoint requests/s, PEM custody beside KMS custody
 	$(GO) test -run='^$$' -bench=Custody -benchtime=3s ./internal/local/stack
+
+# The fleet at scale: FLEET_BENCH_TENANTS (1000) tenants of 2 numbers, one
+# pass (a few minutes at 1,000 on 2 cores).
+FLEET_BENCH_TENANTS ?= 1000
+bench-fleet: ## on the local stack: enroll, rotate and a fleet status of 1,000 tenants, Graph and Secrets Manager calls a tenant, the endpoint's memory
+	FLEET_BENCH_TENANTS=$(FLEET_BENCH_TENANTS) $(GO) test -run='^$$' -bench='^BenchmarkFleet$$' -benchtime=1x -timeout=60m ./internal/local/stack
 
 # --- deploy: CDK (infra/) and SAM (template.yaml, events/) ---
 CDK_DIR := infra

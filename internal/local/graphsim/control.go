@@ -81,7 +81,7 @@ func parseDuration(field, v string) (time.Duration, error) {
 
 // controlRoutes documents the control API in 404 answers.
 const controlRoutes = "GET /_sim/state, GET /_sim/requests, GET|POST|DELETE /_sim/faults, POST /_sim/lag, POST /_sim/mismatch, " +
-	"POST /_sim/numbers, POST /_sim/key, POST /_sim/reregister, POST /_sim/budget, POST /_sim/latency, POST /_sim/reset-counters"
+	"POST /_sim/numbers, POST /_sim/tokens, POST /_sim/key, POST /_sim/reregister, POST /_sim/budget, POST /_sim/latency, POST /_sim/reset-counters"
 
 func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimSuffix(r.URL.Path, "/")
@@ -98,6 +98,7 @@ func (s *Sim) serveControl(w http.ResponseWriter, r *http.Request) {
 		"/_sim/lag":            {{http.MethodPost, s.ctlLag}},
 		"/_sim/mismatch":       {{http.MethodPost, s.ctlMismatch}},
 		"/_sim/numbers":        {{http.MethodPost, s.ctlNumbers}},
+		"/_sim/tokens":         {{http.MethodPost, s.ctlTokens}},
 		"/_sim/key":            {{http.MethodPost, s.ctlKey}},
 		"/_sim/reregister":     {{http.MethodPost, s.ctlReregister}},
 		"/_sim/budget":         {{http.MethodPost, s.ctlBudget}},
@@ -289,6 +290,30 @@ func (s *Sim) ctlNumbers(w http.ResponseWriter, r *http.Request) error {
 		err = s.AddWABA(in.WABA)
 	default:
 		err = &InputError{Field: "action", Problem: fmt.Sprintf("%q is not an action", clip(in.Action)), Fix: `use "add", "remove" or "add-waba"`}
+	}
+	if err != nil {
+		return err
+	}
+	return ok(w)
+}
+
+func (s *Sim) ctlTokens(w http.ResponseWriter, r *http.Request) error {
+	var in struct {
+		Action string   `json:"action"`
+		Token  string   `json:"token"`
+		WABAs  []string `json:"wabas"`
+	}
+	if err := decodeControl(r, &in); err != nil {
+		return err
+	}
+	var err error
+	switch in.Action {
+	case "add":
+		err = s.AddToken(in.Token, in.WABAs...)
+	case "revoke":
+		err = s.RevokeToken(in.Token)
+	default:
+		err = &InputError{Field: "action", Problem: fmt.Sprintf("%q is not an action", clip(in.Action)), Fix: `use "add" or "revoke"`}
 	}
 	if err != nil {
 		return err

@@ -29,6 +29,8 @@
 //
 //	missing token                      104 OAuthException, HTTP 401
 //	wrong token                        190 OAuthException, HTTP 401
+//	revoked token                      190/460 OAuthException, HTTP 401 ("Error validating access token: The session has been invalidated ...")
+//	object the token may not reach     100/33, as for an object that does not exist
 //	unknown or unsupported object      100/33 GraphMethodException, HTTP 400 ("Unsupported post request. Object with ID ...")
 //	bad key, missing parameter         100 OAuthException, HTTP 400, details in error_data
 //	edge the object lacks              100 "Tried accessing nonexisting field (...)", HTTP 400
@@ -61,6 +63,7 @@
 //	POST   /_sim/mismatch        {"number":"<id> or empty for all","on":true}
 //	POST   /_sim/numbers         {"action":"add","waba":"<id>","id":"<id>","display_phone_number":"...","verified_name":"..."}
 //	                             {"action":"remove","id":"<id>"}   {"action":"add-waba","waba":"<id>"}
+//	POST   /_sim/tokens          {"action":"add","token":"<token>","wabas":["<id>",...]}   {"action":"revoke","token":"<token>"}
 //	POST   /_sim/key             {"number":"<id>","business_public_key":"<PEM>","status":"VALID|MISMATCH"}
 //	POST   /_sim/reregister      {"number":"<id>"}: stored signatures go stale (MISMATCH until re-upload)
 //	POST   /_sim/budget          {"waba":"<id> or empty for global","limit":200,"window":"1h","regain_access":"19m"}; limit 0 removes
@@ -68,6 +71,20 @@
 //	POST   /_sim/reset-counters
 //
 // The control routes have no authentication: serve them on loopback only.
+//
+// # A fleet of WABAs
+//
+// A solution partner's fleet is many WABAs, each with its own numbers and,
+// often, its own business-integration token. AddDemoWABA adds a WABA with
+// numbers from FleetNumbers, whose 15-digit IDs are derived from the WABA
+// ID, so that no two WABAs share a number (NewDemo and DemoNumbers keep
+// their fixed IDs, the same for every WABA). Options.Token is the default
+// token and reaches every WABA; AddToken adds a token that reaches only
+// the WABAs it names and their numbers. Anything else answers that token
+// as Graph answers an object it may not see, 100/33. RevokeToken makes
+// Graph answer the token with 190/460, HTTP 401, from the next call on,
+// as Meta answers a token the business revoked or that expired; a revoked
+// token is never accepted again (issue a new one with AddToken).
 //
 // # Semantics of the controls
 //

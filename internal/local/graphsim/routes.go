@@ -3,7 +3,6 @@ package graphsim
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -187,13 +186,19 @@ func (s *Sim) serveGraph(rw http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		params, paramsErr = readParams(r)
 	}
-	if ge := s.authenticate(r, params); ge != nil {
+	s.mu.Lock()
+	g, ge := s.authenticateLocked(r, params)
+	if ge != nil {
+		s.mu.Unlock()
 		s.writeError(w, rt, "", ge)
 		return
 	}
-
-	s.mu.Lock()
 	waba, ge := s.resolveLocked(r.Method, rt)
+	if ge == nil && !g.reaches(waba) {
+		// Graph does not tell an object a token may not see from one that
+		// does not exist.
+		ge = noObject(r.Method, rt.object)
+	}
 	if ge != nil {
 		s.mu.Unlock()
 		s.writeError(w, rt, "", ge)
@@ -275,9 +280,10 @@ func wait(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// authenticate accepts the token as Graph does: "Authorization: Bearer"
-// (or "OAuth"), or an access_token query or form parameter.
-func (s *Sim) authenticate(r *http.Request, params map[string]string) *graphError {
+// authenticateLocked accepts the token as Graph does: "Authorization:
+// Bearer" (or "OAuth"), or an access_token query or form parameter, and
+// returns what it may reach.
+func (s *Sim) authenticateLocked(r *http.Request, params map[string]string) (grant, *graphError) {
 	var got string
 	var present bool
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -293,12 +299,9 @@ func (s *Sim) authenticate(r *http.Request, params map[string]string) *graphErro
 		present, got = true, tok
 	}
 	if !present {
-		return newGraphError(codeMissingToken, 0, "")
+		return grant{}, newGraphError(codeMissingToken, 0, "")
 	}
-	if subtle.ConstantTimeCompare([]byte(got), s.token) != 1 {
-		return newGraphError(codeInvalidToken, 0, "")
-	}
-	return nil
+	return s.authorizeLocked(got)
 }
 
 // readParams reads POST parameters as Graph does: query string plus a

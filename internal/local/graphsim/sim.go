@@ -43,7 +43,9 @@ func (e *InputError) Unwrap() error { return e.Err }
 // Options configure a Sim. Token is required; zero values of the rest take
 // the defaults noted.
 type Options struct {
-	Token string // the only access token the simulator accepts
+	// Token is the default access token: it reaches every WABA. AddToken
+	// adds tokens that reach only some.
+	Token string
 	// PageSize is the default page of GET /{waba}/phone_numbers (DefaultPageSize),
 	// small so that a handful of numbers already spans several pages.
 	PageSize int
@@ -62,7 +64,7 @@ type Options struct {
 // Sim is a Graph API simulator. It is an http.Handler and safe for
 // concurrent use.
 type Sim struct {
-	token          []byte
+	token          []byte // the default token
 	pageSize       int
 	now            func() time.Time
 	log            *slog.Logger
@@ -73,6 +75,7 @@ type Sim struct {
 	rnd         *rand.Rand
 	seq         int64
 	wabas       map[string]*wabaState
+	tokens      []*scopedToken // added with AddToken, in order
 	numbers     map[string]*numberState
 	lagAll      time.Duration
 	mismatchAll bool
@@ -106,13 +109,8 @@ var (
 
 // New validates opts and returns an empty simulator: no WABAs, no numbers.
 func New(opts Options) (*Sim, error) {
-	if opts.Token == "" {
-		return nil, &InputError{Field: "Options.Token", Problem: "is empty", Fix: "set the access token clients must send"}
-	}
-	for _, c := range opts.Token {
-		if c <= ' ' || c == 0x7f {
-			return nil, &InputError{Field: "Options.Token", Problem: "contains whitespace or control characters", Fix: "use a token that fits in an Authorization header"}
-		}
+	if err := checkToken("Options.Token", opts.Token); err != nil {
+		return nil, err
 	}
 	if opts.PageSize < 0 || opts.PageSize > maxPageSize {
 		return nil, &InputError{Field: "Options.PageSize", Problem: fmt.Sprintf("is %d", opts.PageSize), Fix: fmt.Sprintf("use 0 for the default (%d) or 1..%d", DefaultPageSize, maxPageSize)}

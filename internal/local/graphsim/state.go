@@ -14,6 +14,9 @@ type State struct {
 	Budgets        []BudgetSpec  `json:"budgets"`
 	Calls          Calls         `json:"calls"`
 	InFlight       int           `json:"in_flight"` // see Sim.InFlight
+	// Tokens counts the tokens added with AddToken; the tokens themselves
+	// are never shown.
+	Tokens TokenScopes `json:"tokens"`
 }
 
 // NumberState is one phone number in State.
@@ -59,7 +62,7 @@ func (s *Sim) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	st := State{Lag: s.lagAll.String(), MismatchForced: s.mismatchAll, Latency: s.latency.String(), Calls: calls, InFlight: s.inFlight,
+	st := State{Lag: s.lagAll.String(), MismatchForced: s.mismatchAll, Latency: s.latency.String(), Calls: calls, InFlight: s.inFlight, Tokens: s.tokenScopesLocked(),
 		Numbers: []NumberState{}, WABAs: []WABAState{}, Faults: []FaultSpec{}, Budgets: []BudgetSpec{}}
 	wabaNumbers := map[string][]string{}
 	for _, n := range s.sortedNumbersLocked() {

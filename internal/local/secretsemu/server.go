@@ -13,7 +13,8 @@
 // verified, but an Authorization header must be present, as AWS requires.
 //
 // GET /_emulator/events serves the rotation timeline as JSON; Events and
-// WaitEvent serve it in process.
+// WaitEvent serve it in process. Calls counts the requests by caller (the
+// access key ID they were signed with) and operation.
 //
 // Where AWS leaves behaviour open, the emulator decides as follows:
 //   - RotateSecret returns at once and drives createSecret, setSecret,
@@ -123,6 +124,9 @@ type Server struct {
 	secrets map[string]*secret // by name
 	closed  bool
 
+	callMu sync.Mutex
+	calls  Calls
+
 	evMu     sync.Mutex
 	events   []Event
 	evSignal chan struct{} // closed and replaced on every new event
@@ -149,6 +153,7 @@ func New(opts Options) (*Server, error) {
 		log:        opts.Logger,
 		rand:       opts.Rand,
 		secrets:    map[string]*secret{},
+		calls:      Calls{},
 		evSignal:   make(chan struct{}),
 	}
 	if s.region == "" {
@@ -212,6 +217,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amzn-Requestid", requestID)
 	target := r.Header.Get("X-Amz-Target")
 	op, known := strings.CutPrefix(target, "secretsmanager.")
+	if known {
+		s.countCall(r.Header.Get("Authorization"), op)
+	}
 	start := time.Now()
 	out, err := s.serve(r, op, known)
 	attrs := []any{"op", op, "requestId", requestID, "elapsed", time.Since(start)}

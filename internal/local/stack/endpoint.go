@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"strconv"
 	"sync"
@@ -85,6 +86,9 @@ func (s *Stack) startEndpoint(ctx context.Context) error {
 		delete(env, "BACKEND_URL")
 		env["BACKEND_FUNCTION"] = BackendFunctionName
 		env["AWS_ENDPOINT_URL_LAMBDA"] = s.LambdaURL
+	}
+	if s.fleet != nil {
+		maps.Copy(env, fleetEndpointEnv(s.fleet.opts))
 	}
 	for k, v := range s.opts.EndpointEnv {
 		env[k] = v

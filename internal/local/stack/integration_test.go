@@ -71,6 +71,8 @@ type setup struct {
 	// custody is the key secret's config.key_custody ("" for none, which
 	// is PEM custody).
 	custody string
+	// fleet: see stack.Options.
+	fleet *stack.FleetOptions
 }
 
 func start(t testing.TB, s setup) *env {
@@ -84,7 +86,7 @@ func start(t testing.TB, s setup) *env {
 		Binaries: binaries, Dir: t.TempDir(), PhoneNumbers: s.phones, FunctionEnv: fnEnv,
 		FunctionTimeout: s.timeout, NoKMS: s.noKMS,
 		RotationAttempts: max(s.attempts, 1), RetryDelay: 10 * time.Millisecond, Output: logs,
-		EndpointEnv: s.endpointEnv, GraphNow: s.graphNow, LambdaBackend: s.lambdaBackend,
+		EndpointEnv: s.endpointEnv, GraphNow: s.graphNow, LambdaBackend: s.lambdaBackend, Fleet: s.fleet,
 	})
 	if err != nil {
 		t.Fatalf("start the local stack: %v", err)
@@ -200,6 +202,14 @@ func (e *env) checkInvariants(t testing.TB, inProgress string) {
 			t.Errorf("invariant: AWSPENDING sits on %s, which is neither current nor the rotation in progress (%q)", p, inProgress)
 		}
 	}
+	// A fleet's tenants' numbers hold their own secrets' keys
+	// (checkTenantInvariants).
+	tenantNumber := map[string]bool{}
+	for _, tn := range e.Tenants() {
+		for _, n := range tn.Numbers {
+			tenantNumber[n] = true
+		}
+	}
 	held := map[string]bool{}
 	for _, stage := range []string{"AWSCURRENT", "AWSPENDING"} {
 		out, err := e.SM.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(e.arn), VersionStage: aws.String(stage)})
@@ -211,7 +221,7 @@ func (e *env) checkInvariants(t testing.TB, inProgress string) {
 		}
 	}
 	for phone, der := range e.Graph.Keys() {
-		if len(der) == 0 {
+		if len(der) == 0 || tenantNumber[phone] {
 			continue
 		}
 		if fp := keypair.FingerprintOf(der).String(); !held[fp] {

@@ -2,14 +2,8 @@ package stack
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/flowkey/flowkey/internal/local/secretsemu"
 )
@@ -51,59 +45,6 @@ func (s *Stack) startBackendLambda(ctx context.Context) error {
 	if err := waitListening(ctx, p, addr); err != nil {
 		return err
 	}
-	s.LambdaURL, err = s.serve(&invokeAPI{names: []string{BackendFunctionName, BackendFunctionARN}, rie: &secretsemu.RIEInvoker{BaseURL: "http://" + addr}})
+	s.LambdaURL, err = s.serve(s.newInvokeAPI(&secretsemu.RIEInvoker{BaseURL: "http://" + addr}, BackendFunctionName, BackendFunctionARN))
 	return err
-}
-
-// invokeAPI is Lambda's synchronous Invoke, POST
-// /2015-03-31/functions/{name}/invocations, for one function under an RIE:
-// the answer is the function's payload, with X-Amz-Function-Error when the
-// function failed, as Lambda answers it.
-type invokeAPI struct {
-	names []string
-	rie   *secretsemu.RIEInvoker
-}
-
-func (a *invokeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/2015-03-31/functions/")
-	rest, ok2 := strings.CutSuffix(rest, "/invocations")
-	name, err := url.PathUnescape(rest)
-	known := false
-	for _, n := range a.names {
-		known = known || n == name
-	}
-	if r.Method != http.MethodPost || !ok || !ok2 || err != nil || !known {
-		lambdaError(w, http.StatusNotFound, "ResourceNotFoundException", "Function not found: "+name)
-		return
-	}
-	payload, err := io.ReadAll(io.LimitReader(r.Body, 6<<20))
-	if err != nil {
-		lambdaError(w, http.StatusBadRequest, "InvalidRequestContentException", "cannot read the payload")
-		return
-	}
-	out, err := a.rie.Invoke(r.Context(), name, payload)
-	var fe *secretsemu.FunctionError
-	switch {
-	case errors.As(err, &fe):
-		body, _ := json.Marshal(map[string]string{"errorType": fe.Type, "errorMessage": fe.Message})
-		w.Header().Set("X-Amz-Function-Error", "Unhandled")
-		w.Header().Set("X-Amz-Executed-Version", "$LATEST")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(body)
-	case err != nil:
-		lambdaError(w, http.StatusInternalServerError, "ServiceException", "the function could not be invoked")
-	default:
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("X-Amz-Executed-Version", "$LATEST")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(out)
-	}
-}
-
-func lambdaError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("X-Amzn-ErrorType", code)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	body, _ := json.Marshal(map[string]string{"Type": "User", "message": msg})
-	_, _ = w.Write(body)
 }

@@ -290,3 +290,48 @@ func children(pid int) []int {
 	}
 	return out
 }
+
+// EndpointMemory is the endpoint's bootstrap process's resident memory,
+// from /proc/<pid>/status: the peak (VmHWM) and now (VmRSS), in bytes.
+type EndpointMemory struct {
+	Peak, Now int64
+}
+
+// EndpointMemory reads the memory of the endpoint's bootstrap, the child of
+// its RIE that serves the invocations (the RIE starts it at the first).
+func (s *Stack) EndpointMemory() (EndpointMemory, error) {
+	kids := children(s.endpointProc.cmd.Process.Pid)
+	if len(kids) != 1 {
+		return EndpointMemory{}, fmt.Errorf("stack: the endpoint's RIE has %d child processes, want its one bootstrap (send it a request first)", len(kids))
+	}
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(kids[0]), "status"))
+	if err != nil {
+		return EndpointMemory{}, err
+	}
+	var m EndpointMemory
+	for line := range strings.Lines(string(b)) {
+		name, rest, _ := strings.Cut(line, ":")
+		var dst *int64
+		switch name {
+		case "VmHWM":
+			dst = &m.Peak
+		case "VmRSS":
+			dst = &m.Now
+		default:
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return EndpointMemory{}, fmt.Errorf("stack: /proc status line %q is not in kB", strings.TrimSpace(line))
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return EndpointMemory{}, err
+		}
+		*dst = kb << 10
+	}
+	if m.Peak == 0 {
+		return EndpointMemory{}, errors.New("stack: the bootstrap's /proc status has no VmHWM")
+	}
+	return m, nil
+}

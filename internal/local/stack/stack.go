@@ -16,6 +16,22 @@
 // access key ID), injects the faults tests script, and answers as AWS does
 // where local-kms does not. The stack's own KMS client goes to local-kms
 // directly, unfaulted and uncounted.
+//
+// With Options.Fleet the stack is a fleet (issue 13): both functions get
+// the fleet's variables (FLEET_NAME and the rest of config.FleetNames and
+// config.EndpointFleetNames, ENDPOINT_RING_CACHE at least the tenant
+// count); the Graph simulator holds one WABA per tenant (TenantWABAID) with
+// numbers of its own and a token that reaches only that WABA, stored in
+// the tenant's token secret under flowkey/tokens/; and the rotator's
+// AWS_ENDPOINT_URL_LAMBDA is Lambda's Invoke API, whose Event invocations
+// (a fleet status's continuation) answer 202 at once and run after the
+// invocation in progress (AsyncInvocations waits for them). Tenants are
+// enrolled, rotated, unenrolled and read through the real function
+// (EnrollTenant, RotateTenant, UnenrollTenant, FleetStatus), and reached
+// at EndpointURL + "/t/<tenant>". The pinned RIE puts its own account in
+// the function's ARN (RIEFunctionARN, not FunctionARN): that is the ARN
+// enroll turns rotation on with. Without Options.Fleet nothing of this is
+// set up, and the functions' environments are as before.
 package stack
 
 import (
@@ -23,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -36,7 +53,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/flowkey/flowkey/internal/config"
 	"github.com/flowkey/flowkey/internal/local/endpointlog"
@@ -45,7 +61,6 @@ import (
 	"github.com/flowkey/flowkey/internal/local/graphsim"
 	"github.com/flowkey/flowkey/internal/local/kmsproxy"
 	"github.com/flowkey/flowkey/internal/local/secretsemu"
-	"github.com/flowkey/flowkey/internal/secretdoc"
 )
 
 // Fixed names of the local stack, so scripts and docs can name them.
@@ -101,6 +116,10 @@ type Options struct {
 	// own RIE (BACKEND_FUNCTION, reached through LambdaURL) instead of over
 	// HTTP (BACKEND_URL).
 	LambdaBackend bool
+	// Fleet, when set, runs both functions as a fleet (see FleetOptions);
+	// nil leaves the fleet off, as deployed by default. FunctionEnv and
+	// EndpointEnv override its variables.
+	Fleet *FleetOptions
 }
 
 // Stack is a running local stack.
@@ -137,6 +156,8 @@ type Stack struct {
 	backendProc *process
 
 	opts     Options
+	fleet    *fleetState // nil: the fleet is off
+	async    *asyncRuns  // the Event invocations of the Lambda APIs
 	servers  []*http.Server
 	localKMS *LocalKMS
 	rieProc  *process
@@ -144,7 +165,10 @@ type Stack struct {
 	// smListener is opened before the function starts, because the
 	// function's environment names its URL; Start serves it last.
 	smListener net.Listener
-	rieAddr    string
+	// lambdaListener serves the rotator's Lambda API (fleet only), opened
+	// before the function starts for the same reason.
+	lambdaListener net.Listener
+	rieAddr        string
 }
 
 // Start brings the stack up. On error everything already started is stopped.
@@ -170,7 +194,14 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if opts.Output == nil {
 		opts.Output = io.Discard
 	}
-	s = &Stack{opts: opts}
+	s = &Stack{opts: opts, async: newAsyncRuns()}
+	if opts.Fleet != nil {
+		f := *opts.Fleet
+		if err := f.defaults(); err != nil {
+			return nil, err
+		}
+		s.fleet = &fleetState{opts: f, byID: map[string]int{}, tokens: map[string]int{}}
+	}
 	// The error returns below set s to nil: close what the stack started
 	// through a copy.
 	started := s
@@ -227,6 +258,11 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	})
 	if err = s.createAppSecret(ctx); err != nil {
 		return nil, err
+	}
+	if s.fleet != nil {
+		if err = s.startFleet(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -318,6 +354,13 @@ func (s *Stack) startFunction(ctx context.Context) error {
 	if !s.opts.NoKMS {
 		env[config.EnvKMSKeyID] = s.KMSKeyARN
 	}
+	if s.fleet != nil {
+		lambdaURL, err := s.listenLambda()
+		if err != nil {
+			return err
+		}
+		maps.Copy(env, fleetFunctionEnv(s.fleet.opts, s.KMSKeyARN, lambdaURL))
+	}
 	for k, v := range s.opts.FunctionEnv {
 		env[k] = v
 	}
@@ -374,6 +417,8 @@ func (s *Stack) Close() {
 	if s.Secrets != nil {
 		_ = s.Secrets.Close()
 	}
+	// A queued continuation is dropped, one running cut short.
+	s.async.cancel()
 	s.rieProc.stop(5 * time.Second)
 	s.endpointProc.stop(5 * time.Second)
 	s.backendProc.stop(5 * time.Second)
@@ -385,75 +430,9 @@ func (s *Stack) Close() {
 	if s.smListener != nil {
 		s.smListener.Close()
 	}
+	if s.lambdaListener != nil {
+		s.lambdaListener.Close()
+	}
+	s.async.close()
 	s.localKMS.Stop()
-}
-
-// CreateTokenSecret stores the simulator's token as the Graph token secret.
-func (s *Stack) CreateTokenSecret(ctx context.Context) (string, error) {
-	out, err := s.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-		Name: aws.String(TokenSecretName), SecretString: aws.String(s.opts.GraphToken),
-	})
-	if err != nil {
-		return "", fmt.Errorf("create token secret: %w", err)
-	}
-	return aws.ToString(out.ARN), nil
-}
-
-// CreateKeySecret stores a configuration-only first version and returns
-// the secret's ARN. cfg is validated as the function will read it, so a
-// configuration it would refuse (more than secretdoc.MaxPhoneNumbers
-// numbers, say) fails here, before any rotation.
-func (s *Stack) CreateKeySecret(ctx context.Context, name string, cfg secretdoc.Config) (string, error) {
-	body, err := (&secretdoc.Document{SchemaVersion: secretdoc.SchemaVersion, Config: cfg}).Marshal()
-	if err != nil {
-		return "", fmt.Errorf("create key secret: %w", err)
-	}
-	out, err := s.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-		Name: aws.String(name), SecretString: aws.String(string(body)),
-	})
-	if err != nil {
-		return "", fmt.Errorf("create key secret: %w", err)
-	}
-	return aws.ToString(out.ARN), nil
-}
-
-// PhoneNumberIDs are the simulated WABA's numbers.
-func (s *Stack) PhoneNumberIDs() []string {
-	var ids []string
-	for _, n := range s.Graph.PhoneNumbers(DefaultWABAID) {
-		ids = append(ids, n.ID)
-	}
-	return ids
-}
-
-// Rotate starts a rotation through RotateSecret, as an operator or the
-// schedule would, and returns the new version's ID.
-func (s *Stack) Rotate(ctx context.Context, arn string, immediately bool) (string, error) {
-	out, err := s.SM.RotateSecret(ctx, &secretsmanager.RotateSecretInput{
-		SecretId:          aws.String(arn),
-		RotationLambdaARN: aws.String(FunctionARN),
-		RotationRules:     &smtypes.RotationRulesType{ScheduleExpression: aws.String("rate(30 days)"), Duration: aws.String("2h")},
-		RotateImmediately: aws.Bool(immediately),
-	})
-	if err != nil {
-		return "", err
-	}
-	return aws.ToString(out.VersionId), nil
-}
-
-// WaitRotation blocks until the rotation of token ends: it succeeded, or
-// failed with no reattempt left, or was abandoned or cancelled.
-func (s *Stack) WaitRotation(ctx context.Context, arn, token string) (secretsemu.Event, error) {
-	return s.Secrets.WaitEvent(ctx, func(e secretsemu.Event) bool {
-		if e.SecretARN != arn || e.Token != token {
-			return false
-		}
-		switch e.Type {
-		case secretsemu.RotationSucceeded, secretsemu.RotationAbandoned, secretsemu.RotationCancelled:
-			return true
-		case secretsemu.RotationFailed:
-			return e.Final
-		}
-		return false
-	})
 }
