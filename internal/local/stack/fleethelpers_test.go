@@ -173,48 +173,7 @@ func (e *fleetEnv) tenantDoc(t testing.TB, tenant, stage string) *secretdoc.Docu
 // for its numbers in AWSCURRENT or AWSPENDING of its own secret.
 func (e *fleetEnv) checkTenantInvariants(t testing.TB, tn stack.Tenant, inProgress string) {
 	t.Helper()
-	ctx := context.Background()
-	arn := e.arns[tn.ID]
-	desc, err := e.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var current, pending []string
-	for v, labels := range desc.VersionIdsToStages {
-		for _, l := range labels {
-			switch l {
-			case "AWSCURRENT":
-				current = append(current, v)
-			case "AWSPENDING":
-				pending = append(pending, v)
-			}
-		}
-	}
-	if len(current) != 1 {
-		t.Errorf("invariant of %s: %d versions are AWSCURRENT, want exactly 1", tn.ID, len(current))
-	}
-	for _, p := range pending {
-		if (len(current) == 0 || p != current[0]) && p != inProgress {
-			t.Errorf("invariant of %s: AWSPENDING sits on %s, which is neither current nor the rotation in progress (%q)", tn.ID, p, inProgress)
-		}
-	}
-	held := map[string]bool{}
-	for _, stage := range []string{"AWSCURRENT", "AWSPENDING"} {
-		out, err := e.SM.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionStage: aws.String(stage)})
-		if err != nil {
-			continue
-		}
-		if d, err := secretdoc.Parse([]byte(aws.ToString(out.SecretString))); err == nil && d.Key != nil {
-			held[d.Key.FingerprintSHA256] = true
-		}
-	}
-	keys := e.Graph.Keys()
-	for _, phone := range tn.Numbers {
-		if der := keys[phone]; len(der) > 0 && !held[keypair.FingerprintOf(der).String()] {
-			t.Errorf("invariant of %s: Meta holds %.16s for %s, whose private key is in neither AWSCURRENT nor AWSPENDING of the tenant's secret",
-				tn.ID, keypair.FingerprintOf(der).String(), phone)
-		}
-	}
+	e.checkSecretInvariant(t, e.arns[tn.ID], "tenant "+tn.ID, inProgress, tn.Numbers)
 }
 
 // assertTenantHolds checks that every number of the tenant holds the key

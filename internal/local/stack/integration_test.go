@@ -178,8 +178,32 @@ func (e *env) incompleteRotation() string {
 // checkInvariants is run after every scenario.
 func (e *env) checkInvariants(t testing.TB, inProgress string) {
 	t.Helper()
+	// A fleet's tenants' numbers hold their own secrets' keys
+	// (checkTenantInvariants).
+	tenantNumber := map[string]bool{}
+	for _, tn := range e.Tenants() {
+		for _, n := range tn.Numbers {
+			tenantNumber[n] = true
+		}
+	}
+	var numbers []string
+	for phone := range e.Graph.Keys() {
+		if !tenantNumber[phone] {
+			numbers = append(numbers, phone)
+		}
+	}
+	e.checkSecretInvariant(t, e.arn, "the secret", inProgress, numbers)
+	e.checkCustodyKeys(t, inProgress)
+}
+
+// checkSecretInvariant checks the invariant of the secret arn (what, in
+// errors): exactly one AWSCURRENT, AWSPENDING only on it or on the
+// rotation in progress, and every key Meta holds for numbers has its
+// private key in AWSCURRENT or AWSPENDING of that secret.
+func (e *env) checkSecretInvariant(t testing.TB, arn, what, inProgress string, numbers []string) {
+	t.Helper()
 	ctx := context.Background()
-	desc, err := e.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(e.arn)})
+	desc, err := e.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,24 +219,16 @@ func (e *env) checkInvariants(t testing.TB, inProgress string) {
 		}
 	}
 	if len(current) != 1 {
-		t.Errorf("invariant: %d versions are AWSCURRENT, want exactly 1", len(current))
+		t.Errorf("invariant of %s: %d versions are AWSCURRENT, want exactly 1", what, len(current))
 	}
 	for _, p := range pending {
 		if (len(current) == 0 || p != current[0]) && p != inProgress {
-			t.Errorf("invariant: AWSPENDING sits on %s, which is neither current nor the rotation in progress (%q)", p, inProgress)
-		}
-	}
-	// A fleet's tenants' numbers hold their own secrets' keys
-	// (checkTenantInvariants).
-	tenantNumber := map[string]bool{}
-	for _, tn := range e.Tenants() {
-		for _, n := range tn.Numbers {
-			tenantNumber[n] = true
+			t.Errorf("invariant of %s: AWSPENDING sits on %s, which is neither current nor the rotation in progress (%q)", what, p, inProgress)
 		}
 	}
 	held := map[string]bool{}
 	for _, stage := range []string{"AWSCURRENT", "AWSPENDING"} {
-		out, err := e.SM.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(e.arn), VersionStage: aws.String(stage)})
+		out, err := e.SM.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionStage: aws.String(stage)})
 		if err != nil {
 			continue
 		}
@@ -220,15 +236,13 @@ func (e *env) checkInvariants(t testing.TB, inProgress string) {
 			held[d.Key.FingerprintSHA256] = true
 		}
 	}
-	for phone, der := range e.Graph.Keys() {
-		if len(der) == 0 || tenantNumber[phone] {
-			continue
-		}
-		if fp := keypair.FingerprintOf(der).String(); !held[fp] {
-			t.Errorf("invariant: Meta holds %.16s for %s, whose private key is in neither AWSCURRENT nor AWSPENDING", fp, phone)
+	keys := e.Graph.Keys()
+	for _, phone := range numbers {
+		if der := keys[phone]; len(der) > 0 && !held[keypair.FingerprintOf(der).String()] {
+			t.Errorf("invariant of %s: Meta holds %.16s for %s, whose private key is in neither AWSCURRENT nor AWSPENDING",
+				what, keypair.FingerprintOf(der).String(), phone)
 		}
 	}
-	e.checkCustodyKeys(t, inProgress)
 }
 
 func TestCleanRotation(t *testing.T) {
