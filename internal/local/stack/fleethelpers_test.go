@@ -138,22 +138,6 @@ func (e *fleetEnv) tenantIDs() []string {
 	return ids
 }
 
-// incompleteRotationOf is incompleteRotation for any secret.
-func (e *fleetEnv) incompleteRotationOf(arn string) string {
-	token := ""
-	for _, ev := range e.Secrets.Events(arn) {
-		switch ev.Type {
-		case secretsemu.RotationStarted:
-			token = ev.Token
-		case secretsemu.RotationSucceeded:
-			if ev.Token == token {
-				token = ""
-			}
-		}
-	}
-	return token
-}
-
 // tenantDoc reads a stage of a tenant's secret.
 func (e *fleetEnv) tenantDoc(t testing.TB, tenant, stage string) *secretdoc.Document {
 	t.Helper()

@@ -160,9 +160,12 @@ func (e *env) doc(t testing.TB, stage string) *secretdoc.Document {
 
 // incompleteRotation is the token of the secret's last rotation if it has
 // not succeeded: the one version besides AWSCURRENT that may hold AWSPENDING.
-func (e *env) incompleteRotation() string {
+func (e *env) incompleteRotation() string { return e.incompleteRotationOf(e.arn) }
+
+// incompleteRotationOf is incompleteRotation for any secret (a fleet's tenants').
+func (e *env) incompleteRotationOf(arn string) string {
 	token := ""
-	for _, ev := range e.Secrets.Events(e.arn) {
+	for _, ev := range e.Secrets.Events(arn) {
 		switch ev.Type {
 		case secretsemu.RotationStarted:
 			token = ev.Token
