@@ -349,14 +349,37 @@ func (f *Fake) resolve(name string, byAlias bool) (*Key, error) {
 	return k, nil
 }
 
-// usable resolves a key for an operation that needs it enabled.
-func (f *Fake) usable(name string, byAlias bool) (*Key, error) {
+// reachable resolves a key the caller may use: a key marked Denied is
+// AccessDeniedException, as a key policy that shuts the caller out is.
+func (f *Fake) reachable(name string, byAlias bool) (*Key, error) {
 	k, err := f.resolve(name, byAlias)
 	if err != nil {
 		return nil, err
 	}
 	if k.Denied {
 		return nil, AccessDeniedException()
+	}
+	return k, nil
+}
+
+// live resolves a reachable key (by ID or ARN) for an operation that KMS
+// refuses on a key pending deletion.
+func (f *Fake) live(name string) (*Key, error) {
+	k, err := f.reachable(name, false)
+	if err != nil {
+		return nil, err
+	}
+	if k.State == types.KeyStatePendingDeletion {
+		return nil, &types.KMSInvalidStateException{Message: aws.String(k.ARN + " is pending deletion.")}
+	}
+	return k, nil
+}
+
+// usable resolves a reachable key for an operation that needs it enabled.
+func (f *Fake) usable(name string, byAlias bool) (*Key, error) {
+	k, err := f.reachable(name, byAlias)
+	if err != nil {
+		return nil, err
 	}
 	switch k.State {
 	case types.KeyStateEnabled:

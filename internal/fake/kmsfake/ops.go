@@ -59,12 +59,9 @@ func (f *Fake) DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, _ ...f
 	if err := f.enter(ctx, OpDescribeKey); err != nil {
 		return nil, err
 	}
-	k, err := f.resolve(aws.ToString(in.KeyId), true)
+	k, err := f.reachable(aws.ToString(in.KeyId), true)
 	if err != nil {
 		return nil, err
-	}
-	if k.Denied {
-		return nil, AccessDeniedException()
 	}
 	out := &kms.DescribeKeyOutput{KeyMetadata: k.metadata()}
 	f.done(OpDescribeKey)
@@ -135,15 +132,9 @@ func (f *Fake) CreateAlias(ctx context.Context, in *kms.CreateAliasInput, _ ...f
 	if _, ok := f.aliases[name]; ok {
 		return nil, &types.AlreadyExistsException{Message: aws.String("An alias with the name arn:aws:kms:" + Region + ":" + Account + ":" + name + " already exists")}
 	}
-	k, err := f.resolve(aws.ToString(in.TargetKeyId), false)
+	k, err := f.live(aws.ToString(in.TargetKeyId))
 	if err != nil {
 		return nil, err
-	}
-	if k.Denied {
-		return nil, AccessDeniedException()
-	}
-	if k.State == types.KeyStatePendingDeletion {
-		return nil, &types.KMSInvalidStateException{Message: aws.String(k.ARN + " is pending deletion.")}
 	}
 	f.aliases[name] = k.ID
 	f.done(OpCreateAlias)
@@ -219,12 +210,9 @@ func (f *Fake) ListResourceTags(ctx context.Context, in *kms.ListResourceTagsInp
 	if err := f.enter(ctx, OpListResourceTags); err != nil {
 		return nil, err
 	}
-	k, err := f.resolve(aws.ToString(in.KeyId), false)
+	k, err := f.reachable(aws.ToString(in.KeyId), false)
 	if err != nil {
 		return nil, err
-	}
-	if k.Denied {
-		return nil, AccessDeniedException()
 	}
 	out := &kms.ListResourceTagsOutput{}
 	keys := make([]string, 0, len(k.Tags))
@@ -247,15 +235,9 @@ func (f *Fake) DisableKey(ctx context.Context, in *kms.DisableKeyInput, _ ...fun
 	if err := f.enter(ctx, OpDisableKey); err != nil {
 		return nil, err
 	}
-	k, err := f.resolve(aws.ToString(in.KeyId), false)
+	k, err := f.live(aws.ToString(in.KeyId))
 	if err != nil {
 		return nil, err
-	}
-	if k.Denied {
-		return nil, AccessDeniedException()
-	}
-	if k.State == types.KeyStatePendingDeletion {
-		return nil, &types.KMSInvalidStateException{Message: aws.String(k.ARN + " is pending deletion.")}
 	}
 	k.State = types.KeyStateDisabled
 	f.done(OpDisableKey)
@@ -277,15 +259,9 @@ func (f *Fake) ScheduleKeyDeletion(ctx context.Context, in *kms.ScheduleKeyDelet
 	if days < 7 || days > 30 {
 		return nil, validation("PendingWindowInDays must be between 7 and 30")
 	}
-	k, err := f.resolve(aws.ToString(in.KeyId), false)
+	k, err := f.live(aws.ToString(in.KeyId))
 	if err != nil {
 		return nil, err
-	}
-	if k.Denied {
-		return nil, AccessDeniedException()
-	}
-	if k.State == types.KeyStatePendingDeletion {
-		return nil, &types.KMSInvalidStateException{Message: aws.String(k.ARN + " is pending deletion.")}
 	}
 	k.State, k.Deletion = types.KeyStatePendingDeletion, f.now().Add(time.Duration(days)*24*time.Hour)
 	out := &kms.ScheduleKeyDeletionOutput{KeyId: aws.String(k.ARN), KeyState: k.State, DeletionDate: aws.Time(k.Deletion), PendingWindowInDays: aws.Int32(days)}
