@@ -37,16 +37,12 @@ func newFleetStack(t *testing.T, tenants int) *stack {
 		t.Fatal(err)
 	}
 	for i := range tenants {
-		waba := fmt.Sprintf("1022901293%05d", i)
-		if err := st.sim.AddWABA(waba); err != nil {
+		nums, err := st.sim.AddDemoWABA(fmt.Sprintf("1022901293%05d", i), 2)
+		if err != nil {
 			t.Fatal(err)
 		}
-		for j := range 2 {
-			id := fmt.Sprintf("1065403522%03d%02d", i, j)
-			if err := st.sim.AddPhoneNumber(waba, id, fmt.Sprintf("+1 202-555-%02d%02d", i, j), "Tenant"); err != nil {
-				t.Fatal(err)
-			}
-			st.nums = append(st.nums, id)
+		for _, pn := range nums {
+			st.nums = append(st.nums, pn.ID)
 		}
 	}
 	gsrv := httptest.NewServer(st.sim)
