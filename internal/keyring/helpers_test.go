@@ -202,3 +202,21 @@ func (g *gated) DescribeSecret(ctx context.Context, in *secretsmanager.DescribeS
 	}
 	return g.Fake.DescribeSecret(ctx, in, o...)
 }
+
+// newGatedAfterLoad is a fixture whose ring loaded p[0] as AWSCURRENT
+// through a gate, a floor ago, after which p[1] became AWSPENDING: the
+// next miss refreshes, and g holds that refresh when gated.
+func newGatedAfterLoad(t *testing.T) (*fixture, *gated, []*keypair.Pair) {
+	t.Helper()
+	f := newFixture(t)
+	g := &gated{Fake: f.sm}
+	f.ring = f.newRing(g)
+	p := pairs()
+	f.put("v1", p[0], secretsfake.StageCurrent)
+	if err := f.ring.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(floor)
+	f.put("v2", p[1], secretsfake.StagePending)
+	return f, g, p
+}

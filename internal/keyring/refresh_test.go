@@ -33,16 +33,7 @@ func TestAMissRefreshesAtOnceAndTriesOnlyTheNewKeys(t *testing.T) {
 }
 
 func TestConcurrentMissesShareOneRefresh(t *testing.T) {
-	f := newFixture(t)
-	g := &gated{Fake: f.sm}
-	f.ring = f.newRing(g)
-	p := pairs()
-	f.put("v1", p[0], secretsfake.StageCurrent)
-	if err := f.ring.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	f.clock.Advance(floor)
-	f.put("v2", p[1], secretsfake.StagePending)
+	f, g, p := newGatedAfterLoad(t)
 
 	const n = 8
 	waiting := make(chan struct{}, n)
@@ -182,16 +173,7 @@ func TestAFirstLoadThatFailsIsRetriedAfterTheFloor(t *testing.T) {
 }
 
 func TestAWaiterWhoseContextEndsGivesUpButTheRefreshCompletes(t *testing.T) {
-	f := newFixture(t)
-	g := &gated{Fake: f.sm}
-	f.ring = f.newRing(g)
-	p := pairs()
-	f.put("v1", p[0], secretsfake.StageCurrent)
-	if err := f.ring.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	f.clock.Advance(floor)
-	f.put("v2", p[1], secretsfake.StagePending)
+	f, g, p := newGatedAfterLoad(t)
 	g.gate()
 	b := block(t, p[1])
 	leaderCtx, cancelLeader := context.WithCancel(context.Background())
